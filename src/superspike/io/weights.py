@@ -15,7 +15,8 @@ def save_weights(path: str | Path, weights: list[np.ndarray], feedback: dict[int
     """Save forward weights ``w{c}`` and feedback matrices ``b{c}`` (float32)."""
     arrays = {f"w{c}": np.asarray(w, dtype=np.float32) for c, w in enumerate(weights)}
     arrays.update({f"b{c}": np.asarray(b, dtype=np.float32) for c, b in feedback.items()})
-    np.savez(path, **arrays)
+    with open(path, "wb") as fh:  # a file object: np.savez would append .npz to a name
+        np.savez(fh, **arrays)
 
 
 def load_weights(

@@ -1,0 +1,37 @@
+"""superspike: SuperSpike (Zenke & Ganguli 2018) for Python, faithful to the reference simulator.
+
+Data flow: task (input and target rasters) -> network (sizes, weights) -> engine (simulate an
+update interval) -> rule (surrogate, eligibility, error; cost) -> optimiser (RMaxProp) -> run
+(schedule, monitors) -> outputs (run directory, plots, exports).
+"""
+
+from superspike.engine import State, get_engine
+from superspike.errors import UserError
+from superspike.network import Network, NetworkSpec
+from superspike.params import NeuronParams, RegularizerParams, RuleParams
+from superspike.run.config import RunConfig, load_config
+from superspike.run.simulation import Simulation
+from superspike.run.train import RunResult, train
+from superspike.task import Raster, Task, get_task, load_raster
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Network",
+    "NetworkSpec",
+    "NeuronParams",
+    "Raster",
+    "RegularizerParams",
+    "RuleParams",
+    "RunConfig",
+    "RunResult",
+    "Simulation",
+    "State",
+    "Task",
+    "UserError",
+    "get_engine",
+    "get_task",
+    "load_config",
+    "load_raster",
+    "train",
+]

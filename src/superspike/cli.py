@@ -1,0 +1,111 @@
+"""The command line: a thin layer over the Python API.
+
+User mistakes end with one line on stderr (``error: FILE:LINE: problem``) and exit status 2;
+a numerical blow-up exits with 3. No tracebacks for either.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from superspike.errors import SimulationError, UserError
+from superspike.run.config import RunConfig, load_config, merge
+
+_SECONDS = click.FloatRange(min=0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="superspike")
+def cli() -> None:
+    """SuperSpike: train spiking networks on spike-time targets with an online three-factor rule."""
+
+
+@cli.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file with any of these options.")
+@click.option("--task", help="Built-in task (see `superspike tasks`); the default when no files are given.")
+@click.option("--input", "input_", type=click.Path(dir_okay=False), help="Input spikes (ras file).")
+@click.option("--target", type=click.Path(dir_okay=False), help="Target spikes (ras file).")
+@click.option("--nin", type=click.IntRange(min=1), help="Input neurons [default: largest id + 1].")
+@click.option("--nout", type=click.IntRange(min=1), help="Output neurons [default: largest id + 1].")
+@click.option("--grid", type=float, help="Loop period of input and target, s [default: file header, else 1.89].")
+@click.option("--id-offset", type=int, help="Added to every target id.")
+@click.option("--drop-out-of-range", is_flag=True, default=None, help="Drop target ids outside the output group.")
+@click.option("--hidden", type=click.IntRange(min=1), multiple=True,
+              help="A hidden layer of N neurons; repeat for more layers, in order. None: no hidden layer "
+                   "(built-in tasks bring their own).")
+@click.option("--feedback", type=click.Choice(["symmetric", "random", "uniform"]), help="Error feedback to hidden layers.")
+@click.option("--feedback-delay", type=_SECONDS, help="Extra delay of hidden eligibility lines, s [0].")
+@click.option("--regularizer", is_flag=True, default=None, help="Heterosynaptic activity regulariser on hidden layers.")
+@click.option("--reg-strength", type=float, help="Regulariser rho [1].")
+@click.option("--reg-exponent", type=float, help="Regulariser exponent a [4].")
+@click.option("--reg-tau", type=float, help="Regulariser activity trace time constant, s [0.1].")
+@click.option("--fixed-hidden", is_flag=True, default=None, help="No hidden plasticity (control).")
+@click.option("--linear", is_flag=True, default=None, help="sigma' = 1 (control).")
+@click.option("--optimizer", type=click.Choice(["rmaxprop", "rmsprop", "fixed"]), help="Learning-rate strategy [rmaxprop].")
+@click.option("--eta", type=float, help="Learning rate r0 [1e-3].")
+@click.option("--w0", type=float, help="Initial weight scale, V [0.05].")
+@click.option("--epsilon", type=float, help="Optimiser epsilon [1e-12].")
+@click.option("--burn-in", type=_SECONDS, help="Burn-in without weight changes, s [20].")
+@click.option("--block-duration", type=_SECONDS, help="Duration of a training block, s [20].")
+@click.option("--blocks", type=click.IntRange(min=0), help="Training blocks [50].")
+@click.option("--seed", type=int, help="Seed of weights, feedback and built-in tasks [1].")
+@click.option("--init-weights", type=click.Path(dir_okay=False), help="Start from these weights (npz).")
+@click.option("--engine", help="Simulation engine [reference].")
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
+@click.option("--force", is_flag=True, help="Overwrite an existing run directory.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes.")
+def train(config_file: str | None, out: str | None, force: bool, quiet: bool, **options: Any) -> None:
+    """Train a network; write the run directory (--out) and print the learning curve."""
+    from superspike.run.train import train as run_train
+
+    options["input"] = options.pop("input_")
+    options["hidden"] = tuple(options["hidden"]) or None
+    base = load_config(config_file) if config_file else RunConfig()
+    cfg = merge(base, options)
+    result = run_train(cfg, out, force=force, quiet=quiet)
+    if not quiet:
+        last = result.curve[-1] if result.curve else None
+        if last:
+            click.echo(f"final cost {last['cost']:.4g} (van Rossum {last['vr_distance']:.3g}) "
+                       f"after {last['time_s']:.1f} s simulated in {last['wall_s']:.1f} s")
+        if result.out:
+            click.echo(f"run directory: {result.out}")
+
+
+@cli.command()
+def tasks() -> None:
+    """List the built-in tasks."""
+    from superspike.task import BUILTIN_TASKS
+
+    width = max(len(n) for n in BUILTIN_TASKS)
+    for name, task in BUILTIN_TASKS.items():
+        click.echo(f"{name:<{width}}  {task.summary}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning user mistakes into one-line errors."""
+    try:
+        cli.main(args=argv, prog_name="superspike", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.UsageError as exc:
+        hint = f" (see 'superspike {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except SimulationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

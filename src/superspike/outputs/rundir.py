@@ -1,0 +1,104 @@
+"""The run directory: config.toml, learning_curve.tsv, one .spk file per group, weights.npz,
+and target.ras (the target pattern as used, one loop period)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from superspike.errors import ConfigError
+from superspike.io import SpkWriter, save_weights, write_ras
+from superspike.network import Network
+from superspike.run.config import RunConfig, save_config
+from superspike.task import Task
+
+CURVE = "learning_curve.tsv"
+
+
+def prepare_directory(path: str | Path, force: bool = False, resume: bool = False) -> Path:
+    """Create a fresh run directory. An existing non-empty one is refused unless ``force`` (it is
+    then emptied, but only if it looks like a run directory) or ``resume``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError("out", f"{path} exists and is not a directory")
+    if path.exists() and any(path.iterdir()) and not resume:
+        if not force:
+            raise ConfigError("out", f"{path} exists; pass --resume to continue it or --force to overwrite it")
+        if not (path / "config.toml").exists():
+            raise ConfigError("out", f"{path} is not a run directory (no config.toml); refusing to empty it")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write(path: Path, write: callable) -> None:  # type: ignore[valid-type]
+    """Write through ``write(tmp_path)`` then rename, so a crash never leaves a torn file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class RunDirectory:
+    """Writes a run's outputs while it runs (spikes are streamed, memory stays flat)."""
+
+    def __init__(self, path: Path, names: list[str], dt: float, append: bool = False) -> None:
+        self.path = path
+        self.names = names
+        self.writers = {n: SpkWriter(path / f"{n}.spk", dt, append=append) for n in names}
+        self.curve_path = path / CURVE
+
+    def write_setup(self, cfg: RunConfig, task: Task) -> None:
+        """The resolved configuration and the target pattern."""
+        atomic_write(self.path / "config.toml", lambda p: save_config(cfg, p))
+        atomic_write(
+            self.path / "target.ras",
+            lambda p: write_ras(p, task.target.times, task.target.ids,
+                                f"neurons {task.nout}, time grid {task.grid:.6f}s\ntarget of task {task.name}"),
+        )
+
+    def __call__(self, start: int, stop: int, spikes: list, target: tuple) -> None:
+        for name, (s, i) in zip(self.names, spikes, strict=True):
+            self.writers[name].write(s, i)
+
+    def curve_row(self, row: dict[str, float | int]) -> None:
+        """Append one cost line to learning_curve.tsv (header first)."""
+        new = not self.curve_path.exists()
+        with open(self.curve_path, "a") as fh:
+            if new:
+                fh.write("\t".join(row) + "\n")
+            fh.write("\t".join(_fmt(v) for v in row.values()) + "\n")
+
+    def save_weights(self, net: Network) -> None:
+        """weights.npz: w0, w1, ... [pre, post] and feedback b1, ... (float32)."""
+        atomic_write(self.path / "weights.npz",
+                     lambda p: save_weights(p, net.weights, net.feedback))
+
+    def flush(self) -> None:
+        """Push streamed spikes to disk."""
+        for w in self.writers.values():
+            w.flush()
+
+    def close(self) -> None:
+        """Close the spike files."""
+        for w in self.writers.values():
+            w.close()
+
+
+def _fmt(v: float | int) -> str:
+    if isinstance(v, (int, np.integer)):
+        return str(v)
+    return f"{v:.6g}"
+
+
+def read_curve(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a learning_curve.tsv into columns."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CURVE
+    data = np.genfromtxt(path, delimiter="\t", names=True, dtype=float, ndmin=1)
+    return {name: np.atleast_1d(data[name]) for name in data.dtype.names}

@@ -1,0 +1,142 @@
+"""A network, a task and an engine, advanced in time: the Python API under ``superspike train``.
+
+Weights change only in step 5 of SPEC 2.1, at steps with ``clock % update_steps == 0`` (also
+step 0 and burn-in steps). :meth:`Simulation.run_steps` cuts the engine's work into chunks that
+end right after such a step, applies the optimiser there, and hands every chunk's spikes to the
+monitors. A notebook user calls it directly::
+
+    sim = Simulation(network, task)
+    rec = sim.record()
+    sim.run(20.0, learning=True)
+    rec.spikes("output")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from superspike.engine import Engine, State, get_engine
+from superspike.errors import SimulationError
+from superspike.network import Network
+from superspike.optim import get_optimizer
+from superspike.params import steps
+from superspike.rule.cost import reported_mse
+from superspike.task import Task
+
+#: a monitor receives (start, stop, spikes of every group 0..L as (steps, ids), target spikes)
+Monitor = Callable[[int, int, list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]], None]
+
+
+class SpikeRecorder:
+    """Keeps the spikes of every group in memory, optionally only inside time windows (steps)."""
+
+    def __init__(self, group_names: list[str], windows: list[tuple[int, int]] | None = None) -> None:
+        self.names = [*group_names, "target"]
+        self.windows = windows
+        self._parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in self.names}
+
+    def __call__(self, start: int, stop: int, spikes: list, target: tuple) -> None:
+        for name, (s, i) in zip(self.names, [*spikes, target], strict=True):
+            if self.windows is not None:
+                keep = np.zeros(s.shape, bool)
+                for a, b in self.windows:
+                    keep |= (s >= a) & (s < b)
+                s, i = s[keep], i[keep]
+            if s.size:
+                self._parts[name].append((s, i))
+
+    def spikes(self, group: str) -> tuple[np.ndarray, np.ndarray]:
+        """All recorded (steps, ids) of a group: 'input', 'hidden0', ..., 'output' or 'target'."""
+        parts = self._parts[group]
+        if not parts:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def group_names(n_hidden: int) -> list[str]:
+    """Names of the groups, input to output: input, hidden0, ..., output."""
+    return ["input", *(f"hidden{k}" for k in range(n_hidden)), "output"]
+
+
+class Simulation:
+    """Advances a network on a task, applying weight updates at update steps (SPEC 2.1, 5)."""
+
+    def __init__(
+        self,
+        network: Network,
+        task: Task,
+        engine: str | Engine = "reference",
+        optimizer: str = "rmaxprop",
+        epsilon: float = 1e-12,
+        state: State | None = None,
+    ) -> None:
+        self.network = network
+        self.task = task
+        spec = network.spec
+        self.engine = get_engine(engine)(network, task) if isinstance(engine, str) else engine
+        self.optimizer = get_optimizer(optimizer)(
+            spec.rule.update_interval, spec.rule.tau_rms, epsilon, spec.rule.w_max
+        )
+        self.state = state if state is not None else State.initial(network)
+        self.update_steps = spec.update_steps
+        self.dt = spec.neuron.dt
+        self.monitors: list[Monitor] = []
+        self.names = group_names(len(spec.hidden))
+
+    @property
+    def clock(self) -> int:
+        """Steps simulated so far."""
+        return self.state.clock
+
+    @property
+    def time(self) -> float:
+        """Simulated time so far, s."""
+        return self.state.clock * self.dt
+
+    def record(self, windows: list[tuple[float, float]] | None = None) -> SpikeRecorder:
+        """Start recording spikes in memory (optionally only in windows given in s)."""
+        win = None if windows is None else [(steps(a, self.dt), steps(b, self.dt)) for a, b in windows]
+        rec = SpikeRecorder(self.names, win)
+        self.monitors.append(rec)
+        return rec
+
+    def run(self, seconds: float, learning: bool = True, eta: float = 1e-3) -> None:
+        """Simulate ``seconds`` s (rounded down to whole steps)."""
+        self.run_steps(steps(seconds, self.dt), learning, eta)
+
+    def run_steps(self, n_steps: int, learning: bool = True, eta: float = 1e-3) -> None:
+        """Simulate ``n_steps`` steps; updates (with ``learning``, at rate ``eta``) at update steps."""
+        end = self.state.clock + n_steps
+        U = self.update_steps
+        spec = self.network.spec
+        while self.state.clock < end:
+            start = self.state.clock
+            next_update = -(-start // U) * U  # smallest multiple of U not before start
+            stop = min(end, next_update + 1)
+            result = self.engine.advance(self.state, stop - start)
+            if not self.state.is_finite():
+                raise SimulationError(f"numerical blow-up (NaN or infinite state) at t = {stop * self.dt:.4f} s")
+            if self.monitors:
+                inp = self.engine.input.events(start, stop)
+                tgt = self.engine.target.events(start, stop)
+                for m in self.monitors:
+                    m(start, stop, [inp, *result.spikes], tgt)
+            if stop - 1 == next_update:
+                for c, conn in enumerate(self.state.conns):
+                    self.optimizer.step(conn, U, eta, learning and spec.plastic(c))
+                if not all(np.isfinite(c.w).all() for c in self.state.conns):
+                    raise SimulationError(f"numerical blow-up (NaN or infinite weights) at t = {stop * self.dt:.4f} s")
+
+    def cost(self) -> float:
+        """The reported mean-square error now (SPEC 2.4)."""
+        return reported_mse(self.state.conns[-1].avg, self.time, self.network.spec.rule)
+
+    def weights(self) -> list[np.ndarray]:
+        """Copies of the current weights [pre, post], one per connection."""
+        return [c.w.copy() for c in self.state.conns]
+
+    def current_network(self) -> Network:
+        """The network with its current weights."""
+        return Network(self.network.spec, self.weights(), dict(self.network.feedback))
