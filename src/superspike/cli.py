@@ -33,10 +33,16 @@ def cli() -> None:
 @click.option("--grid", type=float, help="Loop period of input and target, s [default: file header, else 1.89].")
 @click.option("--id-offset", type=int, help="Added to every target id.")
 @click.option("--drop-out-of-range", is_flag=True, default=None, help="Drop target ids outside the output group.")
-@click.option("--hidden", type=click.IntRange(min=1), multiple=True,
-              help="A hidden layer of N neurons; repeat for more layers, in order. None: no hidden layer "
-                   "(built-in tasks bring their own).")
-@click.option("--feedback", type=click.Choice(["symmetric", "random", "uniform"]), help="Error feedback to hidden layers.")
+@click.option(
+    "--hidden",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="A hidden layer of N neurons; repeat for more layers, in order. None: no hidden layer "
+    "(built-in tasks bring their own).",
+)
+@click.option(
+    "--feedback", type=click.Choice(["symmetric", "random", "uniform"]), help="Error feedback to hidden layers."
+)
 @click.option("--feedback-delay", type=_SECONDS, help="Extra delay of hidden eligibility lines, s [0].")
 @click.option("--regularizer", is_flag=True, default=None, help="Heterosynaptic activity regulariser on hidden layers.")
 @click.option("--reg-strength", type=float, help="Regulariser rho [1].")
@@ -44,7 +50,9 @@ def cli() -> None:
 @click.option("--reg-tau", type=float, help="Regulariser activity trace time constant, s [0.1].")
 @click.option("--fixed-hidden", is_flag=True, default=None, help="No hidden plasticity (control).")
 @click.option("--linear", is_flag=True, default=None, help="sigma' = 1 (control).")
-@click.option("--optimizer", type=click.Choice(["rmaxprop", "rmsprop", "fixed"]), help="Learning-rate strategy [rmaxprop].")
+@click.option(
+    "--optimizer", type=click.Choice(["rmaxprop", "rmsprop", "fixed"]), help="Learning-rate strategy [rmaxprop]."
+)
 @click.option("--eta", type=float, help="Learning rate r0 [1e-3].")
 @click.option("--w0", type=float, help="Initial weight scale, V [0.05].")
 @click.option("--epsilon", type=float, help="Optimiser epsilon [1e-12].")
@@ -69,8 +77,10 @@ def train(config_file: str | None, out: str | None, force: bool, quiet: bool, **
     if not quiet:
         last = result.curve[-1] if result.curve else None
         if last:
-            click.echo(f"final cost {last['cost']:.4g} (van Rossum {last['vr_distance']:.3g}) "
-                       f"after {last['time_s']:.1f} s simulated in {last['wall_s']:.1f} s")
+            click.echo(
+                f"final cost {last['cost']:.4g} (van Rossum {last['vr_distance']:.3g}) "
+                f"after {last['time_s']:.1f} s simulated in {last['wall_s']:.1f} s"
+            )
         if result.out:
             click.echo(f"run directory: {result.out}")
 

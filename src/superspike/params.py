@@ -75,8 +75,7 @@ class RuleParams:
     tau_cost: float = 10.0  #: time constant of the squared-error average (SPEC 2.4), s
 
     def __post_init__(self) -> None:
-        for name in ("tau_rise", "tau_decay", "beta", "update_interval", "tau_rms", "w_max",
-                     "tau_cost"):
+        for name in ("tau_rise", "tau_decay", "beta", "update_interval", "tau_rms", "w_max", "tau_cost"):
             _positive(self, name, table="rule")
         if self.psp_cutoff is not None and self.psp_cutoff < 0:
             raise ConfigError("rule.psp_cutoff", "must not be negative")

@@ -199,9 +199,7 @@ class ReferenceEngine(Engine):
             rec_t, rec_i, rec_n,
         )  # fmt: skip
         state.clock += n_steps
-        return StepResult(
-            [(rec_t[k][: rec_n[k]].copy(), rec_i[k][: rec_n[k]].copy()) for k in range(L)]
-        )
+        return StepResult([(rec_t[k][: rec_n[k]].copy(), rec_i[k][: rec_n[k]].copy()) for k in range(L)])
 
 
 _EMPTY = np.zeros((1, 1), np.float32)

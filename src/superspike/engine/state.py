@@ -121,7 +121,9 @@ class State:
         for name, ref in template.items():
             arr = np.asarray(arrays[name])
             if arr.shape != ref.shape or arr.dtype != ref.dtype:
-                raise ValueError(f"checkpoint array {name} has shape {arr.shape} {arr.dtype}, expected {ref.shape} {ref.dtype}")
+                raise ValueError(
+                    f"checkpoint array {name} has shape {arr.shape} {arr.dtype}, expected {ref.shape} {ref.dtype}"
+                )
         state.clock = int(arrays["clock"])
         state.target_hist = np.array(arrays["target_hist"])
         for g, gs in enumerate(state.groups):

@@ -62,9 +62,7 @@ def read_ras(path: str | Path) -> tuple[np.ndarray, np.ndarray, RasHeader]:
             continue
         parts = stripped.split()
         if len(parts) != 2:
-            raise InputFileError(
-                path, f"expected 2 columns (time in s, neuron id), found {len(parts)}", number
-            )
+            raise InputFileError(path, f"expected 2 columns (time in s, neuron id), found {len(parts)}", number)
         time_tokens.append(parts[0])
         id_tokens.append(parts[1])
         line_numbers.append(number)
@@ -77,15 +75,14 @@ def read_ras(path: str | Path) -> tuple[np.ndarray, np.ndarray, RasHeader]:
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
         raise InputFileError(
-            path, f"time {time_tokens[k]} is not a finite non-negative number of seconds",
+            path,
+            f"time {time_tokens[k]} is not a finite non-negative number of seconds",
             line_numbers[k],
         )
     bad = ~np.isfinite(raw_ids) | (raw_ids < 0) | (raw_ids != np.floor(raw_ids))
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        raise InputFileError(
-            path, f"neuron id {id_tokens[k]} is not a non-negative integer", line_numbers[k]
-        )
+        raise InputFileError(path, f"neuron id {id_tokens[k]} is not a non-negative integer", line_numbers[k])
     return times, raw_ids.astype(np.int64), RasHeader(neurons=neurons, grid=grid)
 
 

@@ -112,7 +112,8 @@ def read_spk(
     if len(raw) % _RECORD.itemsize:
         n_full = len(raw) // _RECORD.itemsize
         raise InputFileError(
-            path, f"truncated record {n_full} (file size {len(raw)} is not a multiple of 8 bytes)",
+            path,
+            f"truncated record {n_full} (file size {len(raw)} is not a multiple of 8 bytes)",
             n_full,
         )
     rec = np.frombuffer(raw, dtype=_RECORD)
@@ -120,9 +121,7 @@ def read_spk(
     if tag != SPK_TAG:
         raise InputFileError(path, f"wrong format tag {tag} in the header (expected {SPK_TAG})", 0)
     if dt is not None and sps != int(round(1.0 / dt)):
-        raise InputFileError(
-            path, f"header says {sps} steps per second, the run has {int(round(1.0 / dt))}", 0
-        )
+        raise InputFileError(path, f"header says {sps} steps per second, the run has {int(round(1.0 / dt))}", 0)
     steps = rec["step"][1:].astype(np.int64)
     ids = rec["id"][1:].astype(np.int64)
     if len(steps) > 1 and (np.diff(steps) < 0).any():
@@ -130,9 +129,7 @@ def read_spk(
         raise InputFileError(path, "spikes are not in time order", k)
     if n_neurons is not None and len(ids) and ids.max() >= n_neurons:
         k = int(np.flatnonzero(ids >= n_neurons)[0]) + 1
-        raise InputFileError(
-            path, f"neuron id {ids[k - 1]} outside the group of {n_neurons} neurons", k
-        )
+        raise InputFileError(path, f"neuron id {ids[k - 1]} outside the group of {n_neurons} neurons", k)
     if max_step is not None and len(steps) and steps.max() > max_step:
         k = int(np.flatnonzero(steps > max_step)[0]) + 1
         raise InputFileError(path, f"time step {steps[k - 1]} after the end of the run", k)

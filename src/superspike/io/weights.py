@@ -39,17 +39,13 @@ def load_weights(
 
         def get(name: str, shape: tuple[int, int]) -> np.ndarray:
             if name not in names:
-                raise InputFileError(
-                    path, f"array {name!r} is missing (has: {', '.join(sorted(names)) or 'none'})"
-                )
+                raise InputFileError(path, f"array {name!r} is missing (has: {', '.join(sorted(names)) or 'none'})")
             try:
                 arr = archive[name]
             except ValueError:
                 raise InputFileError(path, f"array {name!r} is an object array; refusing to unpickle") from None
             if arr.dtype != np.float32:
-                raise InputFileError(
-                    path, f"array {name!r} has dtype {arr.dtype}, expected float32"
-                )
+                raise InputFileError(path, f"array {name!r} has dtype {arr.dtype}, expected float32")
             if arr.shape != shape:
                 raise InputFileError(path, f"array {name!r} has shape {arr.shape}, expected {shape}")
             if not np.isfinite(arr).all():

@@ -57,8 +57,12 @@ class RunDirectory:
         atomic_write(self.path / "config.toml", lambda p: save_config(cfg, p))
         atomic_write(
             self.path / "target.ras",
-            lambda p: write_ras(p, task.target.times, task.target.ids,
-                                f"neurons {task.nout}, time grid {task.grid:.6f}s\ntarget of task {task.name}"),
+            lambda p: write_ras(
+                p,
+                task.target.times,
+                task.target.ids,
+                f"neurons {task.nout}, time grid {task.grid:.6f}s\ntarget of task {task.name}",
+            ),
         )
 
     def __call__(self, start: int, stop: int, spikes: list, target: tuple) -> None:
@@ -75,8 +79,7 @@ class RunDirectory:
 
     def save_weights(self, net: Network) -> None:
         """weights.npz: w0, w1, ... [pre, post] and feedback b1, ... (float32)."""
-        atomic_write(self.path / "weights.npz",
-                     lambda p: save_weights(p, net.weights, net.feedback))
+        atomic_write(self.path / "weights.npz", lambda p: save_weights(p, net.weights, net.feedback))
 
     def flush(self) -> None:
         """Push streamed spikes to disk."""

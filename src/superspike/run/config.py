@@ -128,7 +128,8 @@ def validate(cfg: RunConfig) -> None:
         n = getattr(cfg, key) / cfg.rule.update_interval
         if abs(n - round(n)) > 1e-6:
             raise ConfigError(
-                key, f"must be a whole number of update intervals ({cfg.rule.update_interval} s), got {getattr(cfg, key)}"
+                key,
+                f"must be a whole number of update intervals ({cfg.rule.update_interval} s), got {getattr(cfg, key)}",
             )
 
 

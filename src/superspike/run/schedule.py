@@ -26,11 +26,19 @@ class Schedule:
     lr_drop_factor: float = 10.0
 
     @classmethod
-    def create(cls, burn_in: float, block: float, blocks: int, grid: float, dt: float, eta: float,
-               lr_drop_block: int = 20, lr_drop_factor: float = 10.0) -> Schedule:
+    def create(
+        cls,
+        burn_in: float,
+        block: float,
+        blocks: int,
+        grid: float,
+        dt: float,
+        eta: float,
+        lr_drop_block: int = 20,
+        lr_drop_factor: float = 10.0,
+    ) -> Schedule:
         """A schedule from durations in s."""
-        return cls(steps(burn_in, dt), steps(block, dt), blocks, steps(grid, dt), eta,
-                   lr_drop_block, lr_drop_factor)
+        return cls(steps(burn_in, dt), steps(block, dt), blocks, steps(grid, dt), eta, lr_drop_block, lr_drop_factor)
 
     def block_start(self, b: int) -> int:
         """First step of training block b (b = blocks: the end of training)."""

@@ -68,15 +68,26 @@ def build_network(cfg: RunConfig) -> tuple[Network, list[str]]:
     reg = RegularizerParams(cfg.reg_strength, cfg.reg_exponent, cfg.reg_tau) if cfg.regularizer else None
     assert cfg.nin is not None and cfg.nout is not None and cfg.hidden is not None
     spec = NetworkSpec(
-        cfg.nin, cfg.hidden, cfg.nout, cfg.feedback, cfg.feedback_delay, reg, cfg.fixed_hidden, cfg.linear,
-        cfg.neuron, cfg.rule,
+        cfg.nin,
+        cfg.hidden,
+        cfg.nout,
+        cfg.feedback,
+        cfg.feedback_delay,
+        reg,
+        cfg.fixed_hidden,
+        cfg.linear,
+        cfg.neuron,
+        cfg.rule,
     )
     drawn = Network.initialize(spec, cfg.seed, cfg.w0)
     if cfg.init_weights is None:
         return drawn, []
     weights, feedback = load_weights(cfg.init_weights, spec.shapes, spec.feedback_shapes)
-    notes = [f"{cfg.init_weights}: no b{c}; feedback matrix b{c} drawn from seed {cfg.seed}"
-             for c in spec.feedback_shapes if c not in feedback]
+    notes = [
+        f"{cfg.init_weights}: no b{c}; feedback matrix b{c} drawn from seed {cfg.seed}"
+        for c in spec.feedback_shapes
+        if c not in feedback
+    ]
     return Network(spec, weights, {**drawn.feedback, **feedback}), notes
 
 
@@ -137,8 +148,16 @@ def train(
             print(f"note: {note}", file=sys.stderr)
     sim = Simulation(network, task, engine=resolved.engine, optimizer=resolved.optimizer, epsilon=resolved.epsilon)
     dt = network.spec.neuron.dt
-    sched = Schedule.create(resolved.burn_in, resolved.block_duration, resolved.blocks, task.grid, dt,
-                            resolved.eta, resolved.lr_drop_block, resolved.lr_drop_factor)
+    sched = Schedule.create(
+        resolved.burn_in,
+        resolved.block_duration,
+        resolved.blocks,
+        task.grid,
+        dt,
+        resolved.eta,
+        resolved.lr_drop_block,
+        resolved.lr_drop_factor,
+    )
     result = RunResult(resolved, network, out=None, notes=notes)
     rundir = None
     if out is not None:
@@ -151,8 +170,13 @@ def train(
         result.spikes = sim.record()
     tracker = _Tracker(len(sim.names), sched.period)
     sim.monitors.append(tracker)
-    bar = tqdm(total=round(sched.end * dt, 4), unit="s", desc="simulated", disable=quiet or not sys.stderr.isatty(),
-               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+    bar = tqdm(
+        total=round(sched.end * dt, 4),
+        unit="s",
+        desc="simulated",
+        disable=quiet or not sys.stderr.isatty(),
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
+    )
     t_wall = time.perf_counter()
     last = 0
 

@@ -28,8 +28,9 @@ def poisson_raster(n: int, rate: float, duration: float, dt: float, rng: np.rand
     return Raster((steps[order] + 0.5) * dt, ids[order], n, f"poisson({n}x{rate}Hz)")
 
 
-def picture_raster(image: np.ndarray, duration: float, dt: float, rng: np.random.Generator,
-                   jitter: bool = True) -> Raster:
+def picture_raster(
+    image: np.ndarray, duration: float, dt: float, rng: np.random.Generator, jitter: bool = True
+) -> Raster:
     """A picture as a target raster: row r is neuron r (top row = highest id, as a raster plot
     shows it), column k is the k-th time bin of ``duration / columns`` s; every dark pixel
     (value > 0.5) emits one spike in its bin, at a random time within the bin if ``jitter``."""
