@@ -1,0 +1,49 @@
+"""Shared test helpers: where ../shared is, small tasks and networks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from superspike.network import Network, NetworkSpec
+from superspike.task import Raster, Task
+
+
+def shared_dir() -> Path | None:
+    """The project's ../shared folder (benchmark data, reference run), or None if absent."""
+    for cand in (Path(os.environ.get("SUPERSPIKE_SHARED", "")), Path(__file__).resolve().parents[2] / "shared",
+                 Path("/work/shared")):
+        if str(cand) and (cand / "SPEC.md").exists():
+            return cand
+    return None
+
+
+@pytest.fixture
+def shared() -> Path:
+    """../shared, or skip: these tests compare with the recorded reference run and ssbm data."""
+    path = shared_dir()
+    if path is None:
+        pytest.skip("../shared (ssbm data and the recorded reference run) is not present")
+    return path
+
+
+def small_task(nin: int = 20, nout: int = 3, grid: float = 0.2, seed: int = 0, rate: float = 20.0) -> Task:
+    """A small frozen-Poisson task with a few target spikes per output."""
+    rng = np.random.default_rng(seed)
+    dt = 1e-4
+    period = round(grid / dt)
+    n_in = rng.poisson(rate * grid, nin)
+    in_ids = np.repeat(np.arange(nin), n_in)
+    in_t = (rng.integers(0, period, in_ids.size) + 0.5) * dt
+    tg_ids = np.repeat(np.arange(nout), 3)
+    tg_t = (rng.integers(0, period, tg_ids.size) + 0.5) * dt
+    return Task(Raster(in_t, in_ids, nin), Raster(tg_t, tg_ids, nout), grid, "small")
+
+
+def small_network(task: Task, hidden: tuple[int, ...] = (8,), seed: int = 3, w0: float = 0.3, **kw) -> Network:
+    """A small network for ``task`` with weights large enough to make neurons fire."""
+    spec = NetworkSpec(task.nin, hidden, task.nout, **kw)
+    return Network.initialize(spec, seed, w0)
