@@ -1,0 +1,116 @@
+"""Training runs end to end: any depth learns, controls behave, the run directory is complete
+and rerunnable, and target ids outside the output group are an explicit choice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import small_task
+
+from superspike.cli import main
+from superspike.io import read_spk, save_weights, write_ras
+from superspike.outputs.rundir import read_curve
+from superspike.run.config import RunConfig, load_config
+from superspike.run.train import train
+
+
+def _files(tmp: Path, nin: int = 40, nout: int = 4, seed: int = 0) -> tuple[Path, Path]:
+    task = small_task(nin=nin, nout=nout, grid=0.25, seed=seed, rate=15)
+    inp, tgt = tmp / "in.ras", tmp / "tg.ras"
+    write_ras(inp, task.input.times, task.input.ids)
+    write_ras(tgt, task.target.times, task.target.ids)
+    return inp, tgt
+
+
+SHORT = dict(burn_in=1.0, block_duration=2.0, blocks=6, eta=5e-3)
+
+
+@pytest.mark.parametrize("hidden", [(), (16,), (16, 12)])
+def test_networks_of_any_depth_learn(tmp_path: Path, hidden: tuple[int, ...]) -> None:
+    inp, tgt = _files(tmp_path)
+    cfg = RunConfig(input=str(inp), target=str(tgt), hidden=hidden, w0=0.2, **SHORT)
+    res = train(cfg, quiet=True)
+    cost = [r["cost"] for r in res.curve]
+    assert len(cost) == SHORT["blocks"] + 1
+    assert cost[-1] < 0.7 * cost[0], f"cost {cost} should fall by 30 % or more"
+    assert len(res.network.weights) == len(hidden) + 1
+
+
+def test_fixed_hidden_keeps_hidden_weights(tmp_path: Path) -> None:
+    inp, tgt = _files(tmp_path)
+    cfg = RunConfig(input=str(inp), target=str(tgt), hidden=(10,), fixed_hidden=True, w0=0.2,
+                    burn_in=0.5, block_duration=0.5, blocks=2)
+    res = train(cfg, quiet=True)
+    from superspike.run.train import build_network, build_task
+
+    _, resolved, _ = build_task(cfg)
+    initial, _ = build_network(resolved)
+    np.testing.assert_array_equal(res.network.weights[0], initial.weights[0])
+    assert not np.array_equal(res.network.weights[1], initial.weights[1])
+
+
+def test_run_directory_is_complete_and_reruns_exactly(tmp_path: Path) -> None:
+    inp, tgt = _files(tmp_path)
+    out = tmp_path / "run"
+    argv = ["train", "--input", str(inp), "--target", str(tgt), "--hidden", "8", "--burn-in", "0.5",
+            "--block-duration", "0.5", "--blocks", "3", "--seed", "7", "--out", str(out), "--quiet"]
+    main(argv)
+    for name in ("config.toml", "learning_curve.tsv", "input.spk", "hidden0.spk", "output.spk", "weights.npz",
+                 "target.ras"):
+        assert (out / name).exists(), name
+    curve = read_curve(out)
+    assert {"block", "time_s", "cost", "rate_hidden0_hz", "rate_output_hz"} <= set(curve)
+    np.testing.assert_array_equal(curve["block"], [0, 1, 2, 3])
+    np.testing.assert_allclose(curve["time_s"], [0.5, 1.0, 1.5, 2.0])
+    cfg = load_config(out / "config.toml")
+    assert cfg.hidden == (8,) and cfg.seed == 7 and cfg.nin == 40
+    s, i = read_spk(out / "hidden0.spk", dt=1e-4, n_neurons=8)
+    assert s.size > 0
+    assert curve["rate_hidden0_hz"].sum() > 0
+    # the saved configuration reruns the run exactly
+    main(["train", "--config", str(out / "config.toml"), "--out", str(tmp_path / "again"), "--quiet"])
+    again = read_curve(tmp_path / "again")
+    np.testing.assert_array_equal(again["cost"], curve["cost"])
+    w1, w2 = np.load(out / "weights.npz"), np.load(tmp_path / "again" / "weights.npz")
+    for k in w1.files:
+        np.testing.assert_array_equal(w1[k], w2[k])
+    assert w1["w0"].dtype == np.float32 and w1["w0"].shape == (40, 8)
+
+
+def test_init_weights_round_trip(tmp_path: Path) -> None:
+    inp, tgt = _files(tmp_path)
+    w = [np.full((40, 5), 0.01, np.float32), np.full((5, 4), -0.02, np.float32)]
+    b = {1: np.ones((4, 5), np.float32) * 0.5}
+    path = tmp_path / "w.npz"
+    save_weights(path, w, b)
+    cfg = RunConfig(input=str(inp), target=str(tgt), hidden=(5,), feedback="random", init_weights=str(path),
+                    burn_in=0.5, block_duration=0.5, blocks=0)
+    res = train(cfg, quiet=True)
+    np.testing.assert_array_equal(res.network.weights[0], w[0])
+    np.testing.assert_array_equal(res.network.feedback[1], b[1])
+
+
+def test_seed_fixes_everything(tmp_path: Path) -> None:
+    cfgs = [RunConfig(seed=s, hidden=(12,), burn_in=0.5, block_duration=0.5, blocks=1) for s in (3, 3, 4)]
+    a, b, c = (train(cfg, quiet=True) for cfg in cfgs)
+    assert [r["cost"] for r in a.curve] == [r["cost"] for r in b.curve]
+    assert [r["cost"] for r in a.curve] != [r["cost"] for r in c.curve]
+
+
+def test_target_ids_outside_group_are_an_explicit_choice(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    inp, tgt = _files(tmp_path, nout=4)
+    lines = tgt.read_text().splitlines()
+    lines.insert(2, "0.100000 4")  # a 1-based id, as in the Oxford target
+    tgt.write_text("\n".join(lines) + "\n")
+    base = ["train", "--input", str(inp), "--target", str(tgt), "--nout", "4", "--blocks", "0", "--burn-in", "0.5",
+            "--quiet"]
+    with pytest.raises(SystemExit) as exc:
+        main(base)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert f"{tgt}:3:" in err and "--id-offset" in err and "--drop-out-of-range" in err
+    main([*base[:-1], "--drop-out-of-range"])
+    assert "dropped 1 target spikes" in capsys.readouterr().err
