@@ -61,6 +61,11 @@ def cli() -> None:
 @click.option("--blocks", type=click.IntRange(min=0), help="Training blocks [50].")
 @click.option("--seed", type=int, help="Seed of weights, feedback and built-in tasks [1].")
 @click.option("--init-weights", type=click.Path(dir_okay=False), help="Start from these weights (npz).")
+@click.option(
+    "--init-from",
+    type=click.Path(dir_okay=False),
+    help="Start from this NIR graph (.nir; e.g. trained elsewhere). Needs the nir extra.",
+)
 @click.option("--engine", help="Simulation engine [reference].")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run directory.")
@@ -93,6 +98,22 @@ def tasks() -> None:
     width = max(len(n) for n in BUILTIN_TASKS)
     for name, task in BUILTIN_TASKS.items():
         click.echo(f"{name:<{width}}  {task.summary}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(dir_okay=False))
+def export(run_dir: str, out: str) -> None:
+    """Write the trained network of RUN_DIR as a NIR graph OUT.nir (needs the nir extra).
+
+    Input -> Delay -> Affine -> CubaLIF per layer -> Output, SI units; dt, the refractory period
+    and the feedback matrices are in the graph's metadata (see docs/INTEROP.md).
+    """
+    from superspike.outputs.nir import export_run
+
+    if not out.lower().endswith(".nir"):
+        raise click.UsageError(f"OUT must be a .nir file, got {out!r}")
+    click.echo(f"wrote {export_run(run_dir, out)}")
 
 
 def main(argv: list[str] | None = None) -> None:

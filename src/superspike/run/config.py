@@ -52,6 +52,7 @@ class RunConfig:
     lr_drop_factor: float = 10.0
     seed: int = 1  #: fixes weights, feedback matrices and built-in tasks
     init_weights: str | None = None  #: weights.npz to start from
+    init_from: str | None = None  #: NIR graph (.nir) to start from (needs the nir extra)
     engine: str = "reference"  #: simulation engine
     neuron: NeuronParams = field(default_factory=NeuronParams)
     rule: RuleParams = field(default_factory=RuleParams)
@@ -120,6 +121,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("input" if cfg.input is None else "target", "input and target files go together")
     if cfg.task is not None and cfg.input is not None:
         raise ConfigError("task", "give either a built-in task or input/target files, not both")
+    if cfg.init_from is not None and cfg.init_weights is not None:
+        raise ConfigError("init_from", "give either init_from (a NIR graph) or init_weights (npz), not both")
     dt = cfg.neuron.dt
     update = cfg.rule.update_interval / dt
     if abs(update - round(update)) > 1e-6:

@@ -64,7 +64,8 @@ def build_task(cfg: RunConfig) -> tuple[Task, RunConfig, list[str]]:
 
 
 def build_network(cfg: RunConfig) -> tuple[Network, list[str]]:
-    """The network of a resolved configuration: weights from ``init_weights`` or drawn from the seed."""
+    """The network of a resolved configuration: weights from ``init_from`` (NIR), ``init_weights`` (npz) or
+    drawn from the seed."""
     reg = RegularizerParams(cfg.reg_strength, cfg.reg_exponent, cfg.reg_tau) if cfg.regularizer else None
     assert cfg.nin is not None and cfg.nout is not None and cfg.hidden is not None
     spec = NetworkSpec(
@@ -80,6 +81,10 @@ def build_network(cfg: RunConfig) -> tuple[Network, list[str]]:
         cfg.rule,
     )
     drawn = Network.initialize(spec, cfg.seed, cfg.w0)
+    if cfg.init_from is not None:  # a NIR graph (superspike.outputs.nir; needs the nir extra)
+        from superspike.outputs.nir import network_from_nir
+
+        return network_from_nir(cfg.init_from, spec, drawn)
     if cfg.init_weights is None:
         return drawn, []
     weights, feedback = load_weights(cfg.init_weights, spec.shapes, spec.feedback_shapes)
