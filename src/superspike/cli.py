@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from superspike.errors import SimulationError, UserError
+from superspike.errors import RunInterrupted, SimulationError, UserError
 from superspike.run.config import RunConfig, load_config, merge
 
 _SECONDS = click.FloatRange(min=0)
@@ -69,16 +69,37 @@ def cli() -> None:
 @click.option("--engine", help="Simulation engine [reference].")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run directory.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
+              help="Continue the run in this directory from its last checkpoint (takes only --engine, --quiet).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes.")
-def train(config_file: str | None, out: str | None, force: bool, quiet: bool, **options: Any) -> None:
-    """Train a network; write the run directory (--out) and print the learning curve."""
+def train(config_file: str | None, out: str | None, force: bool, resume_dir: str | None, quiet: bool,
+          **options: Any) -> None:
+    """Train a network; write the run directory (--out) and print the learning curve.
+
+    With --out, a checkpoint is written at every block's end; Ctrl-C or SIGTERM writes one and
+    stops; --resume DIR continues exactly where the run stopped.
+    """
     from superspike.run.train import train as run_train
+
+    if resume_dir is not None:
+        extra = [k for k, v in options.items() if v not in (None, ())]
+        extra += [k for k, v in (("config", config_file), ("out", out), ("force", force)) if v]
+        if set(extra) - {"engine"}:
+            bad = ", ".join("--" + k.rstrip("_").replace("_", "-") for k in sorted(set(extra) - {"engine"}))
+            raise click.UsageError(f"--resume continues a run as configured; it does not take {bad}")
+        result = run_train(None, resume_dir, resume=True, engine=options["engine"], quiet=quiet)
+        _summary(result, quiet)
+        return
 
     options["input"] = options.pop("input_")
     options["hidden"] = tuple(options["hidden"]) or None
     base = load_config(config_file) if config_file else RunConfig()
     cfg = merge(base, options)
     result = run_train(cfg, out, force=force, quiet=quiet)
+    _summary(result, quiet)
+
+
+def _summary(result: Any, quiet: bool) -> None:
     if not quiet:
         last = result.curve[-1] if result.curve else None
         if last:
@@ -133,6 +154,9 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except RunInterrupted as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(128 + exc.signum)
     except SimulationError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(3)

@@ -37,3 +37,11 @@ class ConfigError(UserError):
 
 class SimulationError(Exception):
     """The simulation became numerically invalid (NaN or infinite state)."""
+
+
+class RunInterrupted(Exception):
+    """A run stopped by SIGINT or SIGTERM after writing a checkpoint; ``signum`` says which."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum

@@ -77,6 +77,16 @@ class RunDirectory:
                 fh.write("\t".join(row) + "\n")
             fh.write("\t".join(_fmt(v) for v in row.values()) + "\n")
 
+    def truncate(self, curve_rows: int, spk_records: dict[str, int]) -> None:
+        """Cut the files back to a checkpoint: ``curve_rows`` cost lines, so many spikes per group
+        (a run killed after its checkpoint may have written more)."""
+        for name, n in spk_records.items():
+            self.writers[name].truncate_records(n)
+        if self.curve_path.exists():
+            lines = self.curve_path.read_text().splitlines(keepends=True)
+            keep = lines[: 1 + curve_rows] if curve_rows else []
+            atomic_write(self.curve_path, lambda p: p.write_text("".join(keep)))
+
     def save_weights(self, net: Network) -> None:
         """weights.npz: w0, w1, ... [pre, post] and feedback b1, ... (float32)."""
         atomic_write(self.path / "weights.npz", lambda p: save_weights(p, net.weights, net.feedback))
@@ -96,6 +106,21 @@ def _fmt(v: float | int) -> str:
     if isinstance(v, (int, np.integer)):
         return str(v)
     return f"{v:.6g}"
+
+
+def read_curve_rows(path: str | Path) -> list[dict[str, float]]:
+    """The rows of a run's learning_curve.tsv as dicts (numbers as float; an empty list if none)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CURVE
+    if not path.exists():
+        return []
+    lines = [line.split("\t") for line in path.read_text().splitlines() if line.strip()]
+    if not lines:
+        return []
+    header = lines[0]
+    return [{k: (int(v) if k == "block" else float(v)) for k, v in zip(header, row, strict=True)}
+            for row in lines[1:] if len(row) == len(header)]
 
 
 def read_curve(path: str | Path) -> dict[str, np.ndarray]:

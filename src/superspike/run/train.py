@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -10,17 +12,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from superspike.errors import ConfigError, SimulationError
+from superspike.errors import ConfigError, RunInterrupted, SimulationError
 from superspike.io import load_weights
 from superspike.network import Network, NetworkSpec
-from superspike.outputs.rundir import RunDirectory, prepare_directory
+from superspike.outputs.rundir import RunDirectory, prepare_directory, read_curve_rows
 from superspike.params import RegularizerParams
 from superspike.rule.cost import van_rossum_per_neuron
-from superspike.run.config import RunConfig
+from superspike.run.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from superspike.run.config import RunConfig, load_config
 from superspike.run.schedule import Schedule
 from superspike.run.simulation import Simulation, SpikeRecorder
 from superspike.task import Task, get_task, load_raster
 from superspike.task.raster import check_grid
+from superspike.task.windows import window_accuracy
 
 DEFAULT_GRID = 1.89  #: s, the loop period of the reference Oxford demo (SPEC 3)
 
@@ -133,69 +137,150 @@ class _Tracker:
         return s[keep], i[keep]
 
 
+class _StopFlag:
+    """SIGINT/SIGTERM handlers that only raise a flag; the run loop checkpoints and stops."""
+
+    def __init__(self, active: bool) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, object] = {}
+        if active and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.signum = signum
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
 def train(
-    cfg: RunConfig,
+    cfg: RunConfig | None = None,
     out: str | Path | None = None,
     *,
     force: bool = False,
+    resume: bool = False,
+    engine: str | None = None,
     quiet: bool = False,
     record: bool = False,
 ) -> RunResult:
     """Run the schedule of SPEC 3 for ``cfg``; write the run directory ``out`` if given.
 
-    ``record`` keeps every spike in memory too (``RunResult.spikes``), for notebook use.
+    With ``out``, a checkpoint (whole state and progress) is written atomically at the start and
+    at the end of every block, SIGINT/SIGTERM write one and raise :class:`RunInterrupted`, and
+    ``resume=True`` continues ``out`` from its checkpoint (``cfg`` is then read from
+    ``out/config.toml``; ``engine`` may override its engine). The continued run is identical to
+    an uninterrupted one. ``record`` keeps every spike in memory too (``RunResult.spikes``).
     """
+    if resume:
+        if out is None:
+            raise ConfigError("resume", "needs the run directory to continue")
+        if not (Path(out) / "config.toml").is_file():
+            raise ConfigError("resume", f"{out} is not a run directory (no config.toml)")
+        cfg = load_config(Path(out) / "config.toml")
+    if cfg is None:
+        cfg = RunConfig()
+    if engine is not None:
+        cfg = replace(cfg, engine=engine)
     task, resolved, notes = build_task(cfg)
     network, more = build_network(resolved)
     notes += more
-    for note in notes:
-        if not quiet:
+    if not quiet and not resume:
+        for note in notes:
             print(f"note: {note}", file=sys.stderr)
-    sim = Simulation(network, task, engine=resolved.engine, optimizer=resolved.optimizer, epsilon=resolved.epsilon)
-    dt = network.spec.neuron.dt
-    sched = Schedule.create(
-        resolved.burn_in,
-        resolved.block_duration,
-        resolved.blocks,
-        task.grid,
-        dt,
-        resolved.eta,
-        resolved.lr_drop_block,
-        resolved.lr_drop_factor,
-    )
-    result = RunResult(resolved, network, out=None, notes=notes)
-    rundir = None
+
+    state = progress = None
+    path = None
     if out is not None:
-        path = prepare_directory(out, force=force)
-        rundir = RunDirectory(path, sim.names, dt)
-        rundir.write_setup(resolved, task)
+        path = prepare_directory(out, force=force, resume=resume)
+        if resume:
+            state, progress = load_checkpoint(path / CHECKPOINT, network)
+    sim = Simulation(network, task, engine=resolved.engine, optimizer=resolved.optimizer, epsilon=resolved.epsilon,
+                     state=state)
+    dt = network.spec.neuron.dt
+    U = sim.update_steps
+    sched = Schedule.create(resolved.burn_in, resolved.block_duration, resolved.blocks, task.grid, dt,
+                            resolved.eta, resolved.lr_drop_block, resolved.lr_drop_factor)
+    result = RunResult(resolved, network, out=path, notes=notes)
+    tracker = _Tracker(len(sim.names), sched.period)
+    rundir = None
+    wall_before = 0.0
+    last = 0
+    if path is not None:
+        rundir = RunDirectory(path, sim.names, dt, append=resume)
+        if progress is None:
+            rundir.write_setup(resolved, task)
+        else:
+            if int(progress["finished"]):
+                rundir.close()
+                result.curve = read_curve_rows(path)
+                result.network = sim.current_network()
+                if not quiet:
+                    print(f"{path}: the run is already complete", file=sys.stderr)
+                return result
+            rows = int(progress["curve_rows"])
+            result.curve = read_curve_rows(path)[:rows]
+            rundir.truncate(rows, {n: int(progress[f"spk_{n}"]) for n in sim.names})
+            tracker.counts[:] = progress["tracker_counts"]
+            if progress["recent_steps"].size:
+                tracker.recent = [(progress["recent_steps"], progress["recent_ids"])]
+            last = int(progress["last_line"])
+            wall_before = float(progress["wall"])
         sim.monitors.append(rundir)
-        result.out = path
     if record:
         result.spikes = sim.record()
-    tracker = _Tracker(len(sim.names), sched.period)
     sim.monitors.append(tracker)
-    bar = tqdm(
-        total=round(sched.end * dt, 4),
-        unit="s",
-        desc="simulated",
-        disable=quiet or not sys.stderr.isatty(),
-        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
-    )
+    flag = _StopFlag(active=rundir is not None)
+    bar = tqdm(total=round(sched.end * dt, 4), initial=round(sim.clock * dt, 4), unit="s", desc="simulated",
+               disable=quiet or not sys.stderr.isatty(),
+               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}{postfix}]")
     t_wall = time.perf_counter()
-    last = 0
+    last_checkpoint = sim.clock
 
-    def advance(n: int, learning: bool, eta: float, block: int) -> None:
-        try:
-            chunk = max(1, sched.period)
-            done = 0
-            while done < n:
-                k = min(chunk, n - done)
-                sim.run_steps(k, learning, eta)
-                done += k
-                bar.update(round(k * dt, 4))
-        except SimulationError as exc:
-            raise SimulationError(f"{exc} in block {block}") from None
+    def elapsed() -> float:
+        return wall_before + time.perf_counter() - t_wall
+
+    def checkpoint(finished: bool = False) -> None:
+        nonlocal last_checkpoint
+        if rundir is None:
+            return
+        rundir.flush()
+        s, i = tracker.last_period(sim.clock)
+        prog: dict[str, np.ndarray] = {
+            "curve_rows": np.array(len(result.curve)),
+            "tracker_counts": tracker.counts.copy(),
+            "recent_steps": s,
+            "recent_ids": i,
+            "last_line": np.array(last),
+            "wall": np.array(elapsed()),
+            "finished": np.array(int(finished)),
+        }
+        for name, writer in rundir.writers.items():
+            prog[f"spk_{name}"] = np.array(writer.tell_records())
+        save_checkpoint(rundir.path / CHECKPOINT, sim.state, prog)
+        last_checkpoint = sim.clock
+
+    def advance(stop: int, learning: bool, eta: float, block: int) -> None:
+        # engine calls end only at absolute update boundaries (k * U + 1) and schedule
+        # boundaries, so a resumed run makes the same calls as an uninterrupted one
+        while sim.clock < stop:
+            boundary = ((sim.clock - 1) // U + 1) * U + 1
+            n = min(boundary, stop) - sim.clock
+            try:
+                sim.run_steps(n, learning, eta)
+            except SimulationError as exc:
+                where = f"; the last good checkpoint (t = {last_checkpoint * dt:.1f} s) is kept" if rundir else ""
+                raise SimulationError(f"{exc} in block {block}{where}") from None
+            bar.update(round(n * dt, 4))
+            if flag.signum is not None:
+                checkpoint()
+                name = signal.Signals(flag.signum).name
+                raise RunInterrupted(
+                    f"{name}: stopped at t = {sim.time:.2f} s (block {block}) with a checkpoint; "
+                    f"resume with: superspike train --resume {rundir.path if rundir else ''}",
+                    flag.signum,
+                )
 
     def cost_line(block: int, eta: float) -> None:
         nonlocal last
@@ -203,33 +288,40 @@ def train(
         span = max(stop - last, 1) * dt
         row: dict[str, float] = {"block": block, "time_s": round(sim.time, 6), "cost": sim.cost(), "eta": eta}
         s, i = tracker.last_period(stop)
-        lo = max(stop - sched.period, 0)
-        ts, ti = sim.engine.target.events(lo, stop)
+        ts, ti = sim.engine.target.events(max(stop - sched.period, 0), stop)
         row["vr_distance"] = float(van_rossum_per_neuron(s * dt, i, ts * dt, ti, task.nout).mean())
+        if task.windows is not None:  # trials scored over the last loop period (XOR, Fig. 5)
+            row["accuracy"] = window_accuracy(task.windows, task.grid, dt, s, i, max(stop - sched.period, 0), stop)
         for g, name in enumerate(sim.names):
             row[f"rate_{name}_hz"] = float(tracker.counts[g] / (span * network.spec.sizes[g]))
-        row["wall_s"] = round(time.perf_counter() - t_wall, 3)
+        row["wall_s"] = round(elapsed(), 3)
         tracker.counts[:] = 0
         last = stop
         result.curve.append(row)
         if rundir is not None:
             rundir.curve_row(row)
-            rundir.flush()
         bar.set_postfix(block=block, cost=f"{row['cost']:.4g}")
 
+    # (start, stop, learning, eta, block, cost line written at stop)
+    segments: list[tuple[int, int, bool, float, int, int | None]] = [(0, sched.burn_in, False, resolved.eta, 0, 0)]
+    for b in range(sched.blocks):
+        segments.append((sched.block_start(b), sched.block_start(b + 1), True, sched.block_eta(b), b, b + 1))
+    segments.append((sched.training_end, sched.end, False, 0.0, sched.blocks, None))
     try:
-        advance(sched.burn_in, False, resolved.eta, 0)
-        cost_line(0, sched.block_eta(0))
-        for b in range(sched.blocks):
-            eta = sched.block_eta(b)
-            advance(sched.block, True, eta, b)
-            cost_line(b + 1, sched.block_eta(b + 1))
-        advance(sched.end - sim.clock, False, 0.0, sched.blocks)
+        if progress is None:
+            checkpoint()
+        for _start, stop, learning, eta, block, line in segments:
+            advance(stop, learning, eta, block)
+            if line is not None and len(result.curve) <= line:
+                cost_line(line, sched.block_eta(line))
+                checkpoint()
+        result.network = sim.current_network()
+        if rundir is not None:
+            rundir.save_weights(result.network)
+            checkpoint(finished=True)
     finally:
         bar.close()
+        flag.restore()
         if rundir is not None:
             rundir.close()
-    result.network = sim.current_network()
-    if rundir is not None:
-        rundir.save_weights(result.network)
     return result
