@@ -29,7 +29,7 @@ f32 = np.float32
 
 def _spec_model(task: Task, w: np.ndarray, n_steps: int) -> dict[str, np.ndarray]:
     """SPEC 1 + 2.1 for input -> output, written from the SPEC's text, not from the engine."""
-    nrn, rule = NeuronParams(), RuleParams()
+    nrn = NeuronParams()
     dt = nrn.dt
     nin, nout = w.shape
     inp = Replay.from_raster(task.input, task.grid, dt).counts(0, n_steps)

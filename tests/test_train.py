@@ -66,7 +66,7 @@ def test_run_directory_is_complete_and_reruns_exactly(tmp_path: Path) -> None:
     np.testing.assert_allclose(curve["time_s"], [0.5, 1.0, 1.5, 2.0])
     cfg = load_config(out / "config.toml")
     assert cfg.hidden == (8,) and cfg.seed == 7 and cfg.nin == 40
-    s, i = read_spk(out / "hidden0.spk", dt=1e-4, n_neurons=8)
+    s, _ = read_spk(out / "hidden0.spk", dt=1e-4, n_neurons=8)
     assert s.size > 0
     assert curve["rate_hidden0_hz"].sum() > 0
     # the saved configuration reruns the run exactly
