@@ -51,8 +51,10 @@ def van_rossum_distance(
 
     D^2 = integral (f_x - f_y)^2 dt / integral k^2 dt, with f the spike train filtered by k:
     ``kernel="double"`` is the paper's double exponential exp(-t/tau_decay) - exp(-t/tau_rise),
-    ``"single"`` is exp(-t/tau). The normalisation makes one unmatched spike cost D = 1; for the
-    single exponential it equals elephant's ``van_rossum_distance`` (van Rossum 2001).
+    ``"single"`` is exp(-t/tau). The normalisation makes one unmatched spike cost D = 1. For the
+    single exponential this is exactly ``elephant.spike_train_dissimilarity.van_rossum_distance``
+    with ``time_constant = tau`` (elephant normalises the same way); van Rossum's (2001) own
+    D^2 = (1/tau) integral (f_x - f_y)^2 dt is smaller by sqrt(2): D_2001 = D / sqrt(2).
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
