@@ -8,9 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from superspike.engine.state import State
+from superspike.errors import ConfigError
 from superspike.network import Network
 from superspike.task.raster import Task
 from superspike.task.replay import Replay
+from superspike.task.windows import WindowReplay
 
 
 @dataclass
@@ -28,16 +30,28 @@ class Engine:
     """
 
     name = "base"
+    #: whether the engine implements the window-of-opportunity output error (task.windows)
+    supports_windows = False
 
     def __init__(self, network: Network, task: Task) -> None:
         spec = network.spec
         if (task.nin, task.nout) != (spec.nin, spec.nout):
             raise ValueError(f"task is {task.nin} -> {task.nout}, network {spec.nin} -> {spec.nout}")
+        if task.windows is not None and not self.supports_windows:
+            raise ConfigError(
+                "engine",
+                f"the {task.name} task needs --engine reference (its output error uses windows of "
+                f"opportunity, which the {self.name} engine does not implement)",
+            )
         self.network = network
         self.task = task
         dt = spec.neuron.dt
         self.input = Replay.from_raster(task.input, task.grid, dt)
         self.target = Replay.from_raster(task.target, task.grid, dt)
+        if task.windows is not None and task.windows.n != task.nout:
+            raise ValueError(f"windows are for {task.windows.n} outputs, the task has {task.nout}")
+        #: compiled windows of opportunity (SPEC 4 Fig. 5), or None for the error target - own
+        self.windows = None if task.windows is None else WindowReplay.from_windows(task.windows, task.grid, dt)
         self.feedback = network.feedback
         self._cf, self._ci = _constants(network)
 

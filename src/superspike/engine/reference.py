@@ -16,6 +16,7 @@ from numba.typed import List
 from superspike.engine.base import Engine, StepResult
 from superspike.engine.state import State
 from superspike.rule.surrogate import surrogate
+from superspike.task.windows import WindowReplay
 
 
 @njit(cache=True)
@@ -25,6 +26,7 @@ def _simulate(
     HIST, TGH, U, I, REF,
     W, FB, EL, ELF, ELS, ERR, TRE, TREF, AVG, HET, ERRH, TRP, TRZ, SIGL, PSPL,
     REC_T, REC_I, rec_n,
+    has_win, wo_ptr, wo_ids, wc_ptr, wc_ids, WIN,
 ):  # fmt: skip
     # float32 constants (see ReferenceEngine._constants)
     u_rest, thr, k_mem, dec_syn = cf[0], cf[1], cf[2], cf[3]
@@ -106,7 +108,29 @@ def _simulate(
                 avg[i] = avg[i] * dec_avg + dt * tref[i] * tref[i]
 
             # 3. error: output mismatch, or the error of the layer above fed back (SPEC 2.2)
-            if c == L - 1:
+            if c == L - 1 and has_win:
+                # windows of opportunity (superspike.task.windows, SPEC 4 Fig. 5), on the same
+                # delayed clock as the target: windows closing at t - delay give +1 if missed,
+                # then opening windows open; an own spike outside a window gives -1, inside 0
+                own = HIST[L]
+                for i in range(nout):
+                    err[i] = np.float32(0.0)
+                if t >= delay:
+                    s = (t - delay) % (wo_ptr.shape[0] - 1)
+                    for k in range(wc_ptr[s], wc_ptr[s + 1]):
+                        i = wc_ids[k]
+                        if WIN[i] == 1:
+                            err[i] += np.float32(1.0)
+                        WIN[i] = 0
+                    for k in range(wo_ptr[s], wo_ptr[s + 1]):
+                        WIN[wo_ids[k]] = 1
+                    for i in range(nout):
+                        if own[dslot, i] > 0:
+                            if WIN[i] == 0:
+                                err[i] -= np.float32(own[dslot, i])
+                            else:
+                                WIN[i] = 2
+            elif c == L - 1:
                 tg, own = TGH, HIST[L]
                 for i in range(nout):
                     err[i] = np.float32(tg[dslot, i] - own[dslot, i])
@@ -174,6 +198,7 @@ class ReferenceEngine(Engine):
     """Per-step, per-synapse simulation of SPEC 2.1 (compiled with numba, float32)."""
 
     name = "reference"
+    supports_windows = True
 
     def advance(self, state: State, n_steps: int) -> StepResult:
         """Advance ``state`` by ``n_steps`` steps with fixed weights; return the spikes emitted."""
@@ -186,6 +211,7 @@ class ReferenceEngine(Engine):
         rec_n = np.zeros(L, np.int64)
         g, cs = state.groups, state.conns
         fb = List([self.feedback.get(c, _EMPTY) for c in range(L)])
+        win = self.windows if self.windows is not None else _NO_WINDOWS
         _simulate(
             state.clock, n_steps, self._cf, self._ci,
             self.input.ptr, self.input.ids, self.target.ptr, self.target.ids,
@@ -197,9 +223,11 @@ class ReferenceEngine(Engine):
             List([c.err_hist for c in cs]), List([c.tr_pre for c in cs]), List([c.tr_psp for c in cs]),
             List([c.sig_line for c in cs]), List([c.psp_line for c in cs]),
             rec_t, rec_i, rec_n,
+            self.windows is not None, win.open_ptr, win.open_ids, win.close_ptr, win.close_ids, state.window_state,
         )  # fmt: skip
         state.clock += n_steps
         return StepResult([(rec_t[k][: rec_n[k]].copy(), rec_i[k][: rec_n[k]].copy()) for k in range(L)])
 
 
 _EMPTY = np.zeros((1, 1), np.float32)
+_NO_WINDOWS = WindowReplay.empty()

@@ -3,7 +3,7 @@ checkpoints save it. Everything is float32 as in the reference (SPEC 2.1), excep
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -55,6 +55,9 @@ class State:
     groups: list[GroupState]  #: 0 = input, 1..L = hidden and output
     target_hist: np.ndarray  #: int8 (R, nout) ring of target spike counts
     conns: list[ConnectionState]
+    #: int8 (nout): window of opportunity of each output, 0 closed, 1 open, 2 open and hit
+    #: (used only by tasks with windows, superspike.task.windows)
+    window_state: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
 
     @classmethod
     def initial(cls, net: Network) -> State:
@@ -95,11 +98,15 @@ class State:
                     psp_line=np.zeros((D, pre), f32),
                 )
             )
-        return cls(0, groups, np.zeros((R, sizes[-1]), np.int8), conns)
+        return cls(0, groups, np.zeros((R, sizes[-1]), np.int8), conns, np.zeros(sizes[-1], np.int8))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Flat name -> array mapping (for checkpoints)."""
-        out: dict[str, np.ndarray] = {"clock": np.array(self.clock, np.int64), "target_hist": self.target_hist}
+        out: dict[str, np.ndarray] = {
+            "clock": np.array(self.clock, np.int64),
+            "target_hist": self.target_hist,
+            "window_state": self.window_state,
+        }
         for g, gs in enumerate(self.groups):
             for f in fields(GroupState):
                 v = getattr(gs, f.name)
@@ -126,6 +133,7 @@ class State:
                 )
         state.clock = int(arrays["clock"])
         state.target_hist = np.array(arrays["target_hist"])
+        state.window_state = np.array(arrays["window_state"])
         for g, gs in enumerate(state.groups):
             for f in fields(GroupState):
                 if getattr(gs, f.name) is not None:

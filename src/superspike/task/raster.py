@@ -10,6 +10,7 @@ import numpy as np
 from superspike.errors import ConfigError, InputFileError, UserError
 from superspike.io.ras import RasHeader, ras_line_numbers, read_ras
 from superspike.params import steps
+from superspike.task.windows import ErrorWindows
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Task:
     """An input raster replayed on a loop grid and the target raster the output should produce.
 
     ``grid`` is the loop period in s: both rasters repeat every ``floor(grid/dt)`` steps (SPEC 3).
+    ``windows``, if given, replaces the output error target - own by the window-of-opportunity
+    error (:mod:`superspike.task.windows`, SPEC 4 Fig. 5); the target raster is then for display.
     """
 
     input: Raster
@@ -49,6 +52,7 @@ class Task:
     name: str = "custom"
     description: str = ""
     notes: dict = field(default_factory=dict)
+    windows: ErrorWindows | None = None
 
     @property
     def nin(self) -> int:
