@@ -1,18 +1,24 @@
-"""Built-in tasks, generated in code from a seed (no data files needed).
+"""Built-in tasks: the default demo and the paper's experiments (SPEC 4), one command each.
 
-``superspike tasks`` lists them. Each entry makes a :class:`Task` and suggests an architecture
-(``hidden``) and schedule; explicit options override the suggestions.
+``superspike tasks`` lists them. Each entry makes a :class:`Task` from a seed and suggests
+settings (architecture, feedback, schedule, learning rate); a configuration file and command-line
+options override the suggestions. docs/TASKS.md describes what each should look like.
+Everything is generated in code, except the ``auryn`` pattern, which ships with the package
+(ssbm benchmark data, MIT).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
 
 import numpy as np
 
 from superspike.errors import ConfigError
-from superspike.task.raster import Raster, Task
+from superspike.task.raster import Raster, Task, load_raster
+from superspike.task.xor import xor_task
 
 
 def poisson_raster(n: int, rate: float, duration: float, dt: float, rng: np.random.Generator) -> Raster:
@@ -65,12 +71,12 @@ def face_image(rows: int = 200, cols: int = 100) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BuiltinTask:
-    """A named task generator with suggested settings."""
+    """A named task generator with suggested settings (RunConfig field -> value)."""
 
     name: str
-    summary: str
+    summary: str  #: one line for ``superspike tasks``
     make: Callable[[int, float], Task]  #: (seed, dt) -> Task
-    suggested: dict = field(default_factory=dict)  #: option -> value (e.g. hidden, blocks)
+    suggested: dict[str, Any] = field(default_factory=dict)  #: e.g. {"hidden": (4,), "blocks": 15}
 
 
 def _default(seed: int, dt: float) -> Task:
@@ -79,6 +85,31 @@ def _default(seed: int, dt: float) -> Task:
     inp = poisson_raster(200, 5.0, duration, dt, rng)
     target = picture_raster(face_image(200, 100), duration, dt, rng)
     return Task(inp, target, duration, "default", "a smiling face drawn by 200 output neurons in 1 s")
+
+
+def _timing(seed: int, dt: float) -> Task:
+    """Fig. 2: 100 frozen Poisson inputs (5 Hz, 500 ms loop) -> 5 equidistant target spikes."""
+    rng = np.random.default_rng([seed, 2])
+    duration = 0.5
+    inp = poisson_raster(100, 5.0, duration, dt, rng)
+    k = np.arange(1, 6)
+    target = Raster((np.floor(k * duration / 6 / dt) + 0.5) * dt, np.zeros(5, np.int64), 1, "5 equidistant spikes")
+    return Task(inp, target, duration, "timing", "5 equidistant spikes from 100 frozen Poisson inputs in 500 ms")
+
+
+def _timing_hidden(seed: int, dt: float) -> Task:
+    task = _timing(seed, dt)
+    return Task(task.input, task.target, task.grid, "timing-hidden", task.description)
+
+
+def _auryn(seed: int, dt: float) -> Task:
+    """Fig. 6/7: the ssbm "auryn" benchmark (fixed data; the seed only draws the weights)."""
+    data = resources.files("superspike.task") / "data" / "auryn"
+    with resources.as_file(data / "input.ras") as path_in, resources.as_file(data / "target.ras") as path_tg:
+        inp, _, _ = load_raster(path_in, 100, role="input")
+        target, header, _ = load_raster(path_tg, 100)
+    grid = header.grid or 3.5
+    return Task(inp, target, grid, "auryn", "the Auryn logo drawn by 100 outputs in 3.5 s (ssbm benchmark)")
 
 
 BUILTIN_TASKS: dict[str, BuiltinTask] = {}
@@ -92,8 +123,40 @@ def register(task: BuiltinTask) -> None:
 register(
     BuiltinTask(
         "default",
-        "200 frozen Poisson inputs (5 Hz) -> 256 hidden -> 200 outputs drawing a smiling face in 1 s",
+        "the demo: 200 frozen Poisson inputs (5 Hz) -> 256 hidden -> 200 outputs drawing a smiling face in 1 s",
         _default,
+        {"hidden": (256,)},
+    )
+)
+register(
+    BuiltinTask(
+        "timing",
+        "Fig. 2: one neuron learns 5 equidistant spikes from 100 frozen Poisson inputs (500 ms loop)",
+        _timing,
+        {"hidden": (), "burn_in": 5.0, "block_duration": 10.0, "blocks": 30},
+    )
+)
+register(
+    BuiltinTask(
+        "timing-hidden",
+        "Fig. 1, 4: the same through 4 hidden units; try --feedback random|uniform, --optimizer fixed|rmsprop",
+        _timing_hidden,
+        {"hidden": (4,), "burn_in": 5.0, "block_duration": 10.0, "blocks": 30},
+    )
+)
+register(
+    BuiltinTask(
+        "xor",
+        "Fig. 5: spiking XOR, 100 inputs -> 4 hidden -> 2 outputs, windows of opportunity, accuracy per block",
+        lambda seed, dt: xor_task(seed, dt),
+        {"hidden": (4,), "blocks": 25},
+    )
+)
+register(
+    BuiltinTask(
+        "auryn",
+        "Fig. 6, 7: 100 Poisson inputs -> n_h hidden -> 100 outputs drawing the Auryn logo in 3.5 s (ssbm)",
+        _auryn,
         {"hidden": (256,)},
     )
 )
