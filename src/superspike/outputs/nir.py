@@ -131,6 +131,8 @@ def write_nir(network: Network, path: str | Path, metadata: dict[str, Any] | Non
     nir = import_nir()
     path = Path(path)
     graph = network_to_nir(network, metadata)
+    if not path.parent.is_dir():
+        raise InputFileError(path, f"cannot write: no directory {path.parent}")
     try:
         nir.write(path, graph)
     except OSError as exc:
