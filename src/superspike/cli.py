@@ -137,6 +137,36 @@ def export(run_dir: str, out: str) -> None:
     click.echo(f"wrote {export_run(run_dir, out)}")
 
 
+@cli.command()
+@click.argument("sweep_file", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Sweep directory to write.")
+@click.option("--workers", type=click.IntRange(min=1), help="Local worker processes [default: the CPUs].")
+@click.option("--scheduler", help="Run on this Dask scheduler (tcp://HOST:8786 or a scheduler .json file).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress.")
+def sweep(sweep_file: str, out: str, workers: int | None, scheduler: str | None, quiet: bool) -> None:
+    """Run every point of SWEEP_FILE ([base] x [grid] x seeds), one run directory each, in parallel.
+
+    Writes OUT/results.csv (one row per finished run). Rerunning the same command skips finished
+    runs and retries failed or missing ones. Exit status 1 if any run failed. See docs/SWEEPS.md.
+    """
+    from superspike.run.sweep import ProgressPrinter, load_sweep, run_sweep
+
+    if scheduler is not None and workers is not None:
+        raise click.UsageError("--workers sets local processes; with --scheduler the cluster's workers run the runs")
+    spec = load_sweep(sweep_file)
+    printer = None if quiet else ProgressPrinter()
+    try:
+        result = run_sweep(spec, out, workers=workers, scheduler=scheduler, progress=printer)
+    finally:
+        if printer is not None:
+            printer.close()
+    p = result.progress
+    if not quiet:
+        click.echo(f"{p.ok} of {p.total} runs ok, {p.failed} failed; results: {result.results}")
+    if p.failed:
+        sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user mistakes into one-line errors."""
     try:
