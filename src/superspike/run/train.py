@@ -33,6 +33,9 @@ def build_task(cfg: RunConfig) -> tuple[Task, RunConfig, list[str]]:
     """The task of a configuration, the configuration with every default resolved, and notes."""
     dt = cfg.neuron.dt
     notes: list[str] = []
+    # weight files are saved in config.toml as absolute paths, so that it reruns from anywhere
+    cfg = replace(cfg, **{k: str(Path(v).resolve()) for k in ("init_weights", "init_from")
+                          if (v := getattr(cfg, k)) is not None})
     if cfg.input is None:
         builtin = get_task(cfg.task or "default")
         task = builtin.make(cfg.seed, dt)
