@@ -1,21 +1,34 @@
 """File formats, in one place: ras spike rasters (text), Auryn's binary spk, weight archives (npz).
 
-Readers validate and raise :class:`superspike.errors.InputFileError` naming the file, the line or
-record, and the problem; they never drop or alter data silently.
+- :mod:`superspike.io.ras`: ``time_in_seconds neuron_id`` per line (input and target rasters,
+  the run directory's ``target.ras``); :func:`read_ras`, :func:`read_ras_data`, :func:`write_ras`.
+- :mod:`superspike.io.spk`: Auryn's binary spike files (the run directory's ``*.spk``);
+  :func:`read_spk`, :func:`read_spk_header`, :func:`write_spk`, :class:`SpkWriter`.
+- :mod:`superspike.io.weights`: ``weights.npz`` (``w0, w1, ...`` [pre, post], feedback
+  ``b1, ...``); :func:`load_weights`, :func:`save_weights`.
+
+Readers validate and raise :class:`superspike.errors.InputFileError` naming the file, the line
+(or record, or array) and the problem; they never drop or alter data silently, and never raise
+anything else on malformed content. Each module's docstring specifies its format.
 """
 
-from superspike.io.ras import RasHeader, read_ras, write_ras
-from superspike.io.spk import SPK_TAG, SpkWriter, read_spk, write_spk
+from superspike.io.ras import MAX_ID, RasData, RasHeader, read_ras, read_ras_data, write_ras
+from superspike.io.spk import SPK_TAG, SpkWriter, read_spk, read_spk_header, steps_per_second, write_spk
 from superspike.io.weights import load_weights, save_weights
 
 __all__ = [
+    "MAX_ID",
     "SPK_TAG",
+    "RasData",
     "RasHeader",
     "SpkWriter",
     "load_weights",
     "read_ras",
+    "read_ras_data",
     "read_spk",
+    "read_spk_header",
     "save_weights",
+    "steps_per_second",
     "write_ras",
     "write_spk",
 ]

@@ -1,127 +1,261 @@
-"""ras spike rasters: text, one spike per line, ``time_in_seconds neuron_id``, any order.
+"""ras spike rasters: text, one spike per line, ``time_in_seconds neuron_id``.
 
-Lines starting with ``#`` are comments. The ssbm benchmark files may carry a header comment such
-as ``# neurons 100, temporal resolution 0.050000s, time grid 3.500000s``; its ``neurons`` and
-``time grid`` values are parsed and offered as defaults (:class:`RasHeader`).
+Format (as in the ssbm benchmarks and Auryn's ``FileInputGroup``)::
+
+    # neurons 100, temporal resolution 0.050000s, time grid 3.500000s
+    0.010036 54
+    0.014654 53
+
+- One spike per line: a time in seconds and a neuron id, separated by spaces or tabs. Lines may
+  come in any order; :func:`read_ras` returns them in file order.
+- A time is a decimal number (``0.5``, ``5e-1``); it must be finite and non-negative.
+- A neuron id is a non-negative integer below 2**32 (Auryn's 32-bit ``NeuronID``). An id written
+  as an integral decimal (``3.0``, ``3e0``, as ``numpy.savetxt`` writes them) is read as that
+  integer; ``3.5`` is an error, never rounded.
+- Lines whose first non-blank character is ``#`` are comments; blank lines are skipped. A comment
+  may declare ``neurons N`` (the group size) and ``time grid G s`` (the loop period, s); these
+  are returned as a :class:`RasHeader` and used as defaults. Other header words are ignored.
+- Text is UTF-8 (a byte-order mark is skipped; UTF-16 with a byte-order mark is read too). Line
+  ends may be LF, CRLF or CR; line numbers in messages count them as an editor does.
+
+Every problem is an :class:`~superspike.errors.InputFileError` naming the file, the line and
+the problem: a missing, unreadable or binary file, no spikes, a line without exactly two
+columns, a field that is not a number, a negative, NaN or infinite time, an id that is negative,
+not an integer or too large, a malformed header value. Nothing is dropped or rounded silently.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
 
 from superspike.errors import InputFileError
 
-_GRID = re.compile(r"time grid\s+([0-9.eE+-]+)\s*s")
-_NEURONS = re.compile(r"neurons\s+(\d+)")
+MAX_ID = 2**32 - 1  #: largest neuron id (Auryn's NeuronID and the spk format are 32-bit unsigned)
+
+# Header declarations: a number (or something that starts like one) after the keyword.
+_GRID = re.compile(r"\btime grid\s+([+-]?[0-9.][^\s,;]*?)\s*s\b")
+_NEURONS = re.compile(r"\bneurons\s+([+-]?[0-9.][^\s,;]*)")
+_NOT_NUMBER_CHAR = re.compile(r"[^0-9.eE+\-]")  # a token with any other character needs a closer look
+_NOT_DIGIT = re.compile(r"[^0-9]")
+_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_INT = re.compile(r"[+-]?\d+")
 
 
 @dataclass(frozen=True)
 class RasHeader:
     """What a ras file's comment lines declare (None where they say nothing)."""
 
-    neurons: int | None = None
-    grid: float | None = None  #: loop period, s
+    neurons: int | None = None  #: group size, from ``neurons N``
+    grid: float | None = None  #: loop period, s, from ``time grid G s``
+
+
+@dataclass(frozen=True)
+class RasData:
+    """A parsed ras file: spikes in file order and the line each came from."""
+
+    times: np.ndarray  #: spike times, s, float64
+    ids: np.ndarray  #: neuron ids, int64
+    header: RasHeader
+    lines: np.ndarray  #: 1-based line number of each spike, int64
 
 
 def read_ras(path: str | Path) -> tuple[np.ndarray, np.ndarray, RasHeader]:
-    """Read a ras file: spike times (float64, s) and neuron ids (int64), in file order, and header.
+    """Read a ras file: spike times (float64, s), neuron ids (int64), in file order, and header.
 
-    Raises InputFileError (file and line) for an empty file, a wrong number of columns, a
-    non-numeric field, a negative, NaN or infinite time, or a negative or non-integer id.
+    Raises InputFileError (file, line, problem) for any malformed content; see the module text.
     """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputFileError(path, "is a directory, not a ras file") from None
-    except UnicodeDecodeError:
-        raise InputFileError(path, "not a text file (ras files are text: 'time id' per line)") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot be read: {exc.strerror}") from None
-
-    neurons = grid = None
-    time_tokens: list[str] = []
-    id_tokens: list[str] = []
-    line_numbers: list[int] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if stripped.startswith("#"):
-            if (m := _GRID.search(stripped)) is not None:
-                grid = float(m.group(1))
-            if (m := _NEURONS.search(stripped)) is not None:
-                neurons = int(m.group(1))
-            continue
-        parts = stripped.split()
-        if len(parts) != 2:
-            raise InputFileError(path, f"expected 2 columns (time in s, neuron id), found {len(parts)}", number)
-        time_tokens.append(parts[0])
-        id_tokens.append(parts[1])
-        line_numbers.append(number)
-    if not time_tokens:
-        raise InputFileError(path, "empty: no spikes (expected 'time_in_seconds neuron_id' lines)")
-
-    times = _parse_floats(path, time_tokens, line_numbers, "time")
-    raw_ids = _parse_floats(path, id_tokens, line_numbers, "neuron id")
-    bad = ~np.isfinite(times) | (times < 0)
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise InputFileError(
-            path,
-            f"time {time_tokens[k]} is not a finite non-negative number of seconds",
-            line_numbers[k],
-        )
-    bad = ~np.isfinite(raw_ids) | (raw_ids < 0) | (raw_ids != np.floor(raw_ids))
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise InputFileError(path, f"neuron id {id_tokens[k]} is not a non-negative integer", line_numbers[k])
-    return times, raw_ids.astype(np.int64), RasHeader(neurons=neurons, grid=grid)
+    data = read_ras_data(path)
+    return data.times, data.ids, data.header
 
 
 def ras_line_numbers(path: str | Path) -> np.ndarray:
     """Line number (1-based) of each spike of a ras file, in the order :func:`read_ras` returns."""
-    numbers = []
-    with open(path) as fh:
-        for number, line in enumerate(fh, start=1):
-            s = line.strip()
-            if s and not s.startswith("#"):
-                numbers.append(number)
-    return np.asarray(numbers, dtype=np.int64)
+    return read_ras_data(path).lines
 
 
-def write_ras(path: str | Path, times: np.ndarray, ids: np.ndarray, header: str | None = None) -> None:
-    """Write spikes as a ras file, sorted by time (stable), times with 6 decimals (1 us)."""
+def read_ras_data(path: str | Path) -> RasData:
+    """Read a ras file with the line number of each spike (for messages about single spikes)."""
+    path = Path(path)
+    text = _read_text(path)
+    header = _HeaderParser(path)
+    time_tokens: list[str] = []
+    id_tokens: list[str] = []
+    numbers: list[int] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0][0] == "#":
+            header.parse(line, number)
+            continue
+        if len(parts) != 2:
+            raise InputFileError(
+                path, f"expected 2 columns (time in s, neuron id), found {len(parts)}: {_show(line.strip())}", number
+            )
+        time_tokens.append(parts[0])
+        id_tokens.append(parts[1])
+        numbers.append(number)
+    if not time_tokens:
+        raise InputFileError(path, "no spikes (expected lines 'time_in_seconds neuron_id')")
+    lines = np.asarray(numbers, dtype=np.int64)
+    times = _parse_times(path, time_tokens, lines)
+    ids = _parse_ids(path, id_tokens, lines)
+    return RasData(times, ids, header.result(), lines)
+
+
+def write_ras(
+    path: str | Path, times: np.ndarray, ids: np.ndarray, header: str | None = None, decimals: int = 6
+) -> None:
+    """Write spikes as a ras file, sorted by time (stable), times with ``decimals`` decimals (s).
+
+    The default, 6 decimals, keeps times to 1 us (a tenth of the default time step); reading the
+    file back gives the times rounded to that precision and the ids exactly. ``header`` lines are
+    written as ``# `` comments first; ``"neurons N, time grid G s"`` is read back by
+    :func:`read_ras`. Raises ValueError for NaN, infinite or negative times, or bad ids.
+    """
     times = np.asarray(times, dtype=np.float64)
-    ids = np.asarray(ids, dtype=np.int64)
+    ids = np.asarray(ids)
+    if times.ndim != 1 or times.shape != ids.shape:
+        raise ValueError(f"times and ids must be 1-D arrays of equal length, got {times.shape} and {ids.shape}")
+    if times.size and not (np.isfinite(times).all() and times.min() >= 0):
+        raise ValueError("spike times must be finite and non-negative")
+    if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() > MAX_ID):
+        raise ValueError(f"neuron ids must be integers in 0..{MAX_ID}")
     order = np.argsort(times, kind="stable")
-    with open(path, "w") as fh:
-        if header:
-            for hline in header.splitlines():
-                fh.write(f"# {hline}\n")
-        for t, i in zip(times[order], ids[order], strict=True):
-            fh.write(f"{t:.6f} {i}\n")
+    body = "".join(f"{t:.{decimals}f} {i}\n" for t, i in zip(times[order].tolist(), ids[order].tolist(), strict=True))
+    head = "".join(f"# {line}\n" for line in header.splitlines()) if header else ""
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(head + body)
 
 
-def _parse_floats(path: Path, tokens: list[str], lines: list[int], what: str) -> np.ndarray:
+def _read_text(path: Path) -> str:
     try:
-        return np.array(tokens, dtype=np.float64)
-    except ValueError:
-        for token, number in zip(tokens, lines, strict=True):
-            try:
-                float(token)
-            except ValueError:
-                raise InputFileError(path, f"{what} {token!r} is not a number", number) from None
-        raise  # pragma: no cover - numpy and float() disagree
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputFileError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputFileError(path, "is a directory, not a ras file") from None
+    except PermissionError:
+        raise InputFileError(path, "permission denied") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            text = raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputFileError(path, "starts like UTF-16 text but is not") from None
+    else:
+        if b"\x00" in raw[:4096]:
+            raise InputFileError(path, "not a text file (NUL bytes); a ras file is text: 'time id' per line")
+        # Undecodable bytes survive as lone surrogates: they are harmless in comments, and in a
+        # time or id they fail the number check with the line number.
+        text = raw.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
-def is_finite_number(x: float) -> bool:
-    """True for a finite float (helper for validation messages)."""
-    return isinstance(x, (int, float)) and math.isfinite(x)
+class _HeaderParser:
+    """Collects ``neurons N`` and ``time grid G s`` from comment lines; conflicting values are errors."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.neurons: tuple[int, int] | None = None  # (value, line)
+        self.grid: tuple[float, int] | None = None
+
+    def parse(self, line: str, number: int) -> None:
+        if (m := _NEURONS.search(line)) is not None:
+            token = m.group(1)
+            if not _INT.fullmatch(token) or int(token) < 1 or int(token) > MAX_ID + 1:
+                raise InputFileError(self.path, f"header: 'neurons {_show(token)}' is not a positive integer", number)
+            self.neurons = self._same("neurons", self.neurons, int(token), number)
+        if (m := _GRID.search(line)) is not None:
+            token = m.group(1)
+            value = float(token) if _FLOAT.fullmatch(token) else float("nan")
+            if not (np.isfinite(value) and value > 0):
+                raise InputFileError(
+                    self.path, f"header: 'time grid {_show(token)}s' is not a positive number of seconds", number
+                )
+            self.grid = self._same("time grid", self.grid, value, number)
+
+    def _same(self, what: str, old: tuple | None, value: float, number: int) -> tuple:
+        if old is not None and old[0] != value:
+            raise InputFileError(
+                self.path, f"header: {what} {value} contradicts {what} {old[0]} on line {old[1]}", number
+            )
+        return (value, number)
+
+    def result(self) -> RasHeader:
+        return RasHeader(
+            neurons=self.neurons[0] if self.neurons else None,
+            grid=self.grid[0] if self.grid else None,
+        )
+
+
+def _parse_times(path: Path, tokens: list[str], lines: np.ndarray) -> np.ndarray:
+    times = None
+    if _NOT_NUMBER_CHAR.search("".join(tokens)) is None:
+        try:
+            times = np.array(tokens, dtype=np.float64)
+        except ValueError:
+            pass  # e.g. "1e" or "1-2": found below
+    if times is None:
+        for k, token in enumerate(tokens):
+            if not _FLOAT.fullmatch(token):
+                raise InputFileError(path, f"time {_show(token)} is not a number", int(lines[k]))
+        times = np.array(tokens, dtype=np.float64)
+    bad = ~np.isfinite(times) | (times < 0)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        t = times[k]
+        kind = "NaN" if np.isnan(t) else "infinite" if np.isinf(t) else "negative"
+        raise InputFileError(path, f"time {_show(tokens[k])} is {kind}; times must be seconds >= 0", int(lines[k]))
+    return times
+
+
+def _parse_ids(path: Path, tokens: list[str], lines: np.ndarray) -> np.ndarray:
+    # Fast path: plain digits short enough for int64 (every real file).
+    if _NOT_DIGIT.search("".join(tokens)) is None and max(map(len, tokens)) <= 18:
+        ids = np.array(tokens, dtype=np.int64)
+        if ids.max() > MAX_ID:
+            k = int(np.argmax(ids > MAX_ID))
+            raise InputFileError(path, f"neuron id {tokens[k]} is too large (at most {MAX_ID})", int(lines[k]))
+        return ids
+    out = np.empty(len(tokens), dtype=np.int64)
+    for k, token in enumerate(tokens):
+        out[k] = _parse_id(path, token, int(lines[k]))
+    return out
+
+
+def _parse_id(path: Path, token: str, line: int) -> int:
+    if _INT.fullmatch(token):
+        value = int(token)
+    elif _FLOAT.fullmatch(token):
+        try:
+            exact = Decimal(token)  # exact decimal value: "3.0000000000000001" is not an integer
+        except InvalidOperation:  # pragma: no cover - the pattern admits only valid literals
+            raise InputFileError(path, f"neuron id {_show(token)} is not a number", line) from None
+        if not exact.is_finite() or exact != exact.to_integral_value():
+            raise InputFileError(path, f"neuron id {_show(token)} is not an integer", line)
+        if abs(exact) > MAX_ID:
+            value = MAX_ID + 1 if exact > 0 else -1
+        else:
+            value = int(exact)
+    else:
+        raise InputFileError(path, f"neuron id {_show(token)} is not a number", line)
+    if value < 0:
+        raise InputFileError(path, f"neuron id {_show(token)} is negative; ids count from 0", line)
+    if value > MAX_ID:
+        raise InputFileError(path, f"neuron id {_show(token)} is too large (at most {MAX_ID})", line)
+    return value
+
+
+def _show(token: str, limit: int = 40) -> str:
+    """A token for a one-line message: quoted when odd, shortened when long."""
+    text = token if _FLOAT.fullmatch(token) else repr(token)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
