@@ -176,20 +176,30 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.UsageError as exc:
         hint = f" (see 'superspike {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
-        click.echo(f"error: {exc.format_message()}{hint}", err=True)
-        sys.exit(2)
+        _fail(f"{exc.format_message()}{hint}", 2)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc.format_message(), exc.exit_code)
     except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc), 2)
     except RunInterrupted as exc:
         click.echo(str(exc), err=True)
         sys.exit(128 + exc.signum)
     except SimulationError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(3)
+        _fail(str(exc), 3)
+    except OSError as exc:
+        # A file or directory the user named cannot be read or written (permissions, disk full).
+        if exc.filename is None:
+            raise
+        _fail(f"{exc.filename}: {exc.strerror or exc}", 2)
+    except MemoryError as exc:
+        detail = f" ({exc})" if str(exc) else ""
+        _fail(f"out of memory{detail}; use fewer neurons or shorter recordings", 2)
+
+
+def _fail(message: str, status: int) -> None:
+    """One line on stderr (line breaks inside the message become spaces), then exit."""
+    click.echo("error: " + " ".join(part.strip() for part in message.splitlines() if part.strip()), err=True)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class NeuronParams:
     axonal_delay: float = 0.8e-3  #: spike transmission delay, s
 
     def __post_init__(self) -> None:
+        _finite(self, "neuron")
         for name in ("dt", "tau_mem", "tau_syn"):
             _positive(self, name)
         for name in ("tau_mem", "tau_syn"):
@@ -75,8 +76,11 @@ class RuleParams:
     tau_cost: float = 10.0  #: time constant of the squared-error average (SPEC 2.4), s
 
     def __post_init__(self) -> None:
+        _finite(self, "rule")
         for name in ("tau_rise", "tau_decay", "beta", "update_interval", "tau_rms", "w_max", "tau_cost"):
             _positive(self, name, table="rule")
+        if self.tau_rise >= self.tau_decay:  # the kernel's peak a*b/(a-b) needs a < b (SPEC 2.4)
+            raise ConfigError("rule.tau_rise", f"must be smaller than rule.tau_decay = {self.tau_decay} s")
         if self.psp_cutoff is not None and self.psp_cutoff < 0:
             raise ConfigError("rule.psp_cutoff", "must not be negative")
         if self.error_cutoff < 0:
@@ -98,6 +102,10 @@ class RegularizerParams:
     tau: float = 100e-3  #: tau_het, time constant of the activity trace h, s
 
     def __post_init__(self) -> None:
+        for name, key in (("strength", "reg_strength"), ("exponent", "reg_exponent"), ("tau", "reg_tau")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(key, f"must be a finite number, got {value!r}")
         if self.strength < 0:
             raise ConfigError("reg_strength", "must not be negative")
         if self.exponent < 0:
@@ -126,6 +134,16 @@ def params_from_dict(cls: type, data: dict[str, Any], table: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{table}.{key}", f"must be a number, got {value!r}")
     return cls(**{k: float(v) for k, v in data.items()})
+
+
+def _finite(obj: Any, table: str) -> None:
+    """Every set field is a finite real number (NaN passes every comparison, so check first)."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{table}.{f.name}", f"must be a finite number, got {value!r}")
 
 
 def _positive(obj: Any, name: str, table: str = "neuron", key: str | None = None) -> None:

@@ -22,15 +22,22 @@ def prepare_directory(path: str | Path, force: bool = False, resume: bool = Fals
     """Create a fresh run directory. An existing non-empty one is refused unless ``force`` (it is
     then emptied, but only if it looks like a run directory) or ``resume``."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError("out", f"{path} exists and is not a directory")
-    if path.exists() and any(path.iterdir()) and not resume:
-        if not force:
-            raise ConfigError("out", f"{path} exists; pass --resume to continue it or --force to overwrite it")
-        if not (path / "config.toml").exists():
-            raise ConfigError("out", f"{path} is not a run directory (no config.toml); refusing to empty it")
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.exists() and not path.is_dir():
+            raise ConfigError("out", f"{path} exists and is not a directory")
+        if path.exists() and any(path.iterdir()) and not resume:
+            if not force:
+                raise ConfigError("out", f"{path} exists; pass --resume to continue it or --force to overwrite it")
+            if not (path / "config.toml").exists():
+                raise ConfigError("out", f"{path} is not a run directory (no config.toml); refusing to empty it")
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".superspike-write-test"
+        probe.touch()  # fail now, not after the simulation has run
+        probe.unlink()
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+        raise ConfigError("out", f"cannot use {path} as the run directory{where}: {exc.strerror or exc}") from None
     return path
 
 

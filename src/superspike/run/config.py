@@ -8,6 +8,7 @@ options, and written back as the run directory's ``config.toml``, which reruns t
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import tomli_w
 
-from superspike.errors import ConfigError
+from superspike.errors import ConfigError, InputFileError
 from superspike.network import FEEDBACK_MODES
 from superspike.params import NeuronParams, RuleParams, params_from_dict, params_to_dict
 
@@ -84,6 +85,18 @@ for _f in fields(RunConfig):
 
 def validate(cfg: RunConfig) -> None:
     """Reject impossible values, naming the key (types are checked by :func:`config_from_dict`)."""
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(v, float) and not math.isfinite(v):  # NaN passes every comparison below
+            raise ConfigError(f.name, f"must be a finite number, got {v}")
+    if not 0 <= cfg.seed < 2**63:
+        raise ConfigError("seed", f"must be an integer in 0..2**63-1, got {cfg.seed}")
+    if abs(cfg.id_offset) > 2**32:
+        raise ConfigError("id_offset", f"must lie in -2**32..2**32, got {cfg.id_offset}")
+    from superspike.optim.optimizers import OPTIMIZERS  # here: the optimisers import the engine
+
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ConfigError("optimizer", f"must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
     for key in ("burn_in", "block_duration"):
         v = getattr(cfg, key)
         if not (math.isfinite(v) and v >= 0):
@@ -125,8 +138,13 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("init_from", "give either init_from (a NIR graph) or init_weights (npz), not both")
     dt = cfg.neuron.dt
     update = cfg.rule.update_interval / dt
-    if abs(update - round(update)) > 1e-6:
+    if abs(update - round(update)) > 1e-6 or round(update) < 1:
         raise ConfigError("rule.update_interval", f"must be a whole number of time steps of {dt} s")
+    for key, tau in (("rule.tau_rise", cfg.rule.tau_rise), ("rule.tau_decay", cfg.rule.tau_decay)):
+        if tau <= dt:
+            raise ConfigError(key, f"must be larger than the time step neuron.dt = {dt} s, got {tau}")
+    if cfg.regularizer and cfg.reg_tau <= dt:
+        raise ConfigError("reg_tau", f"must be larger than the time step neuron.dt = {dt} s, got {cfg.reg_tau}")
     for key in ("burn_in", "block_duration"):
         n = getattr(cfg, key) / cfg.rule.update_interval
         if abs(n - round(n)) > 1e-6:
@@ -143,7 +161,10 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
         if key in _NESTED:
             if not isinstance(value, dict):
                 raise ConfigError(key, "must be a table", source)
-            kwargs[key] = params_from_dict(_NESTED[key], value, key)
+            try:
+                kwargs[key] = params_from_dict(_NESTED[key], value, key)
+            except ConfigError as exc:
+                raise ConfigError(exc.key, exc.problem, source) from None
             continue
         if key not in _FIELDS:
             valid = ", ".join(sorted(_FIELDS))
@@ -165,12 +186,25 @@ def load_config(path: str | Path) -> RunConfig:
     """Read a TOML configuration file."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError("config", f"no such file: {path}") from None
+        raise InputFileError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputFileError(path, "is a directory, not a TOML file") from None
+    except PermissionError:
+        raise InputFileError(path, "permission denied") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8").removeprefix("\ufeff"))
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputFileError(path, "not UTF-8 text (TOML files are UTF-8)", line) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("config", f"not valid TOML ({exc})", str(path)) from None
+        msg = str(exc)
+        m = re.search(r"\s*\(at line (\d+), column \d+\)$", msg)
+        line = int(m.group(1)) if m else None
+        raise InputFileError(path, f"not valid TOML: {msg[: m.start()] if m else msg}", line) from None
     return config_from_dict(data, str(path))
 
 

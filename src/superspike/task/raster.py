@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from superspike.errors import ConfigError, InputFileError, UserError
-from superspike.io.ras import RasHeader, ras_line_numbers, read_ras
+from superspike.io.ras import RasHeader, read_ras_data
 from superspike.params import steps
 from superspike.task.windows import ErrorWindows
 
@@ -21,6 +21,7 @@ class Raster:
     ids: np.ndarray
     n: int
     source: str = "<memory>"  #: file it came from, for messages
+    lines: np.ndarray | None = field(default=None, repr=False, compare=False)  #: line of each spike in source
 
     def __post_init__(self) -> None:
         times = np.asarray(self.times, dtype=np.float64)
@@ -65,6 +66,9 @@ class Task:
         return self.target.n
 
 
+MAX_INFERRED_GROUP = 1_000_000  #: largest group size taken from the ids alone (larger: say --nin/--nout)
+
+
 def load_raster(
     path: str | Path,
     n: int | None,
@@ -73,51 +77,87 @@ def load_raster(
     drop_out_of_range: bool = False,
     role: str = "target",
 ) -> tuple[Raster, RasHeader, int]:
-    """Read a ras file as a Raster of ``n`` neurons (default: largest id + 1).
+    """Read a ras file as a Raster of ``n`` neurons; also return its header and how many spikes were dropped.
 
-    ``id_offset`` is added to every id. An id outside 0..n-1 is an error naming the file, the
-    line and the two ways out, unless ``drop_out_of_range``; the number dropped is returned.
+    ``n`` defaults to the header's ``neurons N``, else to the largest id + 1 (at most
+    :data:`MAX_INFERRED_GROUP`). ``id_offset`` is added to every id. An id outside 0..n-1 is an
+    error naming the file, the line and the ways out (for a target: ``--id-offset N``,
+    ``--drop-out-of-range``, ``--nout``), unless ``drop_out_of_range``: then those spikes are
+    dropped and their number returned, for the caller to report. ``role`` is "input" or "target".
     """
-    times, ids, header = read_ras(path)
-    ids = ids + id_offset
-    if n is None:
-        n = int(ids.max()) + 1
+    if role not in ("input", "target"):
+        raise ValueError(f"role must be 'input' or 'target', got {role!r}")
+    group, size_opt = ("input", "--nin") if role == "input" else ("output", "--nout")
+    data = read_ras_data(path)
+    times, ids, header, lines = data.times, data.ids, data.header, data.lines
+    if id_offset:
+        if abs(id_offset) > 2**32:
+            raise ConfigError("id_offset", f"must lie in -2**32..2**32, got {id_offset}")
+        ids = ids + id_offset
+    if n is not None:
+        origin = f"{size_opt} {n}"
+    elif header.neurons is not None:
+        n, origin = header.neurons, f"'neurons {header.neurons}' in the file's header"
+    else:
+        top = int(np.argmax(ids))
+        n, origin = max(int(ids[top]) + 1, 1), "the largest id + 1"
+        if n > MAX_INFERRED_GROUP:
+            raise InputFileError(
+                path,
+                f"{role} id {ids[top]} would make a group of {n} neurons; give the group size with {size_opt}",
+                int(lines[top]),
+            )
     if n < 1:
-        raise ConfigError(f"n{role[:3]}", f"must be a positive number of neurons, got {n}")
+        raise ConfigError(size_opt.lstrip("-"), f"must be a positive number of neurons, got {n}")
     outside = (ids < 0) | (ids >= n)
     dropped = int(outside.sum())
     if dropped and not drop_out_of_range:
-        k = int(np.flatnonzero(outside)[0])
-        line = int(ras_line_numbers(path)[k])
-        opt = "--nin" if role == "input" else "--nout"
+        k = int(np.argmax(outside))
+        shown = f"{ids[k]} ({ids[k] - id_offset} in the file, offset {id_offset})" if id_offset else f"{ids[k]}"
+        if role == "target":
+            ways = (
+                "pass --id-offset N (added to every target id), --drop-out-of-range (drop them), "
+                f"or a larger {size_opt}"
+            )
+        else:
+            ways = f"pass a larger {size_opt}"
         raise InputFileError(
             path,
-            f"{role} id {ids[k]} is outside the {role} group (ids 0..{n - 1}, {dropped} such "
-            f"spikes); pass --id-offset N to shift every id, --drop-out-of-range to drop them, "
-            f"or {opt} to enlarge the group",
-            line,
+            f"{role} id {shown} is outside the {group} group of {n} neurons (ids 0..{n - 1}, from {origin}; "
+            f"{dropped} such spikes); {ways}",
+            int(lines[k]),
         )
     if dropped:
-        times, ids = times[~outside], ids[~outside]
-    return Raster(times, ids, n, str(path)), header, dropped
+        keep = ~outside
+        times, ids, lines = times[keep], ids[keep], lines[keep]
+    return Raster(times, ids, n, str(path), lines), header, dropped
 
 
 def check_grid(raster: Raster, grid: float, dt: float) -> None:
-    """Every spike must fall inside the loop period (step < floor(grid/dt)), SPEC 3."""
+    """Every spike must fall inside the loop period (step < floor(grid/dt)), SPEC 3.
+
+    A spike beyond it is an error naming the file and line (when the raster came from a file).
+    """
     period = steps(grid, dt)
     if period < 1:
-        raise ConfigError("grid", f"must be at least one time step, got {grid} s")
+        raise ConfigError("grid", f"must be at least one time step ({dt} s), got {grid} s")
     s = np.floor(raster.times / dt).astype(np.int64)
     beyond = s >= period
     if beyond.any():
-        k = int(np.flatnonzero(beyond)[0])
-        where = raster.source
+        k = int(np.argmax(beyond))
         line = None
-        if Path(where).is_file():
-            line = int(ras_line_numbers(where)[k])
+        if raster.lines is not None:
+            line = int(raster.lines[k])
+        elif Path(raster.source).is_file():
+            try:
+                lines = read_ras_data(raster.source).lines
+            except InputFileError:
+                lines = None
+            if lines is not None and len(lines) == len(raster.times):
+                line = int(lines[k])
         raise InputFileError(
-            where,
+            raster.source,
             f"spike at {raster.times[k]:.6f} s lies beyond the loop grid of {grid} s "
-            f"({int(beyond.sum())} such spikes); pass a larger --grid",
+            f"(step {s[k]} >= {period} steps; {int(beyond.sum())} such spikes); pass a larger --grid",
             line,
         )
