@@ -13,6 +13,7 @@ import click
 
 from superspike.errors import RunInterrupted, SimulationError, UserError
 from superspike.run.config import RunConfig, load_config, merge
+from superspike.task.builtin import with_suggestions
 
 _SECONDS = click.FloatRange(min=0)
 
@@ -94,17 +95,30 @@ def train(config_file: str | None, out: str | None, force: bool, resume_dir: str
     options["input"] = options.pop("input_")
     options["hidden"] = tuple(options["hidden"]) or None
     base = load_config(config_file) if config_file else RunConfig()
-    cfg = merge(base, options)
+    # a built-in task's suggested settings fill in what neither the file nor the options set
+    given = {k for k, v in options.items() if v is not None} | _toml_keys(config_file)
+    cfg = with_suggestions(merge(base, options), given)
     result = run_train(cfg, out, force=force, quiet=quiet)
     _summary(result, quiet)
+
+
+def _toml_keys(path: str | None) -> set[str]:
+    """Top-level keys of a TOML file that load_config has already accepted."""
+    if path is None:
+        return set()
+    import tomllib
+
+    with open(path, "rb") as fh:
+        return set(tomllib.load(fh))
 
 
 def _summary(result: Any, quiet: bool) -> None:
     if not quiet:
         last = result.curve[-1] if result.curve else None
         if last:
+            acc = f", accuracy {last['accuracy']:.2f}" if "accuracy" in last else ""
             click.echo(
-                f"final cost {last['cost']:.4g} (van Rossum {last['vr_distance']:.3g}) "
+                f"final cost {last['cost']:.4g} (van Rossum {last['vr_distance']:.3g}{acc}) "
                 f"after {last['time_s']:.1f} s simulated in {last['wall_s']:.1f} s"
             )
         if result.out:
@@ -165,6 +179,112 @@ def sweep(sweep_file: str, out: str, workers: int | None, scheduler: str | None,
         click.echo(f"{p.ok} of {p.total} runs ok, {p.failed} failed; results: {result.results}")
     if p.failed:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--out", "-o", type=click.Path(dir_okay=False), help="PNG to write [RUN_DIR/plot.png].")
+@click.option("--window", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds of raster to show [the loop period, at most 4 s].")
+@click.option("--dpi", type=click.IntRange(min=20), default=110, show_default=True, help="Resolution of the PNG.")
+def plot(run_dir: str, out: str | None, window: float | None, dpi: int) -> None:
+    """Figure of a run: learning curve, rasters of the first and last period beside the target,
+    hidden firing-rate histograms. For a sweep directory (with results.csv): the sweep's figure."""
+    from pathlib import Path
+
+    if (Path(run_dir) / "results.csv").is_file():
+        try:
+            from superspike.outputs.sweep_plot import plot_sweep
+        except ImportError:
+            raise UserError(f"{run_dir}: sweep plots are not available in this version") from None
+        target = Path(out) if out else Path(run_dir) / "sweep.png"
+        plot_sweep(run_dir, target)
+        click.echo(f"wrote {target}")
+        return
+    from superspike.outputs.plots import plot_run
+
+    click.echo(f"wrote {plot_run(run_dir, out, window=window, dpi=dpi)}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--out", "-o", type=click.Path(dir_okay=False), help="GIF to write [RUN_DIR/training.gif].")
+@click.option("--frames", type=click.IntRange(min=1), default=60, show_default=True,
+              help="At most this many frames (cost lines are subsampled evenly).")
+@click.option("--fps", type=click.FloatRange(min=0.1), default=4, show_default=True, help="Frames per second.")
+@click.option("--dpi", type=click.IntRange(min=20), default=80, show_default=True, help="Resolution.")
+def animate(run_dir: str, out: str | None, frames: int, fps: float, dpi: int) -> None:
+    """Animated GIF of the output raster across training, beside the target (no ffmpeg needed)."""
+    from superspike.outputs.animate import animate_run
+
+    click.echo(f"wrote {animate_run(run_dir, out, max_frames=frames, fps=fps, dpi=dpi)}")
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("dest", type=click.Path(dir_okay=False))
+@click.option("--dt", type=click.FloatRange(min=0, min_open=True),
+              help="Time step for writing .spk, s [the source's own, else 1e-4].")
+def convert(source: str, dest: str, dt: float | None) -> None:
+    """Convert spike files: SOURCE and DEST are .ras, .spk or .npz (by suffix).
+
+    Times become steps as floor(t/dt) (as the simulator reads them); steps become times at the
+    centre of their step, so converting back gives the same steps.
+    """
+    from superspike.io.convert import convert as run_convert
+
+    n = run_convert(source, dest, dt)
+    click.echo(f"wrote {n} spikes to {dest}")
+
+
+@cli.command("make-target")
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("--out", "-o", type=click.Path(dir_okay=False), help="ras file to write [IMAGE with .ras].")
+@click.option("--neurons", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Output neurons (image rows; the top row is the highest id).")
+@click.option("--bins", type=click.IntRange(min=1), help="Time bins (image columns) [from the aspect ratio].")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Length of the pattern (the loop grid), s.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Pixels darker than this (0 black, 1 white) become spikes.")
+@click.option("--invert", is_flag=True, help="Bright pixels become spikes instead.")
+@click.option("--no-jitter", is_flag=True, help="Spikes in the middle of their bin, not at a random time in it.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the jitter.")
+@click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
+              help="Time step, s.")
+def make_target(image: str, out: str | None, neurons: int, bins: int | None, duration: float, threshold: float,
+                invert: bool, no_jitter: bool, seed: int, dt: float) -> None:
+    """Turn an image into a target raster: one column per time bin, dark pixels become spikes."""
+    from pathlib import Path
+
+    from superspike.task.builtin import image_raster, save_raster
+
+    raster, bin_s = image_raster(image, neurons, bins, duration, dt, threshold=threshold, invert=invert,
+                                 jitter=not no_jitter, seed=seed)
+    target = Path(out) if out else Path(image).with_suffix(".ras")
+    save_raster(target, raster, duration, f"target from {Path(image).name}", resolution=bin_s)
+    click.echo(f"wrote {len(raster.times)} spikes of {raster.n} neurons in {duration:g} s "
+               f"({round(duration / bin_s)} bins of {bin_s * 1e3:.3g} ms) to {target}")
+
+
+@cli.command("make-input")
+@click.option("--out", "-o", type=click.Path(dir_okay=False), required=True, help="ras file to write.")
+@click.option("--neurons", type=click.IntRange(min=1), default=200, show_default=True, help="Input neurons.")
+@click.option("--rate", type=click.FloatRange(min=0), default=5.0, show_default=True, help="Firing rate, Hz.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Length of the pattern (the loop grid), s.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed: the same seed, the same spikes.")
+@click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
+              help="Time step, s (spikes lie at step centres).")
+def make_input(out: str, neurons: int, rate: float, duration: float, seed: int, dt: float) -> None:
+    """Frozen Poisson spike trains (a seeded input raster)."""
+    import numpy as np
+
+    from superspike.task.builtin import poisson_raster, save_raster
+
+    raster = poisson_raster(neurons, rate, duration, dt, np.random.default_rng(seed))
+    save_raster(out, raster, duration, f"frozen Poisson input, {rate:g} Hz, seed {seed}")
+    click.echo(f"wrote {len(raster.times)} spikes of {neurons} neurons in {duration:g} s to {out}")
 
 
 def main(argv: list[str] | None = None) -> None:

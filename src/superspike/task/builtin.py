@@ -9,16 +9,21 @@ Everything is generated in code, except the ``auryn`` pattern, which ships with 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field, replace
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from superspike.errors import ConfigError
+from superspike.errors import ConfigError, InputFileError
+from superspike.io.ras import write_ras
 from superspike.task.raster import Raster, Task, load_raster
 from superspike.task.xor import xor_task
+
+if TYPE_CHECKING:
+    from superspike.run.config import RunConfig
 
 
 def poisson_raster(n: int, rate: float, duration: float, dt: float, rng: np.random.Generator) -> Raster:
@@ -51,6 +56,53 @@ def picture_raster(
     steps = k * bin_steps + offset
     order = np.lexsort((ids, steps))
     return Raster((steps[order] + 0.5) * dt, ids[order], rows, "picture")
+
+
+def image_raster(
+    path: str | Path,
+    neurons: int,
+    bins: int | None,
+    duration: float,
+    dt: float,
+    *,
+    threshold: float = 0.5,
+    invert: bool = False,
+    jitter: bool = True,
+    seed: int = 1,
+) -> tuple[Raster, float]:
+    """An image file as a target raster (see :func:`picture_raster`) and its bin width, s.
+
+    The image is scaled to ``neurons`` rows and ``bins`` columns (default: keep the aspect ratio
+    at one bin per row-height); pixels darker than ``threshold`` (0 black .. 1 white; with
+    ``invert``, brighter) become spikes. Transparent pixels count as white.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            rgba = im.convert("RGBA")
+    except FileNotFoundError:
+        raise InputFileError(path, "no such file") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputFileError(path, f"not an image Pillow can read ({exc.__class__.__name__})") from None
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    gray = Image.alpha_composite(white, rgba).convert("L")
+    if bins is None:
+        bins = max(1, round(neurons * gray.width / gray.height))
+    if int(duration / dt) // bins < 1:
+        raise ConfigError("bins", f"{bins} bins do not fit in {duration} s at dt = {dt} s")
+    small = np.asarray(gray.resize((bins, neurons), Image.Resampling.LANCZOS), dtype=float) / 255.0
+    dark = small > threshold if invert else small < threshold
+    rng = np.random.default_rng([seed, 3])
+    raster = picture_raster(dark.astype(float), duration, dt, rng, jitter=jitter)
+    return Raster(raster.times, raster.ids, raster.n, str(path)), int(round(duration / dt)) // bins * dt
+
+
+def save_raster(path: str | Path, raster: Raster, grid: float, note: str, resolution: float | None = None) -> None:
+    """Write a raster as a ras file whose header gives the neurons and the loop grid (ssbm style)."""
+    res = f", temporal resolution {resolution:.6f}s" if resolution else ""
+    write_ras(path, raster.times, raster.ids, f"neurons {raster.n}{res}, time grid {grid:.6f}s\n{note}")
 
 
 def face_image(rows: int = 200, cols: int = 100) -> np.ndarray:
@@ -160,6 +212,20 @@ register(
         {"hidden": (256,)},
     )
 )
+
+
+def with_suggestions(cfg: RunConfig, given: Collection[str] = ()) -> RunConfig:
+    """``cfg`` with its built-in task's suggested settings, except for the options in ``given``
+    (those set explicitly, in a configuration file or on the command line). A configuration with
+    input/target files is returned unchanged."""
+    if cfg.input is not None:
+        return cfg
+    task = get_task(cfg.task or "default")
+    changes = {k: v for k, v in task.suggested.items() if k not in given}
+    try:
+        return replace(cfg, **changes) if changes else cfg
+    except ConfigError as exc:
+        raise ConfigError(exc.key, exc.problem, f"suggested settings of task {task.name!r}") from None
 
 
 def get_task(name: str) -> BuiltinTask:

@@ -79,8 +79,7 @@ def xor_task(seed: int, dt: float, params: XorParams | None = None) -> Task:
         target,
         grid,
         "xor",
-        f"spiking XOR: {conditions.size} trials, {p.nin} inputs, window of opportunity "
-        f"{win_steps * dt * 1e3:.0f} ms",
+        f"spiking XOR: {conditions.size} trials, {p.nin} inputs, window of opportunity {win_steps * dt * 1e3:.0f} ms",
         notes={"conditions": conditions, "onsets_s": onsets * dt},
         windows=windows,
     )

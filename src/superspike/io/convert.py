@@ -1,0 +1,93 @@
+"""Spike files from one format to another: ras (text), spk (Auryn binary), npz (numpy).
+
+- ras: ``time_in_seconds neuron_id`` per line (:mod:`superspike.io.ras`).
+- spk: Auryn binary records of (time step, id) with the steps per second in the header
+  (:mod:`superspike.io.spk`).
+- npz: arrays ``times`` (s, float64) and ``ids`` (int64), plus ``dt`` (s) when known.
+
+Times become steps as ``floor(t / dt)`` in float64, as the simulator reads them (SPEC 3). Steps
+become times at the centre of their step, ``(step + 0.5) * dt``, so that converting back gives
+the same steps (``step * dt`` itself can floor to the step before: 7 * 1e-4 / 1e-4 < 7).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from superspike.errors import InputFileError, UserError
+from superspike.io.ras import read_ras, write_ras
+from superspike.io.spk import SPK_TAG, read_spk, write_spk
+
+FORMATS = ("ras", "spk", "npz")
+
+
+def spike_format(path: str | Path) -> str:
+    """The format of a spike file from its suffix: 'ras', 'spk' or 'npz'."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise UserError(f"{path}: unknown spike file format {suffix!r}; use .ras, .spk or .npz")
+    return suffix
+
+
+def spk_dt(path: str | Path) -> float:
+    """The time step (s) an spk file declares in its header."""
+    with open(path, "rb") as fh:
+        head = np.frombuffer(fh.read(8), dtype="<u4")
+    if len(head) != 2 or int(head[1]) != SPK_TAG or head[0] == 0:
+        raise InputFileError(path, "not an spk file (bad header)", 0)
+    return 1.0 / float(head[0])
+
+
+def read_spikes(path: str | Path, dt: float | None = None) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """Read any spike file: (times s, ids, dt s or None); spk times are step centres."""
+    fmt = spike_format(path)
+    if fmt == "ras":
+        times, ids, _ = read_ras(path)
+        return times, ids, dt
+    if fmt == "spk":
+        own = spk_dt(path)
+        steps, ids = read_spk(path)
+        return (steps + 0.5) * own, ids, own
+    try:
+        with np.load(path) as data:
+            if "times" not in data or "ids" not in data:
+                raise InputFileError(path, f"npz spike files hold 'times' and 'ids'; found {', '.join(data.files)}")
+            times = np.asarray(data["times"], np.float64)
+            ids = np.asarray(data["ids"])
+            stored = float(data["dt"]) if "dt" in data else None
+    except FileNotFoundError:
+        raise InputFileError(path, "no such file") from None
+    except (ValueError, OSError) as exc:
+        raise InputFileError(path, f"not a readable npz file ({exc})") from None
+    if times.shape != ids.shape or times.ndim != 1:
+        raise InputFileError(path, "'times' and 'ids' must be 1-D arrays of equal length")
+    if len(times) and not (np.isfinite(times).all() and times.min() >= 0):
+        raise InputFileError(path, "spike times must be finite and non-negative")
+    if len(ids) and (ids.min() < 0 or not np.array_equal(ids, np.floor(ids))):
+        raise InputFileError(path, "neuron ids must be non-negative integers")
+    return times, ids.astype(np.int64), stored if stored is not None else dt
+
+
+def convert(src: str | Path, dst: str | Path, dt: float | None = None) -> int:
+    """Convert spike file ``src`` to ``dst`` (formats from the suffixes); return the spike count.
+
+    ``dt`` (s) is the time step for writing spk from ras or npz (default: the npz's own ``dt``,
+    else 1e-4 s); an spk source brings its own.
+    """
+    times, ids, own = read_spikes(src, dt)
+    fmt = spike_format(dst)
+    if fmt == "ras":
+        write_ras(dst, times, ids, f"converted from {Path(src).name}")
+    elif fmt == "spk":
+        step = dt or own or 1e-4
+        steps = np.floor(times / step).astype(np.int64)
+        if len(steps) and steps.max() >= 2**32:
+            raise UserError(f"{src}: spike times beyond {2**32 * step:.0f} s do not fit an spk file at dt = {step} s")
+        order = np.argsort(steps, kind="stable")
+        write_spk(dst, steps[order], ids[order], step)
+    else:
+        extra = {"dt": np.float64(own)} if own is not None else {}
+        np.savez(dst, times=times, ids=ids, **extra)
+    return len(times)

@@ -1,0 +1,72 @@
+"""An animated GIF of the output raster across training, beside the target (Pillow; no ffmpeg).
+
+One frame per cost line (subsampled to at most ``max_frames``): the output spikes of the last
+complete loop period before that line, then a last frame of the final loop period of the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from superspike.errors import UserError
+from superspike.outputs.plots import RunData, load_run, raster
+
+
+def frame_times(run: RunData, max_frames: int) -> list[tuple[int, str]]:
+    """(first step of the loop period shown, caption) of every frame."""
+    c = run.curve
+    frames: list[tuple[int, str]] = []
+    for k in range(len(c["time_s"])):
+        stop = int(round(float(c["time_s"][k]) / run.dt))
+        if stop < run.period:
+            continue
+        start = (stop // run.period - 1) * run.period
+        acc = f", accuracy {c['accuracy'][k]:.2f}" if "accuracy" in c else ""
+        frames.append((start, f"block {int(c['block'][k])}: t = {stop * run.dt:.0f} s, cost {c['cost'][k]:.3g}{acc}"))
+    final = run.last_window
+    if not frames or final > frames[-1][0]:
+        frames.append((final, f"after training: t = {run.end * run.dt:.0f} s"))
+    if len(frames) > max_frames:
+        keep = np.unique(np.round(np.linspace(0, len(frames) - 1, max_frames)).astype(int))
+        frames = [frames[k] for k in keep]
+    return frames
+
+
+def animate_run(
+    run_dir: str | Path, out: str | Path | None = None, max_frames: int = 60, fps: float = 4.0, dpi: int = 80
+) -> Path:
+    """Write the GIF (default RUN_DIR/training.gif) and return its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    run = load_run(run_dir)
+    frames = frame_times(run, max_frames)
+    if not frames:
+        raise UserError(f"{run_dir}: the run is shorter than one loop period; nothing to animate")
+    n, dt, length = run.sizes[-1], run.dt, run.period
+    fig, (ax_out, ax_tg) = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True, layout="constrained")
+    raster(ax_tg, *run.target, n, 0, length, dt, color="tab:red", title="target")
+    ax_tg.set_xlabel("time in the loop period (s)")
+    raster(ax_out, np.empty(0, np.int64), np.empty(0, np.int64), n, 0, length, dt, title="output")
+    ax_out.set_xlabel("time in the loop period (s)")
+    ax_out.set_ylabel("neuron")
+    dots = ax_out.collections[-1]
+    caption = fig.suptitle("", fontsize=11)
+
+    def draw(k: int) -> list:
+        start, text = frames[k]
+        s, i = run.spikes("output", start, start + length)
+        dots.set_offsets(np.column_stack([(s - start) * dt, i]) if len(s) else np.empty((0, 2)))
+        caption.set_text(text)
+        return [dots, caption]
+
+    anim = FuncAnimation(fig, draw, frames=len(frames), blit=False)
+    out = Path(out) if out is not None else run.path / "training.gif"
+    anim.save(out, writer=PillowWriter(fps=fps), dpi=dpi)
+    plt.close(fig)
+    return out

@@ -1,0 +1,272 @@
+"""Figures of a run directory (the panels of the paper's Fig. 6 and 7), drawn with matplotlib (Agg).
+
+:func:`plot_run` draws the learning curve, the input, hidden and output rasters of the first and
+the last loop period of the run beside the target, and histograms of the hidden firing rates.
+:func:`load_run` reads what a figure needs; :func:`raster` draws one raster panel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from superspike.errors import UserError
+from superspike.io import read_spk
+from superspike.io.ras import read_ras
+from superspike.outputs.rundir import CURVE, read_curve
+from superspike.params import steps as to_steps
+from superspike.run.config import RunConfig, load_config
+from superspike.run.schedule import Schedule
+
+
+@dataclass
+class RunData:
+    """What a run directory holds, for plotting. Steps are time steps of ``dt`` s."""
+
+    path: Path
+    config: RunConfig
+    curve: dict[str, np.ndarray]
+    names: list[str]  #: groups, input to output: input, hidden0, ..., output
+    sizes: tuple[int, ...]  #: neurons per group
+    dt: float
+    period: int  #: loop period, steps
+    end: int  #: last simulated step + 1 (the schedule's end, or the last cost line if unfinished)
+    target: tuple[np.ndarray, np.ndarray]  #: one loop period of the target: (steps, ids)
+    windows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  #: (start, stop steps, ids)
+
+    def spikes(self, group: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Spikes (steps, ids) of a group in steps [start, stop)."""
+        s, i = self._all(group)
+        lo, hi = np.searchsorted(s, [start, stop])
+        return s[lo:hi], i[lo:hi]
+
+    def _all(self, group: str) -> tuple[np.ndarray, np.ndarray]:
+        cache = self.__dict__.setdefault("_cache", {})
+        if group not in cache:
+            cache[group] = read_spk(self.path / f"{group}.spk")
+        return cache[group]
+
+    @property
+    def first_window(self) -> int:
+        """First step of the first loop period (0)."""
+        return 0
+
+    @property
+    def last_window(self) -> int:
+        """First step of the last complete loop period."""
+        return max(self.end // self.period - 1, 0) * self.period
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read a run directory (config.toml, learning_curve.tsv, target.ras; spikes on demand)."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise UserError(f"{path}: no such run directory")
+    for name in ("config.toml", CURVE, "target.ras"):
+        if not (path / name).is_file():
+            raise UserError(f"{path}: not a run directory (no {name})")
+    cfg = load_config(path / "config.toml")
+    if cfg.nin is None or cfg.nout is None or cfg.hidden is None or cfg.grid is None:
+        raise UserError(f"{path / 'config.toml'}: not a resolved run configuration (nin, nout, hidden, grid)")
+    curve = read_curve(path / CURVE)
+    dt = cfg.neuron.dt
+    sched = Schedule.create(cfg.burn_in, cfg.block_duration, cfg.blocks, cfg.grid, dt, cfg.eta)
+    if (path / "weights.npz").is_file():
+        end = sched.end
+    else:  # unfinished: up to the last cost line
+        end = to_steps(float(curve["time_s"][-1]) + dt / 2, dt)
+    times, ids, _ = read_ras(path / "target.ras")
+    tsteps = np.floor(times / dt).astype(np.int64)
+    order = np.argsort(tsteps, kind="stable")
+    names = ["input", *(f"hidden{k}" for k in range(len(cfg.hidden))), "output"]
+    return RunData(
+        path,
+        cfg,
+        curve,
+        names,
+        (cfg.nin, *cfg.hidden, cfg.nout),
+        dt,
+        to_steps(cfg.grid, dt),
+        end,
+        (tsteps[order], ids[order]),
+        _windows(cfg),
+    )
+
+
+def _windows(cfg: RunConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Windows of opportunity of a built-in task that has them (regenerated from the seed)."""
+    if cfg.task is None or cfg.input is not None:
+        return None
+    from superspike.task import get_task
+
+    try:
+        task = get_task(cfg.task).make(cfg.seed, cfg.neuron.dt)
+    except UserError:
+        return None
+    if task.windows is None:
+        return None
+    return task.windows.steps(cfg.grid, cfg.neuron.dt)  # type: ignore[arg-type]
+
+
+def raster(
+    ax: object,
+    steps: np.ndarray,
+    ids: np.ndarray,
+    n: int,
+    start: int,
+    length: int,
+    dt: float,
+    color: str = "k",
+    title: str | None = None,
+) -> None:
+    """Draw spikes (steps, ids) of ``n`` neurons in [start, start + length) with time from 0 s."""
+    keep = (steps >= start) & (steps < start + length)
+    t = (steps[keep] - start) * dt
+    if n <= 10:
+        ax.scatter(t, ids[keep], s=120, marker="|", c=color, linewidths=1.2)  # type: ignore[attr-defined]
+    else:
+        size = float(np.clip(400.0 / n, 0.4, 2.5))  # marker area, pt^2: small dots for big groups
+        ax.scatter(t, ids[keep], s=size, marker="s", c=color, linewidths=0)  # type: ignore[attr-defined]
+    ax.set_xlim(0, length * dt)  # type: ignore[attr-defined]
+    ax.set_ylim(-0.5, n - 0.5)  # type: ignore[attr-defined]
+    if n <= 10:
+        ax.set_yticks(range(n))  # type: ignore[attr-defined]
+    if title:
+        ax.set_title(title, fontsize=9)  # type: ignore[attr-defined]
+
+
+def _shade_windows(ax: object, run: RunData, start: int, length: int) -> None:
+    """Light bands where an output neuron's window of opportunity is open."""
+    if run.windows is None:
+        return
+    a, b, wid = run.windows
+    for loop in range(start // run.period, (start + length) // run.period + 1):
+        base = loop * run.period - start
+        for k in range(len(a)):
+            lo, hi = base + a[k], base + b[k]
+            if hi > 0 and lo < length:
+                ax.fill_between(  # type: ignore[attr-defined]
+                    [lo * run.dt, hi * run.dt], wid[k] - 0.4, wid[k] + 0.4, color="tab:green", alpha=0.25, lw=0
+                )
+
+
+def _curve_panels(ax_cost: object, ax_side: object, run: RunData) -> None:
+    c = run.curve
+    t = c["time_s"]
+    ax_cost.plot(t, np.maximum(c["cost"], 1e-12), "o-", ms=2.5, color="tab:blue", lw=1.2)  # type: ignore[attr-defined]
+    ax_cost.set_yscale("log")  # type: ignore[attr-defined]
+    ax_cost.set_xlabel("simulated time (s)")  # type: ignore[attr-defined]
+    ax_cost.set_ylabel("cost (MSE)", color="tab:blue")  # type: ignore[attr-defined]
+    ax_cost.set_title("learning curve", fontsize=9)  # type: ignore[attr-defined]
+    if "vr_distance" in c:
+        twin = ax_cost.twinx()  # type: ignore[attr-defined]
+        twin.plot(t, c["vr_distance"], "s--", ms=2, color="tab:orange", lw=1)
+        twin.set_ylabel("van Rossum distance", color="tab:orange")
+    if "accuracy" in c:
+        ax_side.plot(t, c["accuracy"], "o-", ms=3, color="tab:green")  # type: ignore[attr-defined]
+        ax_side.axhline(0.5, color="grey", lw=0.8, ls=":")  # type: ignore[attr-defined]
+        ax_side.set_ylim(-0.02, 1.02)  # type: ignore[attr-defined]
+        ax_side.set_ylabel("accuracy")  # type: ignore[attr-defined]
+        ax_side.set_title("accuracy (last loop period; chance 0.5)", fontsize=9)  # type: ignore[attr-defined]
+    else:
+        for name in run.names:
+            key = f"rate_{name}_hz"
+            if key in c:
+                ax_side.plot(t, c[key], "-", lw=1.2, label=name)  # type: ignore[attr-defined]
+        ax_side.set_ylabel("mean rate (Hz)")  # type: ignore[attr-defined]
+        ax_side.legend(fontsize=7, frameon=False)  # type: ignore[attr-defined]
+        ax_side.set_title("firing rates", fontsize=9)  # type: ignore[attr-defined]
+    ax_side.set_xlabel("simulated time (s)")  # type: ignore[attr-defined]
+
+
+def _rates(run: RunData, group: str, n: int, start: int) -> np.ndarray:
+    _, i = run.spikes(group, start, start + run.period)
+    return np.bincount(i, minlength=n) / (run.period * run.dt)
+
+
+def plot_run(run_dir: str | Path, out: str | Path | None = None, window: float | None = None, dpi: int = 110) -> Path:
+    """Draw the summary figure of a run directory; write it as PNG (default RUN_DIR/plot.png).
+
+    ``window`` (s) is the length of raster shown from the start of the first and the last loop
+    period (default: the whole loop period, at most 4 s).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = load_run(run_dir)
+    dt = run.dt
+    length = run.period if window is None and run.period * dt <= 4.0 else to_steps(window or 4.0, dt)
+    length = max(1, min(length, run.period))
+    first, last = run.first_window, run.last_window
+    n_hidden = len(run.sizes) - 2
+    heights = [1.1, 0.9, *([1.0] * n_hidden), 1.3]
+    fig = plt.figure(figsize=(12, 2.0 * sum(heights) + 0.6), layout="constrained")
+    gs = fig.add_gridspec(len(heights), 3, height_ratios=heights)
+    cfg = run.config
+    arch = "-".join(str(s) for s in run.sizes)
+    fig.suptitle(
+        f"{run.path.name}: task {cfg.task or Path(cfg.target or '').name}, {arch}, "
+        f"{f'{cfg.feedback} feedback, ' if n_hidden else ''}{cfg.optimizer} eta {cfg.eta:g}, seed {cfg.seed}",
+        fontsize=11,
+    )
+    _curve_panels(fig.add_subplot(gs[0, :2]), fig.add_subplot(gs[0, 2]), run)
+
+    def t_label(start: int, label: str) -> str:
+        return f"{label}: t = {start * dt:.1f} to {(start + length) * dt:.1f} s"
+
+    for row, (name, n) in enumerate(zip(run.names, run.sizes, strict=True), start=1):
+        axes = []
+        for col, (start, label) in enumerate(((first, "first period"), (last, "last period"))):
+            ax = fig.add_subplot(gs[row, col])
+            if name == "output":
+                _shade_windows(ax, run, start, length)
+                if n <= 10:  # few outputs: the target as light ticks behind the spikes
+                    ts, ti = run.target
+                    raster(ax, ts, ti, n, 0, length, dt, color="tab:red")
+                    ax.collections[-1].set_alpha(0.35)
+            s, i = run.spikes(name, start, start + length)
+            timed = row == 1 or name == "output"
+            raster(ax, s, i, n, start, length, dt, title=f"{name}, {t_label(start, label)}" if timed else name)
+            ax.set_ylabel("neuron")
+            axes.append(ax)
+        axes[-1].sharey(axes[0])
+        if name == "output":
+            ax = fig.add_subplot(gs[row, 2], sharey=axes[0])
+            _shade_windows(ax, run, 0, length)
+            raster(ax, *run.target, n, 0, length, dt, color="tab:red", title="target")
+            for a in (*axes, ax):
+                a.set_xlabel("time in the window (s)")
+        elif name.startswith("hidden"):
+            ax = fig.add_subplot(gs[row, 2])
+            r0, r1 = _rates(run, name, n, first), _rates(run, name, n, last)
+            top = max(float(r0.max()), float(r1.max()), 1.0)
+            bins = np.linspace(0, top * 1.05, 25)
+            ax.hist(r0, bins, histtype="stepfilled", color="0.7", label="first period")
+            ax.hist(r1, bins, histtype="step", color="tab:blue", lw=1.5, label="last period")
+            ax.set_xlabel("firing rate (Hz)")
+            ax.set_ylabel("neurons")
+            ax.set_title(f"{name} rates", fontsize=9)
+            ax.legend(fontsize=7, frameon=False)
+        else:
+            ax = fig.add_subplot(gs[row, 2])
+            ax.axis("off")
+            c = run.curve
+            lines = [
+                f"simulated {run.end * dt:.1f} s, {len(c['block']) - 1} blocks",
+                f"cost {c['cost'][0]:.4g} -> {c['cost'][-1]:.4g}",
+            ]
+            if "vr_distance" in c:
+                lines.append(f"van Rossum {c['vr_distance'][0]:.3g} -> {c['vr_distance'][-1]:.3g}")
+            if "accuracy" in c:
+                lines.append(f"accuracy {c['accuracy'][-1]:.2f}")
+            if "wall_s" in c:
+                lines.append(f"wall time {c['wall_s'][-1]:.0f} s")
+            ax.text(0.02, 0.95, "\n".join(lines), va="top", fontsize=9, family="monospace", transform=ax.transAxes)
+    out = Path(out) if out is not None else run.path / "plot.png"
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return out
