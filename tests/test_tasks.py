@@ -179,7 +179,7 @@ def test_window_definitions_are_checked() -> None:
         ErrorWindows([0.1, 0.15], [0.2, 0.3], [0, 0], 1).steps(1.0, DT)
     with pytest.raises(ConfigError, match="beyond the loop grid"):
         ErrorWindows([0.9], [1.2], [0], 1).steps(1.0, DT)
-    with pytest.raises(ConfigError, match="0..1"):
+    with pytest.raises(ConfigError, match=r"0\.\.1"):
         ErrorWindows([0.1], [0.2], [2], 2)
 
 
