@@ -50,6 +50,7 @@ RUNS = "runs"  #: folder of the run directories inside a sweep directory
 RESULTS = "results.csv"
 SPEC_COPY = "sweep.toml"
 STATUS = "sweep_status.json"  #: written atomically into a run directory when the run ends
+STOP = ".stop"  #: in DIR/runs while a stopped sweep winds down: runs not yet begun return at once
 LAST_LINES = 5  #: the final cost is the mean of the last so many cost lines
 PATH_KEYS = ("input", "target", "init_weights", "init_from")  #: resolved against the sweep file's folder
 RESULT_COLUMNS = ("status", "final_cost", "final_vr_distance", "rate_hidden_hz", "rate_output_hz", "wall_s",
@@ -323,6 +324,8 @@ def run_point(config: dict[str, Any], run_dir: str, name: str, source: str = "sw
     status: dict[str, Any] = {"name": name, "seed": config.get("seed"), "config": config,
                               "host": socket.gethostname()}
     try:
+        if (path.parent / STOP).exists():
+            return {**status, "status": "cancelled", "error": "the sweep was stopped"}
         old = read_status(path)
         if old and old.get("status") == "ok" and old.get("config") == config:
             return old  # finished meanwhile by another sweep process
@@ -409,6 +412,7 @@ def run_sweep(
     runs = out / RUNS
     runs.mkdir(exist_ok=True)
     with _sweep_lock(out):
+        (runs / STOP).unlink(missing_ok=True)
         statuses: dict[str, dict[str, Any]] = {}
         for p in sweep.points:
             old = read_status(runs / p.name)
@@ -559,9 +563,14 @@ def _cpus() -> int:
 # --- local process pool ------------------------------------------------------------------------
 
 
+_POOL_PARENT: int | None = None  #: in a local pool worker: the sweep's process id
+
+
 def _worker_init(parent: int) -> None:
     """In each worker: end with the sweep (a killed sweep leaves no orphans running; SIGTERM makes
     a run write its checkpoint and stop)."""
+    global _POOL_PARENT
+    _POOL_PARENT = parent
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             import ctypes
@@ -569,6 +578,16 @@ def _worker_init(parent: int) -> None:
             ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the sweep died before the line above
         os._exit(1)
+
+
+def _pool_task(*args: Any) -> dict[str, Any]:
+    """:func:`run_point` in a pool worker; a worker whose sweep has died exits after its run (its
+    siblings keep the task queue open, so it would otherwise wait for work forever)."""
+    try:
+        return run_point(*args)
+    finally:
+        if _POOL_PARENT is not None and os.getppid() != _POOL_PARENT:
+            os._exit(0)
 
 
 @contextlib.contextmanager
@@ -635,7 +654,7 @@ def _run_local(args: list[tuple], workers: int, finished: Callable[[dict[str, An
                 with _thread_env(threads):
                     pool = ProcessPoolExecutor(min(n, len(batch)), mp_context=ctx, initializer=_worker_init,
                                                initargs=(os.getpid(),))
-                    futures = {pool.submit(run_point, *a): a for a in batch}
+                    futures = {pool.submit(_pool_task, *a): a for a in batch}
                 pending = set(futures)
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -656,12 +675,13 @@ def _run_local(args: list[tuple], workers: int, finished: Callable[[dict[str, An
                 pool = None
     except _Stop as stop:
         if pool is not None:
-            _stop_pool(pool, futures, finished)
+            _stop_pool(pool, futures, finished, runs)
         raise RunInterrupted(f"{signal.Signals(stop.signum).name}: sweep stopped (running runs wrote a checkpoint); "
                              "rerun the same command to finish it", stop.signum) from None
     finally:
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)
+            pool = None  # the traceback keeps this frame: let the pool's queues be freed now
 
 
 def _started_since(runs: Path, name: str, t: float) -> bool:
@@ -680,22 +700,27 @@ def _crash_status(a: tuple, error: str) -> dict[str, Any]:
     return status
 
 
-def _stop_pool(pool: ProcessPoolExecutor, futures: dict[Future, tuple], finished: Callable) -> None:
-    """Cancel queued runs, ask running ones to checkpoint (SIGTERM), wait for them briefly."""
+def _stop_pool(pool: ProcessPoolExecutor, futures: dict[Future, tuple], finished: Callable, runs: Path) -> None:
+    """Stop a local sweep: runs not yet started are cancelled (those already handed to a worker see
+    the stop file and return at once), running ones get SIGTERM, write a checkpoint and return."""
+    (runs / STOP).touch()
     for fut in futures:
         fut.cancel()
+    running = [f for f in futures if not f.done()]
     procs = list(getattr(pool, "_processes", {}).values())
     for proc in procs:
         with contextlib.suppress(Exception):
             os.kill(proc.pid, signal.SIGTERM)
+    late = running
     with contextlib.suppress(_Stop):
-        done, _ = wait([f for f in futures if not f.cancelled()], timeout=60)
+        done, late = wait(running, timeout=60)
         for fut in done:
             with contextlib.suppress(BaseException):
                 finished(fut.result())
-    for proc in procs:
-        with contextlib.suppress(Exception):
-            proc.kill()
+    if late:
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.kill()
 
 
 # --- Dask --------------------------------------------------------------------------------------
