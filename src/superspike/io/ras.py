@@ -38,12 +38,12 @@ from superspike.errors import InputFileError
 MAX_ID = 2**32 - 1  #: largest neuron id (Auryn's NeuronID and the spk format are 32-bit unsigned)
 
 # Header declarations: a number (or something that starts like one) after the keyword.
-_GRID = re.compile(r"\btime grid\s+([+-]?[0-9.][^\s,;]*?)\s*s\b")
+_GRID = re.compile(r"\btime\s+grid\s+([+-]?[0-9.][^\s,;]*?)\s*s\b")
 _NEURONS = re.compile(r"\bneurons\s+([+-]?[0-9.][^\s,;]*)")
 _NOT_NUMBER_CHAR = re.compile(r"[^0-9.eE+\-]")  # a token with any other character needs a closer look
 _NOT_DIGIT = re.compile(r"[^0-9]")
-_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
-_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE | re.ASCII)
+_INT = re.compile(r"[+-]?\d+", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -256,6 +256,17 @@ def _parse_id(path: Path, token: str, line: int) -> int:
 
 
 def _show(token: str, limit: int = 40) -> str:
-    """A token for a one-line message: quoted when odd, shortened when long."""
-    text = token if _FLOAT.fullmatch(token) else repr(token)
+    """A token for a one-line message: quoted when odd (undecodable bytes as \\xNN), shortened when long."""
+    if _FLOAT.fullmatch(token):
+        text = token
+    else:
+        chars = []
+        for c in token:
+            if 0xDC80 <= ord(c) <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+                chars.append(f"\\x{ord(c) - 0xDC00:02x}")
+            elif c.isprintable():
+                chars.append(c)
+            else:
+                chars.append(c.encode("unicode_escape").decode("ascii"))
+        text = "'" + "".join(chars) + "'"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -172,7 +172,8 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
         types = _TYPES[key]
         if (bool not in types and isinstance(value, bool)) or not isinstance(value, types):
             want = {list: "a list of integers", bool: "true or false", int: "an integer", str: "a string"}
-            raise ConfigError(key, f"must be {want.get(types[0], 'a number')}, got {value!r}", source)
+            what = "a number" if float in types else want.get(types[0], "a number")
+            raise ConfigError(key, f"must be {what}, got {value!r}", source)
         if key == "hidden":
             value = tuple(value)
         kwargs[key] = value
