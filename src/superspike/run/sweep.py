@@ -571,6 +571,9 @@ def _worker_init(parent: int) -> None:
     a run write its checkpoint and stop)."""
     global _POOL_PARENT
     _POOL_PARENT = parent
+    # Ctrl-C reaches the whole process group: the sweep handles it (and passes SIGTERM on), while
+    # a run in progress takes SIGINT as its own stop signal (run.train installs that handler)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             import ctypes
@@ -662,6 +665,8 @@ def _run_local(args: list[tuple], workers: int, finished: Callable[[dict[str, An
                         a = futures[fut]
                         try:
                             status = fut.result()
+                        except KeyboardInterrupt:  # the worker was stopped outside a run
+                            continue
                         except BrokenProcessPool:
                             if not _started_since(runs, a[2], started):
                                 queue.append(a)
@@ -670,6 +675,8 @@ def _run_local(args: list[tuple], workers: int, finished: Callable[[dict[str, An
                             else:
                                 suspects.append(a)
                             continue
+                        except Exception as exc:  # e.g. a result that could not be sent back
+                            status = _crash_status(a, f"{type(exc).__name__}: {' '.join(str(exc).split())}")
                         finished(status)
                 pool.shutdown(wait=True)
                 pool = None
