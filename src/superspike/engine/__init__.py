@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 from superspike.engine.base import Engine, StepResult
+from superspike.engine.fast import FastEngine
 from superspike.engine.reference import ReferenceEngine
 from superspike.engine.state import State
 from superspike.errors import ConfigError
 
-ENGINES: dict[str, type[Engine]] = {"reference": ReferenceEngine}
+ENGINES: dict[str, type[Engine]] = {"reference": ReferenceEngine, "fast": FastEngine}
 
 
 def get_engine(name: str) -> type[Engine]:
