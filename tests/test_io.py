@@ -25,6 +25,7 @@ from superspike.io import (
     RasHeader,
     SpkWriter,
     load_weights,
+    ras,
     read_ras,
     read_ras_data,
     read_spk,
@@ -120,6 +121,23 @@ def test_read_ras_on_arbitrary_bytes_raises_only_input_file_error(tmp_path: Path
     path = tmp_path / "f.ras"
     path.write_bytes(data)
     _check_ras(path)
+
+
+ascii_pieces = st.sampled_from(["0.1", "7", " x ", "", " ", "\t", "\x0b", "\x0c", "\x1c", "\x1f"])
+
+
+@FUZZ
+@given(lines=st.lists(st.lists(ascii_pieces, max_size=5).map("".join), max_size=10))
+def test_vectorised_column_split_agrees_with_the_line_by_line_one(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    results = []
+    for split in (ras._columns_vectorised, ras._columns_by_line):
+        try:
+            t, i, n = split(Path("f.ras"), text)
+            results.append((t, i, n.tolist()))
+        except InputFileError as exc:
+            results.append(str(exc))
+    assert results[0] == results[1]
 
 
 def _check_ras(path: Path) -> None:

@@ -44,6 +44,7 @@ _NOT_NUMBER_CHAR = re.compile(r"[^0-9.eE+\-]")  # a token with any other charact
 _NOT_DIGIT = re.compile(r"[^0-9]")
 _FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE | re.ASCII)
 _INT = re.compile(r"[+-]?\d+", re.ASCII)
+_COMMENT = re.compile(r"^[^\S\n]*#[^\n]*", re.MULTILINE)  # a line whose first non-blank character is #
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,47 @@ def read_ras_data(path: str | Path) -> RasData:
     path = Path(path)
     text = _read_text(path)
     header = _HeaderParser(path)
+    if "#" in text:  # parse the comments, then blank them (keeping the line count)
+        line, pos = 1, 0
+        for m in _COMMENT.finditer(text):
+            line += text.count("\n", pos, m.start())
+            pos = m.start()
+            header.parse(m.group(0), line)
+        text = _COMMENT.sub("", text)
+    if text.isascii():
+        time_tokens, id_tokens, lines = _columns_vectorised(path, text)
+    else:
+        time_tokens, id_tokens, lines = _columns_by_line(path, text)
+    if not time_tokens:
+        raise InputFileError(path, "no spikes (expected lines 'time_in_seconds neuron_id')")
+    times = _parse_times(path, time_tokens, lines)
+    ids = _parse_ids(path, id_tokens, lines)
+    return RasData(times, ids, header.result(), lines)
+
+
+def _columns_vectorised(path: Path, text: str) -> tuple[list[str], list[str], np.ndarray]:
+    """Time and id tokens and their line numbers, checking two columns per line with numpy (ASCII text)."""
+    b = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    if b.size == 0:
+        return [], [], np.empty(0, np.int64)
+    newline = b == 10
+    # the ASCII whitespace of str.split(): \t \n \v \f \r \x1c-\x1f and space
+    space = ((b >= 9) & (b <= 13)) | ((b >= 28) & (b <= 32))
+    start = ~space
+    start[1:] &= space[:-1]  # first character of each token
+    line_of_start = np.cumsum(newline)[start]  # 0-based line of each token
+    counts = np.bincount(line_of_start, minlength=int(newline.sum()) + 1)
+    bad = (counts != 0) & (counts != 2)
+    if bad.any():
+        k = int(np.argmax(bad))
+        _raise_columns(path, text.split("\n")[k], k + 1)
+    tokens = text.split()
+    lines = np.flatnonzero(counts == 2).astype(np.int64) + 1
+    return tokens[0::2], tokens[1::2], lines
+
+
+def _columns_by_line(path: Path, text: str) -> tuple[list[str], list[str], np.ndarray]:
+    """The same, line by line (text with non-ASCII characters: Unicode whitespace, stray bytes)."""
     time_tokens: list[str] = []
     id_tokens: list[str] = []
     numbers: list[int] = []
@@ -90,22 +132,17 @@ def read_ras_data(path: str | Path) -> RasData:
         parts = line.split()
         if not parts:
             continue
-        if parts[0][0] == "#":
-            header.parse(line, number)
-            continue
         if len(parts) != 2:
-            raise InputFileError(
-                path, f"expected 2 columns (time in s, neuron id), found {len(parts)}: {_show(line.strip())}", number
-            )
+            _raise_columns(path, line, number)
         time_tokens.append(parts[0])
         id_tokens.append(parts[1])
         numbers.append(number)
-    if not time_tokens:
-        raise InputFileError(path, "no spikes (expected lines 'time_in_seconds neuron_id')")
-    lines = np.asarray(numbers, dtype=np.int64)
-    times = _parse_times(path, time_tokens, lines)
-    ids = _parse_ids(path, id_tokens, lines)
-    return RasData(times, ids, header.result(), lines)
+    return time_tokens, id_tokens, np.asarray(numbers, dtype=np.int64)
+
+
+def _raise_columns(path: Path, line: str, number: int) -> None:
+    found, shown = len(line.split()), _show(line.strip())
+    raise InputFileError(path, f"expected 2 columns (time in s, neuron id), found {found}: {shown}", number)
 
 
 def write_ras(
