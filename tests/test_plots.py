@@ -67,7 +67,7 @@ def test_plot_of_a_sweep_calls_the_sweep_figure(tmp_path: Path, monkeypatch: pyt
     (tmp_path / "results.csv").write_text("run,cost\n")
     calls = []
     fake = types.ModuleType("superspike.outputs.sweep_plot")
-    fake.plot_sweep = lambda d, o: calls.append((Path(d), Path(o)))  # type: ignore[attr-defined]
+    fake.plot_sweep = lambda d, o, **kw: calls.append((Path(d), Path(o)))  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "superspike.outputs.sweep_plot", fake)
     main(["plot", str(tmp_path), "--out", str(tmp_path / "s.png")])
     assert calls == [(tmp_path, tmp_path / "s.png")]

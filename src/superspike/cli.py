@@ -198,7 +198,7 @@ def plot(run_dir: str, out: str | None, window: float | None, dpi: int) -> None:
         except ImportError:
             raise UserError(f"{run_dir}: sweep plots are not available in this version") from None
         target = Path(out) if out else Path(run_dir) / "sweep.png"
-        plot_sweep(run_dir, target)
+        plot_sweep(run_dir, target, dpi=dpi)
         click.echo(f"wrote {target}")
         return
     from superspike.outputs.plots import plot_run
