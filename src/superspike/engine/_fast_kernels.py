@@ -81,12 +81,6 @@ def _add_row_scaled(acc, w, v):
 
 
 @njit(cache=True, error_model="numpy")
-def _z(TRP, hd, dec_rise):
-    for j in range(TRP.shape[0]):
-        TRP[j] = (TRP[j] + hd[j]) * dec_rise
-
-
-@njit(cache=True, error_model="numpy")
 def _err_traces(ERR, TRE, TREF, AVG, k_rise, k_decay):
     for q in range(ERR.shape[0]):
         TRE[q] = TRE[q] + k_rise * (ERR[q] - TRE[q])
@@ -131,11 +125,39 @@ def _sig_line(Srow, line, U, linear, thr, beta, u_cut):
 
 
 @njit(cache=True, error_model="numpy")
-def _psp_line(Xrow, line, TRZ, psp_cut):
-    for j in range(Xrow.shape[0]):
-        p = line[j]
-        Xrow[j] = p if p > psp_cut else np.float32(0.0)
-        line[j] = TRZ[j]
+def _pre_pass(TRP, TRZ, hd, line, ZOLD, MNEW, dec_rise, k_decay, psp_cut):
+    # one presynaptic neuron at a time: z (step 1), push z~ into the delay line (4a), z~ (6);
+    # keep z before the update and whether the pushed z~ passes the PSP cut-off (4b)
+    for j in range(TRP.shape[0]):
+        zold = TRP[j]
+        z = (zold + hd[j]) * dec_rise
+        TRP[j] = z
+        p = TRZ[j]
+        line[j] = p
+        ZOLD[j] = zold
+        MNEW[j] = 1 if p > psp_cut else 0
+        TRZ[j] = p + k_decay * (z - p)
+
+
+@njit(cache=True, error_model="numpy")
+def _pre_pass_x(TRP, TRZ, hd, line, Xrow, dec_rise, k_decay, psp_cut):
+    # as _pre_pass, recording the delayed z~ with the cut-off applied (the product path)
+    for j in range(TRP.shape[0]):
+        z = (TRP[j] + hd[j]) * dec_rise
+        TRP[j] = z
+        pd = line[j]
+        Xrow[j] = pd if pd > psp_cut else np.float32(0.0)
+        p = TRZ[j]
+        line[j] = p
+        TRZ[j] = p + k_decay * (z - p)
+
+
+@njit(cache=True, error_model="numpy")
+def _any_ne(a, b):
+    r = 0
+    for j in range(a.shape[0]):
+        r |= a[j] ^ b[j]
+    return r != 0
 
 
 @njit(cache=True, error_model="numpy")
@@ -174,12 +196,6 @@ def _reg_pow(RS, HET, TREF, err_cut, rho, reg_a):
 
 
 @njit(cache=True, error_model="numpy")
-def _ztilde(TRZ, TRP, k_decay):
-    for j in range(TRZ.shape[0]):
-        TRZ[j] = TRZ[j] + k_decay * (TRP[j] - TRZ[j])
-
-
-@njit(cache=True, error_model="numpy")
 def forward(
     t0, n_steps, cf, ci, L, nin, goff, grp, dlen,
     in_ptr, in_ids, tg_ptr, tg_ids,
@@ -187,7 +203,9 @@ def forward(
     U, I, REF,
     WF, woff, FF, foff,
     ERR, TRE, TREF, AVG, HET, ERRH, TRP, TRZ, SIGL, PSPL,
-    X, S, E, RS, UPK, k_old, XMAX, SMAX,
+    S, E, RS, UPK,
+    rec_x, X, k_old, XMAX, SMAX,
+    QP, DP, GT, EVR, EVJ, EVA, EVB, MPREV, RUN_T, RUN_ZT, RUN_Z, ZOLD, MNEW,
     REC_T, REC_I,
     has_win, wo_ptr, wo_ids, wc_ptr, wc_ids, WIN,
 ):  # fmt: skip
@@ -195,14 +213,18 @@ def forward(
 
     Reproduces the neuron, trace, error and delay-line arithmetic of the reference engine
     (SPEC 1, 2.1 steps 1-3, 4a, 6) operation for operation in float32, so spikes are identical.
-    Instead of steps 4b-4d it records, for chunk step k: ``X[k, pre]`` the delayed z~ with the PSP
-    cut-off applied (0 where z~ <= cut-off), ``S[k, post]`` the delayed sigma'(U), ``E[k, post]``
-    tr_err_flt where |tr_err_flt| >= error cut-off (else 0), and accumulates in ``RS[post]`` the
-    regulariser factor rho h^a of active posts (float32 per step, summed in float64). For steps
-    k < ``k_old`` it also records the largest x and s of each connection in ``XMAX[k, c]``,
-    ``SMAX[k, c]`` (int32 bit patterns of non-negative float32), which bound the part of the
-    chunk left out of the end-of-chunk eligibility products. Returns the number of spikes
-    recorded in ``REC_T``/``REC_I`` (step, global index).
+    Instead of steps 4b-4d it records, for chunk step k: ``S[k, post]`` the delayed sigma'(U),
+    ``E[k, post]`` tr_err_flt where |tr_err_flt| >= the error cut-off (else 0), and sums in
+    ``RS[post]`` the regulariser factor rho h^a of active posts (float32 per step, float64 sum).
+
+    The presynaptic factor x_j(k) (delayed z~ with the PSP cut-off) is recorded either densely,
+    ``X[k, pre]`` (``rec_x``; with the row maxima ``XMAX``/``SMAX`` of steps k < ``k_old``), or
+    as events (row, pre, a, b) meaning "from chunk row ``row`` on, x_j gains the free decay of
+    z~ = a, z = b" (see engine.fast): the trace state at the chunk start, every spike arrival
+    (b = count), and, around each stretch where z~ is at or below the cut-off, a negative event
+    cancelling the decay there and a positive one restoring it after (``QP``, ``DP``, ``GT``:
+    q^m, d^m, G(m) tables). Returns (spikes recorded in ``REC_T``/``REC_I`` as (step, global
+    index), events recorded).
     """
     u_rest, thr, k_mem, dec_syn = cf[0], cf[1], cf[2], cf[3]
     dec_rise, k_rise, k_decay, dec_avg = cf[4], cf[5], cf[6], cf[7]
@@ -220,6 +242,29 @@ def forward(
     ia = np.int64(reg_a)
     int_exp = np.float32(ia) == reg_a and ia >= 0 and ia <= 8
     rec_n = 0
+    ev_n = 0
+    ev_cap = EVR.shape[0]
+    d64 = np.float64(dec_rise)
+
+    # events: trace state at the chunk start, or a cut-off stretch that is already running
+    if not rec_x:
+        for c in range(L):
+            row = dlen[c]
+            for j in range(goff[c], goff[c + 1]):
+                p = TRZ[j]
+                if p > psp_cut:
+                    MPREV[j] = 1
+                    if row < n_steps and (p != 0 or TRP[j] != 0):
+                        EVR[ev_n] = row
+                        EVJ[ev_n] = j
+                        EVA[ev_n] = p
+                        EVB[ev_n] = TRP[j]
+                        ev_n += 1
+                else:
+                    MPREV[j] = 0
+                    RUN_T[j] = t0
+                    RUN_ZT[j] = p
+                    RUN_Z[j] = TRP[j]
 
     for k in range(n_steps):
         t = t0 + k
@@ -268,8 +313,7 @@ def forward(
             for _ in range(hd[j]):
                 _add_row(I[q0 : q0 + npost], WF[base : base + npost])
 
-        # -- plasticity step 1: traces ----------------------------------------------------------
-        _z(TRP, hd[:NP], dec_rise)  # z, delayed spikes
+        # -- plasticity step 1: traces (z: in the presynaptic pass below) ------------------------
         _err_traces(ERR, TRE, TREF, AVG, k_rise, k_decay)  # err from the previous step
         if reg_on:
             _het(HET[:n_hid_q], hs[nin : nin + n_hid_q], dec_het)  # undelayed own spikes (2.3)
@@ -326,10 +370,79 @@ def forward(
             q0, q1 = goff[c + 1] - nin, goff[c + 2] - nin
             _sig_line(S[k, q0:q1], SIGL[pos, q0:q1], U[q0:q1], linear, thr, beta, u_cut)
             p0, p1 = goff[c], goff[c + 1]
-            _psp_line(X[k, p0:p1], PSPL[pos, p0:p1], TRZ[p0:p1], psp_cut)
-            if k < k_old:
-                XMAX[k, c] = _max_nonneg(X[k, p0:p1])
-                SMAX[k, c] = _max_nonneg(S[k, q0:q1])
+            if rec_x:
+                # z (step 1, delayed spikes), delay line of z~ (4a), z~ (6) in one pass; the
+                # traces of one presynaptic neuron depend on nothing else
+                _pre_pass_x(TRP[p0:p1], TRZ[p0:p1], hd[p0:p1], PSPL[pos, p0:p1], X[k, p0:p1],
+                            dec_rise, k_decay, psp_cut)  # fmt: skip
+                if k < k_old:
+                    XMAX[k, c] = _max_nonneg(X[k, p0:p1])
+                    SMAX[k, c] = _max_nonneg(S[k, q0:q1])
+                continue
+            _pre_pass(TRP[p0:p1], TRZ[p0:p1], hd[p0:p1], PSPL[pos, p0:p1], ZOLD[p0:p1], MNEW[p0:p1],
+                      dec_rise, k_decay, psp_cut)  # fmt: skip
+            arrivals = False
+            for e in range(SPKN[dslot]):
+                j = SPK[dslot, e]
+                if j >= p0 and j < p1:
+                    arrivals = True
+                    break
+            if not arrivals and not _any_ne(MNEW[p0:p1], MPREV[p0:p1]):
+                continue
+            row = k + dlen[c]
+            for j in range(p0, p1):
+                m = MNEW[j]
+                cnt = hd[j]
+                if m == MPREV[j] and cnt == 0:
+                    continue
+                if m:
+                    if MPREV[j] == 0:
+                        # a cut-off stretch ended at t - 1: restore the free decay from t on
+                        lr = t - RUN_T[j]
+                        g = GT[lr - 1] if lr > 0 else 0.0
+                        a = QP[lr] * RUN_ZT[j] + d64 * g * RUN_Z[j]
+                        b = DP[lr] * RUN_Z[j]
+                        if row < n_steps:
+                            if ev_n >= ev_cap:
+                                raise RuntimeError("fast engine: event buffer full")
+                            EVR[ev_n] = row
+                            EVJ[ev_n] = j
+                            EVA[ev_n] = a
+                            EVB[ev_n] = b
+                            ev_n += 1
+                    if cnt and row < n_steps:
+                        if ev_n >= ev_cap:
+                            raise RuntimeError("fast engine: event buffer full")
+                        EVR[ev_n] = row
+                        EVJ[ev_n] = j
+                        EVA[ev_n] = 0.0
+                        EVB[ev_n] = cnt
+                        ev_n += 1
+                else:
+                    if MPREV[j]:
+                        # z~ pushed now is at or below the cut-off: cancel its free decay
+                        p = np.float64(PSPL[pos, j])
+                        zo = np.float64(ZOLD[j])
+                        if row < n_steps:
+                            if ev_n >= ev_cap:
+                                raise RuntimeError("fast engine: event buffer full")
+                            EVR[ev_n] = row
+                            EVJ[ev_n] = j
+                            EVA[ev_n] = -p
+                            EVB[ev_n] = -zo
+                            ev_n += 1
+                        RUN_T[j] = t
+                        RUN_ZT[j] = p
+                        RUN_Z[j] = zo
+                    if cnt:
+                        # a spike arriving inside a stretch joins its free decay
+                        lr = t - RUN_T[j]
+                        g = GT[lr - 1] if lr > 0 else 0.0
+                        a = QP[lr] * RUN_ZT[j] + d64 * g * RUN_Z[j]
+                        RUN_Z[j] = DP[lr] * RUN_Z[j] + cnt
+                        RUN_ZT[j] = a
+                        RUN_T[j] = t
+                MPREV[j] = m
 
         # -- 4d (the per-neuron factors): error of active posts, regulariser -------------------
         _err_row(E[k], TREF, err_cut)
@@ -339,10 +452,7 @@ def forward(
             else:
                 _reg_pow(RS[:n_hid_q], HET[:n_hid_q], TREF[:n_hid_q], err_cut, rho, reg_a)
 
-        # -- 6. z~ follows z ------------------------------------------------------------------
-        _ztilde(TRZ, TRP, k_decay)
-
-    return rec_n
+    return rec_n, ev_n
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -375,6 +485,71 @@ def backward(S, E, n, q_f, d_f, k_f, ALPHA, BETA, nblk):
         for i in range(w):
             ALPHA[a0 + i] = bq[i]
             BETA[a0 + i] = et[i]
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def sweep(
+    S, E, n, q_f, d_f, k_f, DK, GK, blocks, ev_lo, ev_hi, EVR, EVJ, EVA, EVB,
+    goff, nin, moff, M, PD, PG, dlen, YL, ALPHA, BETA,
+):  # fmt: skip
+    """The chunk's plasticity from per-neuron series and presynaptic events (SPEC 5), backwards.
+
+    For each post column i (``blocks``: rows of (connection, first, last post index), run in
+    parallel): ``Et(k) = sum_{m>=k} G(m-k) E(k)`` as ``c (q Eq(k) - d Ed(k))`` with
+    ``Eq(k) = E(k) + q Eq(k+1)``, ``Ed`` likewise and ``c = kk/(q-d)``; the three right-hand
+    factors ``y = S Et`` (el_sum), ``S d^(n-k)`` (el, ``DK``), ``S G(n-1-k)`` (el_flt, ``GK``),
+    and for each their discounted sums ``Rq(k) = y(k) + q Rq(k+1)``, ``Rd`` likewise. An event
+    (row r, pre j, a, b) adds ``a Rq(r) + b d c (Rq(r) - Rd(r))`` = sum over k >= r of its
+    presynaptic trace times y(k) to row j of M (PD, PG). Rows k < D of y are stored in ``YL``
+    for the delay-line part. ``ALPHA = q Eq(0)``, ``BETA = Et(0)``. All float64.
+    """
+    cq = k_f / (q_f - d_f)
+    dc = d_f * cq
+    for b in prange(blocks.shape[0]):
+        c, i0, i1 = blocks[b, 0], blocks[b, 1], blocks[b, 2]
+        w = i1 - i0
+        qa = goff[c + 1] - nin
+        npost = goff[c + 2] - goff[c + 1]
+        p0 = goff[c]
+        D = dlen[c]
+        eq = np.zeros(w)
+        ed = np.zeros(w)
+        r = np.zeros((6, w))
+        e_ptr = ev_hi[c] - 1
+        for k in range(n - 1, -1, -1):
+            dk = DK[k]
+            gk = GK[k]
+            for i in range(w):
+                e = np.float64(E[k, i0 + i])
+                s = np.float64(S[k, i0 + i])
+                eq[i] = e + q_f * eq[i]
+                ed[i] = e + d_f * ed[i]
+                y = s * (cq * (q_f * eq[i] - d_f * ed[i]))
+                yd = s * dk
+                yg = s * gk
+                r[0, i] = y + q_f * r[0, i]
+                r[1, i] = y + d_f * r[1, i]
+                r[2, i] = yd + q_f * r[2, i]
+                r[3, i] = yd + d_f * r[3, i]
+                r[4, i] = yg + q_f * r[4, i]
+                r[5, i] = yg + d_f * r[5, i]
+                if k < D:
+                    YL[0, k, i0 + i] = y
+                    YL[1, k, i0 + i] = yd
+                    YL[2, k, i0 + i] = yg
+            while e_ptr >= ev_lo[c] and EVR[e_ptr] == k:
+                j = EVJ[e_ptr]
+                a = EVA[e_ptr]
+                bb = EVB[e_ptr] * dc
+                base = moff[c] + (j - p0) * npost + (i0 - qa)
+                for i in range(w):
+                    M[base + i] += a * r[0, i] + bb * (r[0, i] - r[1, i])
+                    PD[base + i] += a * r[2, i] + bb * (r[2, i] - r[3, i])
+                    PG[base + i] += a * r[4, i] + bb * (r[4, i] - r[5, i])
+                e_ptr -= 1
+        for i in range(w):
+            ALPHA[i0 + i] = q_f * eq[i]
+            BETA[i0 + i] = cq * (q_f * eq[i] - d_f * ed[i])
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

@@ -1,40 +1,61 @@
-"""The fast engine (SPEC 5): per-neuron forward simulation plus a few float32 matrix products.
+"""The fast engine (SPEC 5): a per-neuron forward simulation, then the rule per chunk in bulk.
 
 Within one call the weights are fixed, so the forward dynamics do not depend on the rule. A
 compiled kernel (:func:`~superspike.engine._fast_kernels.forward`) runs the neurons, traces,
 errors and delay lines exactly as the reference engine does (SPEC 1, 2.1 steps 1-3, 4a, 6) and
 records per-neuron time series over the chunk's steps k = 0..n-1:
 
-- ``x_j(k)``: the delayed z~ of pre j with the PSP cut-off applied (step 4b),
 - ``s_i(k)``: the delayed sigma'(U) of post i,
 - ``e_i(k)``: tr_err_flt of post i where |tr_err_flt| >= the error cut-off, else 0 (step 4d),
+- ``x_j(k)``: the delayed z~ of pre j with the PSP cut-off applied (step 4b),
 - ``sum_k rho h_i(k)^a`` over active steps (regulariser, SPEC 2.3).
 
-Per synapse, with a(k) = x_j(k) s_i(k), steps 4b-4d read (el, el_flt stored after a step)::
+**The rule over a chunk.** Per synapse, with a(k) = x_j(k) s_i(k), steps 4b-4d read (el, el_flt
+are the values stored after a step)::
 
-    el'(k)  = el(k-1) + a(k);   el_flt(k) = q el_flt(k-1) + kk el'(k);   el(k) = d el'(k)
+    el'(k) = el(k-1) + a(k);   el_flt(k) = q el_flt(k-1) + kk el'(k);   el(k) = d el'(k)
     el_sum += el_flt(k) e_i(k) - w r_i(k)
 
-with kk = dt/tau_decay, q = 1 - kk, d = exp(-dt/tau_rise). Solving the linear recursion, a unit
-coincidence at step s reaches el_flt at step m >= s with weight G(m - s),
-``G(l) = kk sum_{r=0}^{l} q^(l-r) d^r``, so over the chunk (el0, f0 the values carried in)::
+with kk = dt/tau_decay, q = 1 - kk, d = exp(-dt/tau_rise) (the reference's float32 constants).
+A unit coincidence at step s reaches el_flt at step m >= s with weight
+``G(m - s)``, ``G(l) = kk sum_{r=0}^{l} q^(l-r) d^r = c (q^(l+1) - d^(l+1))``, c = kk/(q - d).
+Over a chunk of n steps, with el0, f0 the values carried in::
 
-    el_sum += X^T (S * Et) + f0 * alpha + el0 * beta - w * sum_k r(k)
-    Et(s)   = sum_{m>=s} G(m-s) e(m)            (errors filtered backwards in time)
-    alpha   = sum_m e(m) q^(m+1),  beta = Et(0)
-    el      = d^n el0 + X^T (S * d^(n-k))
-    el_flt  = q^n f0 + G(n-1) el0 + X^T (S * G(n-1-k))
+    el_sum += sum_k x(k) s(k) Et(k) + f0 alpha + el0 beta - w sum_k r(k)
+    Et(k)   = sum_{m>=k} G(m-k) e(m)             (errors filtered backwards in time)
+    alpha   = sum_m e(m) q^(m+1),   beta = Et(0)
+    el      = d^n el0 + sum_k x(k) s(k) d^(n-k)
+    el_flt  = q^n f0 + G(n-1) el0 + sum_k x(k) s(k) G(n-1-k)
 
-X (steps x pre) and S * ... (steps x post) are float32 arrays, so each line is one sgemm. The two
-forward kernels d^(n-k) and G(n-1-k) fall below 1e-10 of their peak after about 1150 and 2400
-steps, so their products run over the chunk's last steps only; what is left out is far below
-float32 resolution (tests/test_fast_engine.py checks against full-length products).
+Each sum over k is ``X^T Y`` for a (steps x pre) array X and a (steps x post) array Y. Two ways
+to form it are implemented (``method``):
+
+``"events"`` (default). x_j is a linear filter of pre j's spikes: from an event at step r with
+trace state (z~ = a, z = b) it evolves freely as ``x(k) = a q^(k-r) + b d G(k-r-1)``. So
+``sum_k x_j(k) y(k)`` is a sum over pre j's events of ``a Rq(r) + b d c (Rq(r) - Rd(r))`` with
+the discounted sums ``Rq(r) = sum_{k>=r} q^(k-r) y(k)``, ``Rd`` likewise, which one backward
+sweep over the post columns computes (:func:`~superspike.engine._fast_kernels.sweep`). Events
+are the trace state at the chunk start, every spike arrival, and, exactly where the reference
+skips a pre (z~ at or below the PSP cut-off), a negative event removing the free decay over
+that stretch and a positive one restoring it after. The first D rows come from the delay line
+and are a small dense product. Cost per chunk: O(steps x neurons + events x posts + synapses)
+instead of O(steps x synapses); nothing is truncated. x is the exact linear response to the
+spikes where the reference accumulates z and z~ in float32 steps: the two differ by float32
+rounding (about 1e-7 relative).
+
+``"gemm"``. X is recorded densely and the sums are float32 BLAS products (sgemm). The el and
+el_flt products run over the chunk's last ``wd``/``wg`` steps only (where the kernels exceed
+1e-10 of their peak); a bound on the rest is checked and the product redone over the whole
+chunk if it could matter (a whole layer went quiet). Slower; kept as a cross-check and to
+measure the products.
 
 Errors of hidden layers are per-neuron and event-driven (the output error is nonzero only at
 target and own spike events), with the reference's float32 sums (SPEC 2.2).
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -45,11 +66,12 @@ from superspike.network import Network
 from superspike.task.raster import Task
 from superspike.task.windows import WindowReplay
 
-#: relative size below which the forward kernels d^m and G(m) are cut off (see module docstring)
+#: relative size below which the el / el_flt kernels are cut off in the "gemm" method
 KERNEL_TOL = 1e-10
-_NO_WINDOWS = WindowReplay.empty()
 #: longest chunk simulated at once; longer calls are split (memory does not grow with n_steps)
 MAX_BLOCK = 5000
+METHODS = ("events", "gemm")
+_NO_WINDOWS = WindowReplay.empty()
 
 
 def forward_kernels(k_decay: float, dec_rise: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,8 +87,8 @@ def forward_kernels(k_decay: float, dec_rise: float, n: int) -> tuple[np.ndarray
 
 
 def kernel_windows(k_decay: float, dec_rise: float, tol: float = KERNEL_TOL) -> tuple[int, int]:
-    """Number of final steps (for el, for el_flt) whose contribution to the end state exceeds
-    ``tol`` times the kernel's peak; earlier steps are below float32 resolution."""
+    """Number of final steps (for el, for el_flt) whose weight in the end state exceeds ``tol``
+    times the kernel's peak (the "gemm" method's product windows)."""
     n = 1 << 20
     G, Dk = forward_kernels(k_decay, dec_rise, n)
     below = np.flatnonzero(Dk < tol * Dk.max())
@@ -78,32 +100,44 @@ def kernel_windows(k_decay: float, dec_rise: float, tol: float = KERNEL_TOL) -> 
 
 
 class FastEngine(Engine):
-    """Per-neuron compiled forward kernel plus float32 BLAS products per chunk (SPEC 5).
+    """Compiled per-neuron forward kernel, then the chunk's plasticity in bulk (SPEC 5).
 
     Interchangeable with :class:`~superspike.engine.reference.ReferenceEngine`: it advances the
-    same :class:`State`, and every field equals the reference's at return (to float tolerance;
-    spikes, neuron and trace states exactly).
+    same :class:`State`, and every field equals the reference's at return (spikes, neuron and
+    trace states exactly; el, el_flt and el_sum to float32 rounding). ``method`` picks how the
+    sums over time are formed ("events" or "gemm", see the module docstring).
     """
 
     name = "fast"
     supports_windows = True
 
-    def __init__(self, network: Network, task: Task, max_block: int = MAX_BLOCK, tol: float = KERNEL_TOL) -> None:
+    def __init__(
+        self,
+        network: Network,
+        task: Task,
+        method: str = "events",
+        max_block: int = MAX_BLOCK,
+        tol: float = KERNEL_TOL,
+    ) -> None:
         super().__init__(network, task)
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        self.method = method
         spec = network.spec
         self.L = L = spec.n_connections
         sizes = spec.sizes
         self.nin = sizes[0]
         self.goff = np.zeros(L + 2, np.int64)
         np.cumsum(sizes, out=self.goff[1:])
-        self.N = N = int(self.goff[-1])
+        self.N = int(self.goff[-1])
         self.NP = int(self.goff[L])  # pre space: groups 0..L-1
-        self.NQ = N - self.nin  # post space: groups 1..L
+        self.NQ = self.N - self.nin  # post space: groups 1..L
         self.grp = np.repeat(np.arange(L + 1), sizes).astype(np.int64)
         self.dlen = np.array([spec.delay_line_steps(c) for c in range(L)], np.int64)
         self.R = ring_size(spec.neuron.delay_steps, spec.feedback_lag())
         self.woff = np.zeros(L + 1, np.int64)
         np.cumsum([a * b for a, b in spec.shapes], out=self.woff[1:])
+        # feedback matrices [upper, lower] of connections c < L-1, flat (SPEC 2.2)
         fshapes = [(sizes[c + 2], sizes[c + 1]) for c in range(L - 1)]
         self.foff = np.zeros(max(L, 1), np.int64)
         for c in range(1, L - 1):
@@ -117,21 +151,42 @@ class FastEngine(Engine):
         self.max_block = int(max_block)
         cf = self._cf
         self.k_decay, self.dec_rise = float(cf[6]), float(cf[4])
+        self.psp_cut = cf[11]
         self.q = 1.0 - self.k_decay
         self.wd, self.wg = kernel_windows(self.k_decay, self.dec_rise, tol)
-        G, Dk = forward_kernels(self.k_decay, self.dec_rise, max(self.max_block, self.wg, self.wd) + 1)
-        self._G, self._Dk = G, Dk
-        #: float32 kernels of the end-of-chunk products, reversed: row n - w + r of the chunk
-        #: gets d^(w - r) (el) and G(w - 1 - r) (el_flt)
-        self._DKr = Dk[: self.wd][::-1].astype(np.float32)
-        self._GKr = G[: self.wg][::-1].astype(np.float32)
-        self.nblk = 2
-        #: how often a full-length end product was needed (the window test failed)
+        nk = max(self.max_block, self.wg, self.wd) + 2
+        self._G, self._Dk = forward_kernels(self.k_decay, self.dec_rise, nk)
+        m = np.arange(nk, dtype=np.float64)
+        self._QP = self.q**m  # q^m
+        self._DP = self.dec_rise**m  # d^m
+        # "gemm": float32 kernels of the end-of-chunk products, reversed (row n - w + r gets
+        # d^(w - r) for el and G(w - 1 - r) for el_flt)
+        self._DKr = self._Dk[: self.wd][::-1].astype(np.float32)
+        self._GKr = self._G[: self.wg][::-1].astype(np.float32)
+        #: "gemm": how often a full-length end product was needed (the window test failed)
         self.full_end_products = 0
         self._buffers_n = 0
         self._UPK = np.zeros(max(sizes), np.int64)
-        #: wall time spent in the forward kernel and in the products (s), for benchmarks
+        pre = self.NP
+        self._MPREV = np.zeros(pre, np.int8)
+        self._MNEW = np.zeros(pre, np.int8)
+        self._ZOLD = np.zeros(pre, np.float32)
+        self._RUN_T = np.zeros(pre, np.int64)
+        self._RUN_ZT = np.zeros(pre, np.float64)
+        self._RUN_Z = np.zeros(pre, np.float64)
+        self.moff = np.zeros(L + 1, np.int64)
+        np.cumsum([a * b for a, b in spec.shapes], out=self.moff[1:])
+        # column blocks of the backward sweep: two or more per connection, for both threads
+        blocks = []
+        for c in range(L):
+            a, b = int(self.goff[c + 1] - self.nin), int(self.goff[c + 2] - self.nin)
+            nb = max(1, min(4, (b - a) // 64))
+            edges = np.linspace(a, b, nb + 1).round().astype(int)
+            blocks += [(c, edges[i], edges[i + 1]) for i in range(nb) if edges[i + 1] > edges[i]]
+        self._blocks = np.array(blocks, np.int64).reshape(-1, 3)
+        #: wall time (s) spent in the parts of an advance, for benchmarks
         self.timing = {"forward": 0.0, "backward": 0.0, "products": 0.0, "synapses": 0.0, "other": 0.0}
+        #: floating-point operations of the "gemm" products
         self.flops = 0.0
 
     # -- buffers ----------------------------------------------------------------------------
@@ -139,48 +194,18 @@ class FastEngine(Engine):
         if n <= self._buffers_n:
             return
         f32 = np.float32
-        self.X = np.empty((n, self.NP), f32)
         self.S = np.empty((n, self.NQ), f32)
         self.E = np.empty((n, self.NQ), f32)
-        self.YD = np.empty((min(n, self.wd), self.NQ), f32)
-        self.YG = np.empty((min(n, self.wg), self.NQ), f32)
-        self.XMAX = np.zeros((n, self.L), np.int32)
-        self.SMAX = np.zeros((n, self.L), np.int32)
+        if self.method == "gemm":
+            self.X = np.empty((n, self.NP), f32)
+            self.YD = np.empty((min(n, self.wd), self.NQ), f32)
+            self.YG = np.empty((min(n, self.wg), self.NQ), f32)
+            self.XMAX = np.zeros((n, self.L), np.int32)
+            self.SMAX = np.zeros((n, self.L), np.int32)
+        else:
+            self.X = np.zeros((1, 1), f32)
+            self.XMAX = self.SMAX = np.zeros((1, 1), np.int32)
         self._buffers_n = n
-
-    def _end_products(self, c: int, n: int, XMAX: np.ndarray, SMAX: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The chunk's own contributions to el and el_flt at its end, for connection c:
-        ``X^T (S d^(n-k))`` and ``X^T (S G(n-1-k))`` over the last wd / wg steps.
-
-        The steps left out contribute at most ``sum_k kernel(k) max_j x_j(k) max_i s_i(k)``; if
-        that exceeds 1e-7 of the largest entry (a whole layer went quiet, SPEC 5), the product
-        is redone over the whole chunk.
-        """
-        goff, nin = self.goff, self.nin
-        a, b = goff[c + 1] - nin, goff[c + 2] - nin
-        p0, p1 = goff[c], goff[c + 1]
-        out = []
-        for kern, w, Y in ((self._DKr, min(n, self.wd), self.YD), (self._GKr, min(n, self.wg), self.YG)):
-            Sw = self.S[n - w : n, a:b]
-            Yw = Y[:w, : b - a]
-            np.multiply(Sw, kern[len(kern) - w :, None], out=Yw)
-            P = self.X[n - w : n, p0:p1].T @ Yw
-            self.flops += 2.0 * w * (p1 - p0) * (b - a)
-            if w < n:
-                # bound of the left-out steps k < n - w (their kernel weights are below kern[0])
-                full = self._Dk if kern is self._DKr else self._G
-                m = np.arange(n - w)
-                kw = full[n - 1 - m]
-                xm = XMAX[: n - w, c].view(np.float32).astype(np.float64)
-                sm = SMAX[: n - w, c].view(np.float32).astype(np.float64)
-                bound = float(np.dot(kw, xm * sm))
-                if bound > 1e-7 * float(np.abs(P).max(initial=0.0)):
-                    self.full_end_products += 1
-                    Yf = (self.S[:n, a:b] * full[:n][::-1, None]).astype(np.float32)
-                    P = self.X[:n, p0:p1].T @ Yf
-                    self.flops += 2.0 * n * (p1 - p0) * (b - a)
-            out.append(P)
-        return out[0], out[1]
 
     def advance(self, state: State, n_steps: int) -> StepResult:
         """Advance ``state`` by ``n_steps`` steps with fixed weights; return the spikes emitted."""
@@ -192,23 +217,40 @@ class FastEngine(Engine):
             n = min(self.max_block, n_steps - done)
             parts.append(self._advance_block(state, n))
             done += n
-        t, i = (parts[0] if len(parts) == 1 else (np.concatenate([p[0] for p in parts]),
-                                                   np.concatenate([p[1] for p in parts])))
+        if len(parts) == 1:
+            t, i = parts[0]
+        else:
+            t, i = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         out = []
         for g in range(1, self.L + 1):
             m = (i >= self.goff[g]) & (i < self.goff[g + 1])
             out.append((t[m], i[m] - self.goff[g]))
         return StepResult(out)
 
-    def _advance_block(self, state: State, n: int) -> tuple[np.ndarray, np.ndarray]:
-        import time
+    def _event_capacity(self, t0: int, n: int) -> int:
+        """Upper bound on the events of a chunk: trace states, arrivals and cut-off stretches."""
+        p = self.input.period
+        lo, hi = t0 - self.network.spec.neuron.delay_steps, t0 + n
+        k0, k1 = lo // p, (hi - 1) // p
+        ptr = self.input.ptr
+        arrivals = 0
+        for k in range(k0, k1 + 1):
+            a, b = max(lo - k * p, 0), min(hi - k * p, p)
+            if b > a:
+                arrivals += int(ptr[b] - ptr[a])
+        lif = self.NP - self.nin
+        arrivals += lif * (n // (self.network.spec.neuron.refractory_steps + 1) + 2)
+        return 3 * (arrivals + self.NP) + 16
 
+    def _advance_block(self, state: State, n: int) -> tuple[np.ndarray, np.ndarray]:
         t_start = time.perf_counter()
         L, N, nin, goff = self.L, self.N, self.nin, self.goff
         spec = self.network.spec
+        gemm = self.method == "gemm"
         self._ensure_buffers(max(n, min(self.max_block, 5000)))
         f32 = np.float32
         R = self.R
+        t0 = state.clock
         # -- pack the state into the flat layout of the kernels --------------------------------
         HIST = np.empty((R, N), np.int8)
         for g, gs in enumerate(state.groups):
@@ -229,10 +271,14 @@ class FastEngine(Engine):
         Dmax = int(self.dlen.max())
         SIGL = np.zeros((Dmax, self.NQ), f32)
         PSPL = np.zeros((Dmax, self.NP), f32)
+        xline = []  # rows k < D: x from the delay line (pushed in the previous chunk)
         for c, cc in enumerate(cs):
-            D = self.dlen[c]
+            D = int(self.dlen[c])
             SIGL[:D, goff[c + 1] - nin : goff[c + 2] - nin] = cc.sig_line
             PSPL[:D, goff[c] : goff[c + 1]] = cc.psp_line
+            if not gemm:
+                rows = cc.psp_line[(t0 + np.arange(min(n, D))) % D]
+                xline.append(np.where(rows > self.psp_cut, rows, f32(0)).astype(np.float64))
         WF = np.concatenate([c.w.ravel() for c in cs])
         if self.symmetric:
             for c in range(L - 1):
@@ -247,16 +293,22 @@ class FastEngine(Engine):
         REC_I = np.empty(cap, np.int64)
         win = self.windows if self.windows is not None else _NO_WINDOWS
         WIN = state.window_state if self.windows is not None else np.zeros(0, np.int8)
-        XMAX = self.XMAX
-        SMAX = self.SMAX
-        t0 = state.clock
+        ecap = 1 if gemm else self._event_capacity(t0, n)
+        EVR = np.empty(ecap, np.int64)
+        EVJ = np.empty(ecap, np.int64)
+        EVA = np.empty(ecap, np.float64)
+        EVB = np.empty(ecap, np.float64)
         t1 = time.perf_counter()
-        nrec = fk.forward(
+        nrec, nev = fk.forward(
             t0, n, self._cf, self._ci, L, nin, goff, self.grp, self.dlen,
             self.input.ptr, self.input.ids, self.target.ptr, self.target.ids,
             HIST, state.target_hist, SPK, SPKN, U, I, REF, WF, self.woff, self.FF, self.foff,
             ERR, TRE, TREF, AVG, HET, ERRH, TRP, TRZ, SIGL, PSPL,
-            self.X, self.S, self.E, RS, self._UPK, n - min(n, self.wd), XMAX, SMAX, REC_T, REC_I,
+            self.S, self.E, RS, self._UPK,
+            gemm, self.X, n - min(n, self.wd), self.XMAX, self.SMAX,
+            self._QP, self._DP, self._G, EVR, EVJ, EVA, EVB,
+            self._MPREV, self._RUN_T, self._RUN_ZT, self._RUN_Z, self._ZOLD, self._MNEW,
+            REC_T, REC_I,
             self.windows is not None, win.open_ptr, win.open_ids, win.close_ptr, win.close_ids, WIN,
         )  # fmt: skip
         t2 = time.perf_counter()
@@ -283,36 +335,118 @@ class FastEngine(Engine):
             cc.sig_line[...] = SIGL[:D, a:b]
             cc.psp_line[...] = PSPL[:D, p0:p1]
         # -- plasticity over the chunk (SPEC 5) -------------------------------------------------
+        if gemm:
+            parts = self._plasticity_gemm(n)
+        else:
+            parts = self._plasticity_events(n, nev, EVR, EVJ, EVA, EVB, xline)
+        terms, alpha, beta, t_back, t_prod = parts
         t3 = time.perf_counter()
-        ends = [self._end_products(c, n, XMAX, SMAX) for c in range(L)]
-        t4 = time.perf_counter()
-        ALPHA = np.empty(self.NQ)
-        BETA = np.empty(self.NQ)
-        fk.backward(self.S, self.E, n, self.q, self.dec_rise, self.k_decay, ALPHA, BETA, self.nblk)
-        t5 = time.perf_counter()
         dn = self.dec_rise**n
         qn = self.q**n
         gn1 = float(self._G[n - 1])
-        tp = t4 - t3
-        ts = 0.0
         for c, cc in enumerate(cs):
             a, b = goff[c + 1] - nin, goff[c + 2] - nin
-            p0, p1 = goff[c], goff[c + 1]
-            ta = time.perf_counter()
-            M = self.X[:n, p0:p1].T @ self.S[:n, a:b]
-            self.flops += 2.0 * n * (p1 - p0) * (b - a)
-            tb = time.perf_counter()
-            PD, PG = ends[c]
-            fk.synapse_update(cc.el, cc.el_flt, cc.el_sum, cc.w, M, PD, PG, ALPHA[a:b], BETA[a:b], RS[a:b],
-                             dn, qn, gn1)  # fmt: skip
-            tc = time.perf_counter()
-            tp += tb - ta
-            ts += tc - tb
+            M, PD, PG = terms[c]
+            fk.synapse_update(cc.el, cc.el_flt, cc.el_sum, cc.w, M, PD, PG, alpha[a:b], beta[a:b], RS[a:b],
+                              dn, qn, gn1)  # fmt: skip
+        t4 = time.perf_counter()
         state.clock += n
         tm = self.timing
         tm["forward"] += t2 - t1
-        tm["backward"] += t5 - t4
-        tm["products"] += tp
-        tm["synapses"] += ts
-        tm["other"] += (time.perf_counter() - t_start) - (t2 - t1) - (t5 - t4) - tp - ts
+        tm["backward"] += t_back
+        tm["products"] += t_prod
+        tm["synapses"] += t4 - t3
+        tm["other"] += (t4 - t_start) - (t2 - t1) - t_back - t_prod - (t4 - t3)
         return REC_T[:nrec].copy(), REC_I[:nrec].copy()
+
+    # -- the sums over the chunk, "events" ------------------------------------------------------
+    def _plasticity_events(self, n, nev, EVR, EVJ, EVA, EVB, xline):  # noqa: ANN001, ANN202
+        goff, nin = self.goff, self.nin
+        ta = time.perf_counter()
+        # events of each connection, in order of rows (the kernel writes them in time order)
+        conn = self.grp[EVJ[:nev]]
+        order = np.argsort(conn, kind="stable")
+        EVR, EVJ, EVA, EVB = EVR[order], EVJ[order], EVA[order], EVB[order]
+        bounds = np.searchsorted(conn[order], np.arange(self.L + 1))
+        ev_lo, ev_hi = bounds[:-1].copy(), bounds[1:].copy()
+        tot = int(self.moff[-1])
+        M = np.zeros(tot)
+        PD = np.zeros(tot)
+        PG = np.zeros(tot)
+        Dmax = int(self.dlen.max())
+        YL = np.zeros((3, min(n, Dmax), self.NQ))
+        k = np.arange(n)
+        DK = self._DP[n - k]  # d^(n-k)
+        GK = self._G[n - 1 - k]  # G(n-1-k)
+        alpha = np.empty(self.NQ)
+        beta = np.empty(self.NQ)
+        fk.sweep(self.S, self.E, n, self.q, self.dec_rise, self.k_decay, DK, GK, self._blocks, ev_lo, ev_hi,
+                 EVR, EVJ, EVA, EVB, goff, nin, self.moff, M, PD, PG, self.dlen, YL, alpha, beta)  # fmt: skip
+        tb = time.perf_counter()
+        terms = []
+        for c in range(self.L):
+            a, b = goff[c + 1] - nin, goff[c + 2] - nin
+            shape = (int(goff[c + 1] - goff[c]), int(b - a))
+            out = [M, PD, PG]
+            for r in range(3):
+                T = out[r][self.moff[c] : self.moff[c + 1]].reshape(shape)
+                xl = xline[c]  # rows k < min(n, D): the delay line's x (small dense product)
+                if xl.shape[0]:
+                    T += xl.T @ YL[r, : xl.shape[0], a:b]
+                out[r] = T
+            terms.append(tuple(out))
+        tc = time.perf_counter()
+        return terms, alpha, beta, tb - ta, tc - tb
+
+    # -- the sums over the chunk, "gemm" --------------------------------------------------------
+    def _plasticity_gemm(self, n):  # noqa: ANN001, ANN202
+        goff, nin = self.goff, self.nin
+        t_prod = 0.0
+        ta = time.perf_counter()
+        ends = [self._end_products(c, n) for c in range(self.L)]
+        tb = time.perf_counter()
+        t_prod += tb - ta
+        alpha = np.empty(self.NQ)
+        beta = np.empty(self.NQ)
+        fk.backward(self.S, self.E, n, self.q, self.dec_rise, self.k_decay, alpha, beta, 2)
+        tc = time.perf_counter()
+        terms = []
+        for c in range(self.L):
+            a, b = goff[c + 1] - nin, goff[c + 2] - nin
+            p0, p1 = goff[c], goff[c + 1]
+            M = self.X[:n, p0:p1].T @ self.S[:n, a:b]
+            self.flops += 2.0 * n * (p1 - p0) * (b - a)
+            terms.append((M, *ends[c]))
+        td = time.perf_counter()
+        t_prod += td - tc
+        return terms, alpha, beta, tc - tb, t_prod
+
+    def _end_products(self, c: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """"gemm": the chunk's own contributions to el and el_flt at its end, for connection c,
+        ``X^T (S d^(n-k))`` and ``X^T (S G(n-1-k))`` over the last wd / wg steps.
+
+        The steps left out contribute at most ``sum_k kernel(k) max_j x_j(k) max_i s_i(k)``; if
+        that exceeds 1e-7 of the largest entry (a whole layer went quiet), the product is
+        redone over the whole chunk.
+        """
+        goff, nin = self.goff, self.nin
+        a, b = goff[c + 1] - nin, goff[c + 2] - nin
+        p0, p1 = goff[c], goff[c + 1]
+        out = []
+        for kern, w, Y in ((self._DKr, min(n, self.wd), self.YD), (self._GKr, min(n, self.wg), self.YG)):
+            Yw = Y[:w, : b - a]
+            np.multiply(self.S[n - w : n, a:b], kern[len(kern) - w :, None], out=Yw)
+            P = self.X[n - w : n, p0:p1].T @ Yw
+            self.flops += 2.0 * w * (p1 - p0) * (b - a)
+            if w < n:
+                full = self._Dk if kern is self._DKr else self._G
+                kw = full[n - 1 - np.arange(n - w)]
+                xm = self.XMAX[: n - w, c].view(np.float32).astype(np.float64)
+                sm = self.SMAX[: n - w, c].view(np.float32).astype(np.float64)
+                if float(np.dot(kw, xm * sm)) > 1e-7 * float(np.abs(P).max(initial=0.0)):
+                    self.full_end_products += 1
+                    Yf = (self.S[:n, a:b] * full[:n][::-1, None]).astype(np.float32)
+                    P = self.X[:n, p0:p1].T @ Yf
+                    self.flops += 2.0 * n * (p1 - p0) * (b - a)
+            out.append(P)
+        return out[0], out[1]
