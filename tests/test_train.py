@@ -114,3 +114,22 @@ def test_target_ids_outside_group_are_an_explicit_choice(tmp_path: Path, capsys:
     assert f"{tgt}:3:" in err and "--id-offset" in err and "--drop-out-of-range" in err
     main([*base[:-1], "--drop-out-of-range"])
     assert "dropped 1 target spikes" in capsys.readouterr().err
+
+
+def test_one_based_ids_get_a_note(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    inp, tgt = _files(tmp_path, nout=4)
+    shifted = [f"{t} {int(i) + 1}" for t, i in (line.split() for line in tgt.read_text().splitlines())]
+    tgt.write_text("\n".join(shifted) + "\n")
+    main(["train", "--input", str(inp), "--target", str(tgt), "--blocks", "0", "--burn-in", "0.5"])
+    err = capsys.readouterr().err
+    assert "5 output neurons inferred from the largest id" in err and "--id-offset -1 --nout 4" in err
+
+
+def test_init_weights_beyond_w_max_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    inp, tgt = _files(tmp_path)
+    path = tmp_path / "w.npz"
+    save_weights(path, [np.full((40, 4), 0.2, np.float32)], {})
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--input", str(inp), "--target", str(tgt), "--init-weights", str(path), "--blocks", "0"])
+    assert exc.value.code == 2
+    assert "w0 has weights outside [-0.1, 0.1]" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from superspike.errors import ConfigError, RunInterrupted, SimulationError
+from superspike.errors import ConfigError, InputFileError, RunInterrupted, SimulationError
 from superspike.io import load_weights
 from superspike.network import Network, NetworkSpec
 from superspike.outputs.rundir import RunDirectory, prepare_directory, read_curve_rows
@@ -54,6 +54,13 @@ def build_task(cfg: RunConfig) -> tuple[Task, RunConfig, list[str]]:
         notes.append(
             f"{cfg.target}: dropped {dropped} target spikes with ids outside 0..{tgt.n - 1} (--drop-out-of-range)"
         )
+    for role, raster, given in (("input", inp, cfg.nin), ("output", tgt, cfg.nout)):
+        if given is None and raster.ids.size and raster.ids.min() > 0:
+            notes.append(
+                f"{raster.source}: {raster.n} {role} neurons inferred from the largest id, and id 0 has no spike; "
+                f"if the ids start at 1, pass {'--id-offset -1 ' if role == 'output' else ''}--n{role[:3]} "
+                f"{raster.n - 1}"
+            )
     grid = cfg.grid or h_tg.grid or h_in.grid or DEFAULT_GRID
     check_grid(inp, grid, dt)
     check_grid(tgt, grid, dt)
@@ -95,6 +102,12 @@ def build_network(cfg: RunConfig) -> tuple[Network, list[str]]:
     if cfg.init_weights is None:
         return drawn, []
     weights, feedback = load_weights(cfg.init_weights, spec.shapes, spec.feedback_shapes)
+    wmax = spec.rule.w_max
+    for c, w in enumerate(weights):
+        if np.abs(w).max() > wmax:  # the first update would clip them: say so instead of altering them
+            raise InputFileError(
+                cfg.init_weights, f"w{c} has weights outside [-{wmax}, {wmax}] V (rule.w_max); clip them or raise w_max"
+            )
     notes = [
         f"{cfg.init_weights}: no b{c}; feedback matrix b{c} drawn from seed {cfg.seed}"
         for c in spec.feedback_shapes
