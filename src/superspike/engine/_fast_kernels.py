@@ -11,7 +11,7 @@ presynaptic traces at [goff[c], goff[c+1]) of the pre space, its error traces at
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from superspike.rule.surrogate import surrogate
 
@@ -455,22 +455,16 @@ def forward(
     return rec_n, ev_n
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def backward(S, E, n, q_f, d_f, k_f, ALPHA, BETA, nblk):
+@njit(cache=True, error_model="numpy", nogil=True)
+def backward(S, E, n, q_f, d_f, k_f, ALPHA, BETA, a0, a1):
     """Backward-filter the errors of a chunk; ``S <- S * Et`` in place (rows 0..n-1).
 
     For every post column: ``Et(k) = sum_{m>=k} G(m-k) E(m)`` with G the response of el_flt to a
     unit coincidence (SPEC 5), via ``Bd(k) = E(k) + d Bd(k+1)``, ``Et(k) = q Et(k+1) + kk Bd(k)``
     (float64). ``ALPHA = sum_k E(k) q^(k+1)`` and ``BETA = Et(0)`` weigh the eligibility carried
-    into the chunk. Columns are split into ``nblk`` blocks run in parallel.
+    into the chunk. Columns [a0, a1); releases the GIL (column ranges can run in threads).
     """
-    NQ = S.shape[1]
-    step = (NQ + nblk - 1) // nblk
-    for b in prange(nblk):
-        a0 = b * step
-        a1 = min(NQ, a0 + step)
-        if a1 <= a0:
-            continue
+    if a1 > a0:
         w = a1 - a0
         bd = np.zeros(w)
         et = np.zeros(w)
@@ -487,72 +481,122 @@ def backward(S, E, n, q_f, d_f, k_f, ALPHA, BETA, nblk):
             BETA[a0 + i] = et[i]
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def sweep(
     S, E, n, q_f, d_f, k_f, DK, GK, blocks, ev_lo, ev_hi, EVR, EVJ, EVA, EVB,
     goff, nin, moff, M, PD, PG, dlen, YL, ALPHA, BETA,
 ):  # fmt: skip
     """The chunk's plasticity from per-neuron series and presynaptic events (SPEC 5), backwards.
 
-    For each post column i (``blocks``: rows of (connection, first, last post index), run in
-    parallel): ``Et(k) = sum_{m>=k} G(m-k) E(k)`` as ``c (q Eq(k) - d Ed(k))`` with
-    ``Eq(k) = E(k) + q Eq(k+1)``, ``Ed`` likewise and ``c = kk/(q-d)``; the three right-hand
-    factors ``y = S Et`` (el_sum), ``S d^(n-k)`` (el, ``DK``), ``S G(n-1-k)`` (el_flt, ``GK``),
-    and for each their discounted sums ``Rq(k) = y(k) + q Rq(k+1)``, ``Rd`` likewise. An event
-    (row r, pre j, a, b) adds ``a Rq(r) + b d c (Rq(r) - Rd(r))`` = sum over k >= r of its
-    presynaptic trace times y(k) to row j of M (PD, PG). Rows k < D of y are stored in ``YL``
-    for the delay-line part. ``ALPHA = q Eq(0)``, ``BETA = Et(0)``. All float64.
+    For each post column i (``blocks``: rows of (first, last) post index):
+    ``Et(k) = sum_{m>=k} G(m-k) E(k)`` as ``c (q Eq(k) - d Ed(k))`` with ``Eq(k) = E(k) +
+    q Eq(k+1)``, ``Ed`` likewise and ``c = kk/(q-d)``; the three right-hand factors ``y = S Et``
+    (el_sum), ``S d^(n-k)`` (el, ``DK``), ``S G(n-1-k)`` (el_flt, ``GK``), and for each their
+    discounted sums ``Rq(k) = y(k) + q Rq(k+1)``, ``Rd`` likewise. An event (row r, pre j, a, b)
+    adds ``a Rq(r) + b d c (Rq(r) - Rd(r))`` = sum over k >= r of its presynaptic trace times
+    y(k) to row j of M (PD, PG). Rows k < D of y are stored in ``YL`` for the delay-line part.
+    ``ALPHA = q Eq(0)``, ``BETA = Et(0)``. All float64. Releases the GIL: blocks of columns can
+    run in threads.
     """
     cq = k_f / (q_f - d_f)
     dc = d_f * cq
-    for b in prange(blocks.shape[0]):
-        c, i0, i1 = blocks[b, 0], blocks[b, 1], blocks[b, 2]
+    L = goff.shape[0] - 2
+    for b in range(blocks.shape[0]):
+        i0, i1 = blocks[b, 0], blocks[b, 1]
         w = i1 - i0
-        qa = goff[c + 1] - nin
-        npost = goff[c + 2] - goff[c + 1]
-        p0 = goff[c]
-        D = dlen[c]
         eq = np.zeros(w)
         ed = np.zeros(w)
-        r = np.zeros((6, w))
-        e_ptr = ev_hi[c] - 1
+        y = np.zeros(w)
+        r0 = np.zeros(w)
+        r1 = np.zeros(w)
+        r2 = np.zeros(w)
+        r3 = np.zeros(w)
+        r4 = np.zeros(w)
+        r5 = np.zeros(w)
+        # connections whose post columns overlap the block, and their events (newest first)
+        cs = np.empty(L, np.int64)
+        nc = 0
+        for c in range(L):
+            if goff[c + 2] - nin > i0 and goff[c + 1] - nin < i1:
+                cs[nc] = c
+                nc += 1
+        e_ptr = np.empty(L, np.int64)
+        for c in range(L):
+            e_ptr[c] = ev_hi[c] - 1
+        Dmax = 0
+        for u in range(nc):
+            Dmax = max(Dmax, dlen[cs[u]])
         for k in range(n - 1, -1, -1):
-            dk = DK[k]
-            gk = GK[k]
-            for i in range(w):
-                e = np.float64(E[k, i0 + i])
-                s = np.float64(S[k, i0 + i])
-                eq[i] = e + q_f * eq[i]
-                ed[i] = e + d_f * ed[i]
-                y = s * (cq * (q_f * eq[i] - d_f * ed[i]))
-                yd = s * dk
-                yg = s * gk
-                r[0, i] = y + q_f * r[0, i]
-                r[1, i] = y + d_f * r[1, i]
-                r[2, i] = yd + q_f * r[2, i]
-                r[3, i] = yd + d_f * r[3, i]
-                r[4, i] = yg + q_f * r[4, i]
-                r[5, i] = yg + d_f * r[5, i]
-                if k < D:
-                    YL[0, k, i0 + i] = y
-                    YL[1, k, i0 + i] = yd
-                    YL[2, k, i0 + i] = yg
-            while e_ptr >= ev_lo[c] and EVR[e_ptr] == k:
-                j = EVJ[e_ptr]
-                a = EVA[e_ptr]
-                bb = EVB[e_ptr] * dc
-                base = moff[c] + (j - p0) * npost + (i0 - qa)
+            srow = S[k, i0:i1]
+            _sweep_err(E[k, i0:i1], srow, eq, ed, y, q_f, d_f, cq)
+            _sweep_r(y, r0, r1, q_f, d_f)
+            _sweep_rs(srow, DK[k], r2, r3, q_f, d_f)
+            _sweep_rs(srow, GK[k], r4, r5, q_f, d_f)
+            if k < Dmax:  # y of the rows fed by the delay line (dense part)
                 for i in range(w):
-                    M[base + i] += a * r[0, i] + bb * (r[0, i] - r[1, i])
-                    PD[base + i] += a * r[2, i] + bb * (r[2, i] - r[3, i])
-                    PG[base + i] += a * r[4, i] + bb * (r[4, i] - r[5, i])
-                e_ptr -= 1
+                    s = np.float64(srow[i])
+                    YL[0, k, i0 + i] = y[i]
+                    YL[1, k, i0 + i] = s * DK[k]
+                    YL[2, k, i0 + i] = s * GK[k]
+            for u in range(nc):
+                c = cs[u]
+                ep = e_ptr[c]
+                if ep < ev_lo[c] or EVR[ep] != k:
+                    continue
+                qa = goff[c + 1] - nin
+                npost = goff[c + 2] - goff[c + 1]
+                lo = max(i0, qa)
+                hi = min(i1, qa + npost)
+                p0 = goff[c]
+                while ep >= ev_lo[c] and EVR[ep] == k:
+                    base = moff[c] + (EVJ[ep] - p0) * npost + (lo - qa)
+                    _apply_event(M[base : base + hi - lo], PD[base : base + hi - lo], PG[base : base + hi - lo],
+                                 EVA[ep], EVB[ep] * dc, r0[lo - i0 : hi - i0], r1[lo - i0 : hi - i0],
+                                 r2[lo - i0 : hi - i0], r3[lo - i0 : hi - i0], r4[lo - i0 : hi - i0],
+                                 r5[lo - i0 : hi - i0])  # fmt: skip
+                    ep -= 1
+                e_ptr[c] = ep
         for i in range(w):
             ALPHA[i0 + i] = q_f * eq[i]
             BETA[i0 + i] = cq * (q_f * eq[i] - d_f * ed[i])
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
+def _sweep_err(e32, s32, eq, ed, y, q_f, d_f, cq):
+    for i in range(e32.shape[0]):
+        e = np.float64(e32[i])
+        a = e + q_f * eq[i]
+        bd = e + d_f * ed[i]
+        eq[i] = a
+        ed[i] = bd
+        y[i] = np.float64(s32[i]) * (cq * (q_f * a - d_f * bd))
+
+
+@njit(cache=True, error_model="numpy")
+def _sweep_r(y, r0, r1, q_f, d_f):
+    for i in range(y.shape[0]):
+        v = y[i]
+        r0[i] = v + q_f * r0[i]
+        r1[i] = v + d_f * r1[i]
+
+
+@njit(cache=True, error_model="numpy")
+def _sweep_rs(s32, f, r0, r1, q_f, d_f):
+    for i in range(s32.shape[0]):
+        v = np.float64(s32[i]) * f
+        r0[i] = v + q_f * r0[i]
+        r1[i] = v + d_f * r1[i]
+
+
+@njit(cache=True, error_model="numpy")
+def _apply_event(m, pd, pg, a, bb, r0, r1, r2, r3, r4, r5):
+    for i in range(m.shape[0]):
+        m[i] += a * r0[i] + bb * (r0[i] - r1[i])
+        pd[i] += a * r2[i] + bb * (r2[i] - r3[i])
+        pg[i] += a * r4[i] + bb * (r4[i] - r5[i])
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
 def synapse_update(EL, ELF, ELS, W, M, PD, PG, alpha, beta, rs, dn, qn, gn1):
     """Per synapse: el_sum += M + el_flt alpha + el beta - w rs; then the end-of-chunk el, el_flt.
 
@@ -560,7 +604,7 @@ def synapse_update(EL, ELF, ELS, W, M, PD, PG, alpha, beta, rs, dn, qn, gn1):
     own contribution to el/el_flt. Coefficients as in SPEC 5 (see engine.fast).
     """
     npre, npost = EL.shape
-    for j in prange(npre):
+    for j in range(npre):
         for i in range(npost):
             e0 = np.float64(EL[j, i])
             f0 = np.float64(ELF[j, i])

@@ -55,7 +55,9 @@ target and own spike events), with the reference's float32 sums (SPEC 2.2).
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -105,7 +107,9 @@ class FastEngine(Engine):
     Interchangeable with :class:`~superspike.engine.reference.ReferenceEngine`: it advances the
     same :class:`State`, and every field equals the reference's at return (spikes, neuron and
     trace states exactly; el, el_flt and el_sum to float32 rounding). ``method`` picks how the
-    sums over time are formed ("events" or "gemm", see the module docstring).
+    sums over time are formed ("events" or "gemm", see the module docstring). The forward
+    kernel is serial; the per-chunk sweeps and synapse updates run in ``threads`` threads
+    (default: the number of CPUs, at most 4).
     """
 
     name = "fast"
@@ -118,6 +122,7 @@ class FastEngine(Engine):
         method: str = "events",
         max_block: int = MAX_BLOCK,
         tol: float = KERNEL_TOL,
+        threads: int | None = None,
     ) -> None:
         super().__init__(network, task)
         if method not in METHODS:
@@ -176,18 +181,29 @@ class FastEngine(Engine):
         self._RUN_Z = np.zeros(pre, np.float64)
         self.moff = np.zeros(L + 1, np.int64)
         np.cumsum([a * b for a, b in spec.shapes], out=self.moff[1:])
-        # column blocks of the backward sweep: two or more per connection, for both threads
-        blocks = []
-        for c in range(L):
-            a, b = int(self.goff[c + 1] - self.nin), int(self.goff[c + 2] - self.nin)
-            nb = max(1, min(4, (b - a) // 64))
-            edges = np.linspace(a, b, nb + 1).round().astype(int)
-            blocks += [(c, edges[i], edges[i + 1]) for i in range(nb) if edges[i + 1] > edges[i]]
-        self._blocks = np.array(blocks, np.int64).reshape(-1, 3)
+        self.threads = max(1, min(4, os.cpu_count() or 1) if threads is None else int(threads))
+        self._pool: ThreadPoolExecutor | None = None
+        # column blocks of the backward sweep: one per thread, equal widths
+        edges = np.linspace(0, self.NQ, self.threads + 1).round().astype(int)
+        self._blocks = [np.array([[a, b]], np.int64) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+        # column ranges of the "gemm" backward filter
+        edges = np.linspace(0, self.NQ, self.threads + 1).round().astype(int)
+        self._col_ranges = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
         #: wall time (s) spent in the parts of an advance, for benchmarks
         self.timing = {"forward": 0.0, "backward": 0.0, "products": 0.0, "synapses": 0.0, "other": 0.0}
         #: floating-point operations of the "gemm" products
         self.flops = 0.0
+
+    def _run(self, fn, jobs: list[tuple]) -> None:
+        """Run ``fn(*args)`` for every args tuple, in the thread pool if there are several."""
+        if len(jobs) == 1 or self.threads == 1:
+            for args in jobs:
+                fn(*args)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="superspike-fast")
+        for f in [self._pool.submit(fn, *args) for args in jobs]:
+            f.result()
 
     # -- buffers ----------------------------------------------------------------------------
     def _ensure_buffers(self, n: int) -> None:
@@ -344,11 +360,17 @@ class FastEngine(Engine):
         dn = self.dec_rise**n
         qn = self.q**n
         gn1 = float(self._G[n - 1])
+        jobs = []
         for c, cc in enumerate(cs):
             a, b = goff[c + 1] - nin, goff[c + 2] - nin
             M, PD, PG = terms[c]
-            fk.synapse_update(cc.el, cc.el_flt, cc.el_sum, cc.w, M, PD, PG, alpha[a:b], beta[a:b], RS[a:b],
-                              dn, qn, gn1)  # fmt: skip
+            npre = cc.el.shape[0]
+            parts = max(1, min(self.threads, npre // 16)) if L == 1 else 1
+            edges = np.linspace(0, npre, parts + 1).round().astype(int)
+            for r0, r1 in zip(edges[:-1], edges[1:], strict=True):
+                jobs.append((cc.el[r0:r1], cc.el_flt[r0:r1], cc.el_sum[r0:r1], cc.w[r0:r1], M[r0:r1], PD[r0:r1],
+                             PG[r0:r1], alpha[a:b], beta[a:b], RS[a:b], dn, qn, gn1))  # fmt: skip
+        self._run(fk.synapse_update, jobs)
         t4 = time.perf_counter()
         state.clock += n
         tm = self.timing
@@ -360,7 +382,7 @@ class FastEngine(Engine):
         return REC_T[:nrec].copy(), REC_I[:nrec].copy()
 
     # -- the sums over the chunk, "events" ------------------------------------------------------
-    def _plasticity_events(self, n, nev, EVR, EVJ, EVA, EVB, xline):  # noqa: ANN001, ANN202
+    def _plasticity_events(self, n, nev, EVR, EVJ, EVA, EVB, xline):
         goff, nin = self.goff, self.nin
         ta = time.perf_counter()
         # events of each connection, in order of rows (the kernel writes them in time order)
@@ -380,8 +402,12 @@ class FastEngine(Engine):
         GK = self._G[n - 1 - k]  # G(n-1-k)
         alpha = np.empty(self.NQ)
         beta = np.empty(self.NQ)
-        fk.sweep(self.S, self.E, n, self.q, self.dec_rise, self.k_decay, DK, GK, self._blocks, ev_lo, ev_hi,
-                 EVR, EVJ, EVA, EVB, goff, nin, self.moff, M, PD, PG, self.dlen, YL, alpha, beta)  # fmt: skip
+        jobs = [
+            (self.S, self.E, n, self.q, self.dec_rise, self.k_decay, DK, GK, blk, ev_lo, ev_hi,
+             EVR, EVJ, EVA, EVB, goff, nin, self.moff, M, PD, PG, self.dlen, YL, alpha, beta)
+            for blk in self._blocks
+        ]  # fmt: skip
+        self._run(fk.sweep, jobs)
         tb = time.perf_counter()
         terms = []
         for c in range(self.L):
@@ -399,7 +425,7 @@ class FastEngine(Engine):
         return terms, alpha, beta, tb - ta, tc - tb
 
     # -- the sums over the chunk, "gemm" --------------------------------------------------------
-    def _plasticity_gemm(self, n):  # noqa: ANN001, ANN202
+    def _plasticity_gemm(self, n):
         goff, nin = self.goff, self.nin
         t_prod = 0.0
         ta = time.perf_counter()
@@ -408,7 +434,8 @@ class FastEngine(Engine):
         t_prod += tb - ta
         alpha = np.empty(self.NQ)
         beta = np.empty(self.NQ)
-        fk.backward(self.S, self.E, n, self.q, self.dec_rise, self.k_decay, alpha, beta, 2)
+        self._run(fk.backward, [(self.S, self.E, n, self.q, self.dec_rise, self.k_decay, alpha, beta, a, b)
+                                for a, b in self._col_ranges])  # fmt: skip
         tc = time.perf_counter()
         terms = []
         for c in range(self.L):
