@@ -155,8 +155,10 @@ def _shade_windows(ax: object, run: RunData, start: int, length: int) -> None:
 def _curve_panels(ax_cost: object, ax_side: object, run: RunData) -> None:
     c = run.curve
     t = c["time_s"]
-    ax_cost.plot(t, np.maximum(c["cost"], 1e-12), "o-", ms=2.5, color="tab:blue", lw=1.2)  # type: ignore[attr-defined]
-    ax_cost.set_yscale("log")  # type: ignore[attr-defined]
+    cost = np.maximum(c["cost"], 1e-12)
+    ax_cost.plot(t, cost, "o-", ms=2.5, color="tab:blue", lw=1.2)  # type: ignore[attr-defined]
+    if cost.max() > 10 * cost.min():  # a log scale only where the cost spans a decade
+        ax_cost.set_yscale("log")  # type: ignore[attr-defined]
     ax_cost.set_xlabel("simulated time (s)")  # type: ignore[attr-defined]
     ax_cost.set_ylabel("cost (MSE)", color="tab:blue")  # type: ignore[attr-defined]
     ax_cost.set_title("learning curve", fontsize=9)  # type: ignore[attr-defined]
