@@ -199,8 +199,8 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_killed_sweep_rerun_completes_only_what_is_missing(folder: Path, sig: signal.Signals) -> None:
-    if sig == signal.SIGKILL and not Path("/proc/self/task").is_dir():
-        pytest.skip("needs Linux /proc to find the sweep's worker processes")
+    if sig == signal.SIGKILL and not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists():
+        pytest.skip("needs Linux /proc/PID/task/PID/children to find the sweep's worker processes")
     # runs long enough (20.5 s simulated) that the kill lands part-way through the sweep
     base = SHORT.replace("blocks = 2", "blocks = 40")
     path = _sweep_file(folder, 'feedback = ["symmetric", "random"]', seeds="2", base=base, name="kill.toml")

@@ -151,7 +151,7 @@ def plot_sweep(sweep_dir: str | Path, out_png: str | Path, *, x: str | None = No
     title = description or sweep_dir.name
     sub = f"mean ± s.d. over {n} run{'s' if hi > 1 else ''} per point"
     if log_y:
-        sub += " (band cut at the lowest run)"
+        sub += " (cut at the lowest run on the log axis)"
     if failed:
         sub += f"; {failed} failed run{'s' if failed > 1 else ''} not shown"
     ax.set_title(f"{title}\n{sub}", fontsize=10)

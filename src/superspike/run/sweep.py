@@ -408,6 +408,15 @@ def run_sweep(
     if workers is not None and workers < 1:
         raise ConfigError("workers", f"must be at least 1, got {workers}")
     client = _connect(scheduler) if scheduler is not None else None  # fail early, before touching out
+    try:
+        return _run_sweep(sweep, out, workers, client, progress)
+    finally:
+        if client is not None and not _is_client(scheduler):
+            client.close()
+
+
+def _run_sweep(sweep: Sweep, out: Path, workers: int | None, client: Any,
+               progress: Callable[[SweepProgress], None] | None) -> SweepResult:
     _prepare_out(out)
     runs = out / RUNS
     runs.mkdir(exist_ok=True)
@@ -452,7 +461,7 @@ def run_sweep(
         if todo:
             args = [(p.config, str(runs / p.name), p.name, str(sweep.source)) for p in todo]
             if client is not None:
-                _run_dask(client, args, finished, close=not _is_client(scheduler))
+                _run_dask(client, args, finished)
             else:
                 _run_local(args, workers or _cpus(), finished, runs)
         write_results(sweep, statuses, results)
@@ -754,33 +763,29 @@ def _connect(scheduler: Any) -> Any:
         raise UserError(f"cannot reach the Dask scheduler at {address}: {' '.join(str(exc).split())}") from None
 
 
-def _run_dask(client: Any, args: list[tuple], finished: Callable[[dict[str, Any]], None], close: bool) -> None:
+def _run_dask(client: Any, args: list[tuple], finished: Callable[[dict[str, Any]], None]) -> None:
     """Submit every point to the cluster; record each as it ends (a worker lost for good: failed)."""
     from distributed import as_completed
 
     futures = {}
-    try:
-        with _stop_on_signals():
-            try:
-                for a in args:
-                    fut = client.submit(run_point, *a, key=f"superspike-sweep-{a[2]}-{os.getpid()}-{time.time_ns()}",
-                                        pure=False)
-                    futures[fut] = a
-                for fut in as_completed(list(futures)):
-                    a = futures[fut]
-                    try:
-                        finished(fut.result())
-                    except Exception as exc:  # KilledWorker, lost connection, ...
-                        message = " ".join(str(exc).split())
-                        finished(_crash_status(a, f"{type(exc).__name__}: {message}"))
-            except _Stop as stop:
-                client.cancel(list(futures))
-                raise RunInterrupted(f"{signal.Signals(stop.signum).name}: sweep stopped; runs already started on "
-                                     "the cluster may go on; rerun the same command to finish the sweep",
-                                     stop.signum) from None
-    finally:
-        if close:
-            client.close()
+    with _stop_on_signals():
+        try:
+            for a in args:
+                key = f"superspike-sweep-{a[2]}-{os.getpid()}-{time.time_ns()}"
+                fut = client.submit(run_point, *a, key=key, pure=False)
+                futures[fut] = a
+            for fut in as_completed(list(futures)):
+                a = futures[fut]
+                try:
+                    finished(fut.result())
+                except Exception as exc:  # KilledWorker, lost connection, ...
+                    message = " ".join(str(exc).split())
+                    finished(_crash_status(a, f"{type(exc).__name__}: {message}"))
+        except _Stop as stop:
+            client.cancel(list(futures))
+            raise RunInterrupted(f"{signal.Signals(stop.signum).name}: sweep stopped; runs already started on "
+                                 "the cluster may go on; rerun the same command to finish the sweep",
+                                 stop.signum) from None
 
 
 # ---------------------------------------------------------------------------------------------
