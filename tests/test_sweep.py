@@ -37,8 +37,10 @@ def _task_files(folder: Path) -> None:
 
 def _sweep_file(folder: Path, grid: str, seeds: str = "1", base: str = SHORT, name: str = "sweep.toml") -> Path:
     path = folder / name
-    path.write_text(f'description = "tiny"\nseeds = {seeds}\n[base]\ninput = "input.ras"\ntarget = "target.ras"\n'
-                    f"{base}\n[grid]\n{grid}\n")
+    path.write_text(
+        f'description = "tiny"\nseeds = {seeds}\n[base]\ninput = "input.ras"\ntarget = "target.ras"\n'
+        f"{base}\n[grid]\n{grid}\n"
+    )
     return path
 
 
@@ -168,8 +170,9 @@ def test_failed_run_is_recorded_and_retried(folder: Path) -> None:
 
 def test_dask_local_cluster_gives_the_same_results(folder: Path, local_sweep: Path) -> None:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         result = run_sweep(folder / "sweep.toml", folder / "dask", scheduler=cluster.scheduler_address)
     assert result.progress.ok == 4
     local = {r["run"]: r for r in _rows(local_sweep)}
@@ -179,8 +182,9 @@ def test_dask_local_cluster_gives_the_same_results(folder: Path, local_sweep: Pa
         assert r["rate_hidden_hz"] == local[r["run"]]["rate_hidden_hz"]
 
 
-def test_scheduler_without_dask_is_a_one_line_error(folder: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_scheduler_without_dask_is_a_one_line_error(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
     with pytest.raises(UserError, match=r"pip install superspike\[dask\]"):
         run_sweep(folder / "sweep.toml", folder / "no-dask", scheduler="tcp://127.0.0.1:8786")
@@ -221,8 +225,9 @@ def test_killed_sweep_rerun_completes_only_what_is_missing(folder: Path, sig: si
         assert "sweep stopped" in proc.stderr.read()
     else:  # nothing can run in the sweep itself; its workers stop after their run
         assert code == -signal.SIGKILL
-        while any(Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text()
-                  for w in workers):
+        while any(
+            Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text() for w in workers
+        ):
             assert time.monotonic() < deadline + 60, "the killed sweep left workers running"
             time.sleep(0.1)
     proc.stderr.close()

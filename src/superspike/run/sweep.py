@@ -53,8 +53,16 @@ STATUS = "sweep_status.json"  #: written atomically into a run directory when th
 STOP = ".stop"  #: in DIR/runs while a stopped sweep winds down: runs not yet begun return at once
 LAST_LINES = 5  #: the final cost is the mean of the last so many cost lines
 PATH_KEYS = ("input", "target", "init_weights", "init_from")  #: resolved against the sweep file's folder
-RESULT_COLUMNS = ("status", "final_cost", "final_vr_distance", "rate_hidden_hz", "rate_output_hz", "wall_s",
-                  "host", "error")
+RESULT_COLUMNS = (
+    "status",
+    "final_cost",
+    "final_vr_distance",
+    "rate_hidden_hz",
+    "rate_output_hz",
+    "wall_s",
+    "host",
+    "error",
+)
 DASK_HINT = "pip install superspike[dask]"
 
 
@@ -116,8 +124,9 @@ def sweep_from_dict(data: dict[str, Any], source: str | Path = "sweep") -> Sweep
     src = str(source)
     unknown = set(data) - {"base", "grid", "seeds", "description"}
     if unknown:
-        raise ConfigError(sorted(unknown)[0], "unknown key; a sweep file has [base], [grid], seeds and description",
-                          src)
+        raise ConfigError(
+            sorted(unknown)[0], "unknown key; a sweep file has [base], [grid], seeds and description", src
+        )
     base = data.get("base", {})
     if not isinstance(base, dict):
         raise ConfigError("base", "must be a table ([base])", src)
@@ -128,8 +137,11 @@ def sweep_from_dict(data: dict[str, Any], source: str | Path = "sweep") -> Sweep
     if not isinstance(description, str):
         raise ConfigError("description", "must be a string", src)
     if "seed" in base or "seed" in grid_in:
-        raise ConfigError("[base]" if "seed" in base else "[grid]", "seed: set seeds with the top-level key "
-                          "`seeds` (a count or a list)", src)
+        raise ConfigError(
+            "[base]" if "seed" in base else "[grid]",
+            "seed: set seeds with the top-level key `seeds` (a count or a list)",
+            src,
+        )
     folder = source.resolve().parent if source.name else Path.cwd()
     base = _resolve_paths(base, folder)
     grid: dict[str, list[Any]] = {}
@@ -162,8 +174,12 @@ def sweep_from_dict(data: dict[str, Any], source: str | Path = "sweep") -> Sweep
     names: dict[str, Point] = {}
     for p in points:
         if p.name in names:
-            raise ConfigError("[grid]", f"two points get the same directory name {p.name!r} "
-                              f"({names[p.name].params} and {p.params}); make the values more distinct", src)
+            raise ConfigError(
+                "[grid]",
+                f"two points get the same directory name {p.name!r} "
+                f"({names[p.name].params} and {p.params}); make the values more distinct",
+                src,
+            )
         names[p.name] = p
     return Sweep(source, base, grid, seeds, description, tuple(points))
 
@@ -321,8 +337,7 @@ def run_point(config: dict[str, Any], run_dir: str, name: str, source: str = "sw
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = _lock(path.parent / f".{name}.lock")
     t0 = time.perf_counter()
-    status: dict[str, Any] = {"name": name, "seed": config.get("seed"), "config": config,
-                              "host": socket.gethostname()}
+    status: dict[str, Any] = {"name": name, "seed": config.get("seed"), "config": config, "host": socket.gethostname()}
     try:
         if (path.parent / STOP).exists():
             return {**status, "status": "cancelled", "error": "the sweep was stopped"}
@@ -415,8 +430,9 @@ def run_sweep(
             client.close()
 
 
-def _run_sweep(sweep: Sweep, out: Path, workers: int | None, client: Any,
-               progress: Callable[[SweepProgress], None] | None) -> SweepResult:
+def _run_sweep(
+    sweep: Sweep, out: Path, workers: int | None, client: Any, progress: Callable[[SweepProgress], None] | None
+) -> SweepResult:
     _prepare_out(out)
     runs = out / RUNS
     runs.mkdir(exist_ok=True)
@@ -428,9 +444,12 @@ def _run_sweep(sweep: Sweep, out: Path, workers: int | None, client: Any,
             if old is None:
                 continue
             if old.get("config") != p.config:
-                raise ConfigError("out", f"{runs / p.name} was run with "
-                                  f"{_first_difference(old.get('config') or {}, p.config, sweep.source)}; use "
-                                  "another --out, or delete that run directory to redo it")
+                raise ConfigError(
+                    "out",
+                    f"{runs / p.name} was run with "
+                    f"{_first_difference(old.get('config') or {}, p.config, sweep.source)}; use "
+                    "another --out, or delete that run directory to redo it",
+                )
             if old.get("status") in ("ok", "failed"):
                 statuses[p.name] = old
         with open(out / f".{SPEC_COPY}.tmp", "wb") as fh:
@@ -480,8 +499,9 @@ def _prepare_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError("out", f"{out} exists and is not a directory")
     if out.exists() and any(out.iterdir()) and not (out / SPEC_COPY).exists():
-        raise ConfigError("out", f"{out} exists and is not a sweep directory (no {SPEC_COPY}); refusing to write "
-                          "into it")
+        raise ConfigError(
+            "out", f"{out} exists and is not a sweep directory (no {SPEC_COPY}); refusing to write into it"
+        )
     out.mkdir(parents=True, exist_ok=True)
 
 
@@ -553,8 +573,9 @@ def read_results(sweep_dir: str | Path) -> tuple[list[str], list[dict[str, Any]]
     try:
         with open(sweep_dir / RESULTS, newline="") as fh:
             reader = csv.DictReader(fh)
-            rows = [{k: parse_value(v) if k not in ("run", "error", "host") else v for k, v in r.items()}
-                    for r in reader]
+            rows = [
+                {k: parse_value(v) if k not in ("run", "error", "host") else v for k, v in r.items()} for r in reader
+            ]
             if not keys and reader.fieldnames:
                 keys = list(reader.fieldnames[1 : reader.fieldnames.index("seed")])
     except FileNotFoundError:
@@ -664,8 +685,9 @@ def _run_local(args: list[tuple], workers: int, finished: Callable[[dict[str, An
                     batch, suspects, n = [suspects[0]], suspects[1:], 1
                 started = time.time()
                 with _thread_env(threads):
-                    pool = ProcessPoolExecutor(min(n, len(batch)), mp_context=ctx, initializer=_worker_init,
-                                               initargs=(os.getpid(),))
+                    pool = ProcessPoolExecutor(
+                        min(n, len(batch)), mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+                    )
                     futures = {pool.submit(_pool_task, *a): a for a in batch}
                 pending = set(futures)
                 while pending:
@@ -692,8 +714,11 @@ def _run_local(args: list[tuple], workers: int, finished: Callable[[dict[str, An
     except _Stop as stop:
         if pool is not None:
             _stop_pool(pool, futures, finished, runs)
-        raise RunInterrupted(f"{signal.Signals(stop.signum).name}: sweep stopped (running runs wrote a checkpoint); "
-                             "rerun the same command to finish it", stop.signum) from None
+        raise RunInterrupted(
+            f"{signal.Signals(stop.signum).name}: sweep stopped (running runs wrote a checkpoint); "
+            "rerun the same command to finish it",
+            stop.signum,
+        ) from None
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -709,8 +734,15 @@ def _started_since(runs: Path, name: str, t: float) -> bool:
 
 def _crash_status(a: tuple, error: str) -> dict[str, Any]:
     config, run_dir, name, _ = a
-    status = {"name": name, "seed": config.get("seed"), "config": config, "host": socket.gethostname(),
-              "status": "failed", "error": error, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    status = {
+        "name": name,
+        "seed": config.get("seed"),
+        "config": config,
+        "host": socket.gethostname(),
+        "status": "failed",
+        "error": error,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     with contextlib.suppress(OSError):
         _write_status(Path(run_dir), status)
     return status
@@ -783,9 +815,11 @@ def _run_dask(client: Any, args: list[tuple], finished: Callable[[dict[str, Any]
                     finished(_crash_status(a, f"{type(exc).__name__}: {message}"))
         except _Stop as stop:
             client.cancel(list(futures))
-            raise RunInterrupted(f"{signal.Signals(stop.signum).name}: sweep stopped; runs already started on "
-                                 "the cluster may go on; rerun the same command to finish the sweep",
-                                 stop.signum) from None
+            raise RunInterrupted(
+                f"{signal.Signals(stop.signum).name}: sweep stopped; runs already started on "
+                "the cluster may go on; rerun the same command to finish the sweep",
+                stop.signum,
+            ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -812,8 +846,10 @@ class ProgressPrinter:
             return
         s = p.last
         what = f"final cost {s['final_cost']:.4g}" if s["status"] == "ok" else f"FAILED: {s['error']}"
-        line = (f"[{p.ok + p.failed}/{p.total}] {s['name']}: {what} ({s.get('wall_s', 0):.0f} s); "
-                f"{p.ok} ok, {p.failed} failed, {p.remaining} remaining")
+        line = (
+            f"[{p.ok + p.failed}/{p.total}] {s['name']}: {what} ({s.get('wall_s', 0):.0f} s); "
+            f"{p.ok} ok, {p.failed} failed, {p.remaining} remaining"
+        )
         if self.bar is not None:
             self.bar.n = p.ok + p.failed
             self.bar.set_postfix(failed=p.failed, remaining=p.remaining)
