@@ -484,7 +484,7 @@ def backward(S, E, n, q_f, d_f, k_f, ALPHA, BETA, a0, a1):
 @njit(cache=True, error_model="numpy", nogil=True)
 def sweep(
     S, E, n, q_f, d_f, k_f, DK, GK, blocks, ev_lo, ev_hi, EVR, EVJ, EVA, EVB,
-    goff, nin, moff, M, PD, PG, dlen, YL, ALPHA, BETA,
+    goff, nin, moff, M, PD, PG, dlen, XL, ALPHA, BETA,
 ):  # fmt: skip
     """The chunk's plasticity from per-neuron series and presynaptic events (SPEC 5), backwards.
 
@@ -494,7 +494,7 @@ def sweep(
     (el_sum), ``S d^(n-k)`` (el, ``DK``), ``S G(n-1-k)`` (el_flt, ``GK``), and for each their
     discounted sums ``Rq(k) = y(k) + q Rq(k+1)``, ``Rd`` likewise. An event (row r, pre j, a, b)
     adds ``a Rq(r) + b d c (Rq(r) - Rd(r))`` = sum over k >= r of its presynaptic trace times
-    y(k) to row j of M (PD, PG). Rows k < D of y are stored in ``YL`` for the delay-line part.
+    y(k) to row j of M (PD, PG). Rows k < D take x from the delay line, ``XL[k, pre]`` (dense).
     ``ALPHA = q Eq(0)``, ``BETA = Et(0)``. All float64. Releases the GIL: blocks of columns can
     run in threads.
     """
@@ -523,21 +523,33 @@ def sweep(
         e_ptr = np.empty(L, np.int64)
         for c in range(L):
             e_ptr[c] = ev_hi[c] - 1
-        Dmax = 0
-        for u in range(nc):
-            Dmax = max(Dmax, dlen[cs[u]])
+        yd = np.zeros(w)
+        yg = np.zeros(w)
         for k in range(n - 1, -1, -1):
             srow = S[k, i0:i1]
             _sweep_err(E[k, i0:i1], srow, eq, ed, y, q_f, d_f, cq)
             _sweep_r(y, r0, r1, q_f, d_f)
             _sweep_rs(srow, DK[k], r2, r3, q_f, d_f)
             _sweep_rs(srow, GK[k], r4, r5, q_f, d_f)
-            if k < Dmax:  # y of the rows fed by the delay line (dense part)
-                for i in range(w):
-                    s = np.float64(srow[i])
-                    YL[0, k, i0 + i] = y[i]
-                    YL[1, k, i0 + i] = s * DK[k]
-                    YL[2, k, i0 + i] = s * GK[k]
+            for u in range(nc):
+                c = cs[u]
+                if k >= dlen[c]:
+                    continue
+                # a row fed by the delay line: x pushed in the previous chunk, one row only
+                qa = goff[c + 1] - nin
+                npost = goff[c + 2] - goff[c + 1]
+                lo = max(i0, qa)
+                hi = min(i1, qa + npost)
+                for i in range(lo - i0, hi - i0):
+                    v = np.float64(srow[i])
+                    yd[i] = v * DK[k]
+                    yg[i] = v * GK[k]
+                for j in range(goff[c], goff[c + 1]):
+                    x = XL[k, j]
+                    if x != 0.0:
+                        base = moff[c] + (j - goff[c]) * npost + (lo - qa)
+                        _add_x(M[base : base + hi - lo], PD[base : base + hi - lo], PG[base : base + hi - lo], x,
+                               y[lo - i0 : hi - i0], yd[lo - i0 : hi - i0], yg[lo - i0 : hi - i0])  # fmt: skip
             for u in range(nc):
                 c = cs[u]
                 ep = e_ptr[c]
@@ -586,6 +598,14 @@ def _sweep_rs(s32, f, r0, r1, q_f, d_f):
         v = np.float64(s32[i]) * f
         r0[i] = v + q_f * r0[i]
         r1[i] = v + d_f * r1[i]
+
+
+@njit(cache=True, error_model="numpy")
+def _add_x(m, pd, pg, x, y, yd, yg):
+    for i in range(m.shape[0]):
+        m[i] += x * y[i]
+        pd[i] += x * yd[i]
+        pg[i] += x * yg[i]
 
 
 @njit(cache=True, error_model="numpy")

@@ -287,14 +287,15 @@ class FastEngine(Engine):
         Dmax = int(self.dlen.max())
         SIGL = np.zeros((Dmax, self.NQ), f32)
         PSPL = np.zeros((Dmax, self.NP), f32)
-        xline = []  # rows k < D: x from the delay line (pushed in the previous chunk)
+        Dn = min(n, Dmax)
+        XL = np.zeros((Dn, self.NP))  # rows k < D: x from the delay line (pushed in the previous chunk)
         for c, cc in enumerate(cs):
             D = int(self.dlen[c])
             SIGL[:D, goff[c + 1] - nin : goff[c + 2] - nin] = cc.sig_line
             PSPL[:D, goff[c] : goff[c + 1]] = cc.psp_line
             if not gemm:
                 rows = cc.psp_line[(t0 + np.arange(min(n, D))) % D]
-                xline.append(np.where(rows > self.psp_cut, rows, f32(0)).astype(np.float64))
+                XL[: rows.shape[0], goff[c] : goff[c + 1]] = np.where(rows > self.psp_cut, rows, f32(0))
         WF = np.concatenate([c.w.ravel() for c in cs])
         if self.symmetric:
             for c in range(L - 1):
@@ -354,7 +355,7 @@ class FastEngine(Engine):
         if gemm:
             parts = self._plasticity_gemm(n)
         else:
-            parts = self._plasticity_events(n, nev, EVR, EVJ, EVA, EVB, xline)
+            parts = self._plasticity_events(n, nev, EVR, EVJ, EVA, EVB, XL)
         terms, alpha, beta, t_back, t_prod = parts
         t3 = time.perf_counter()
         dn = self.dec_rise**n
@@ -382,7 +383,7 @@ class FastEngine(Engine):
         return REC_T[:nrec].copy(), REC_I[:nrec].copy()
 
     # -- the sums over the chunk, "events" ------------------------------------------------------
-    def _plasticity_events(self, n, nev, EVR, EVJ, EVA, EVB, xline):
+    def _plasticity_events(self, n, nev, EVR, EVJ, EVA, EVB, XL):
         goff, nin = self.goff, self.nin
         ta = time.perf_counter()
         # events of each connection, in order of rows (the kernel writes them in time order)
@@ -395,8 +396,6 @@ class FastEngine(Engine):
         M = np.zeros(tot)
         PD = np.zeros(tot)
         PG = np.zeros(tot)
-        Dmax = int(self.dlen.max())
-        YL = np.zeros((3, min(n, Dmax), self.NQ))
         k = np.arange(n)
         DK = self._DP[n - k]  # d^(n-k)
         GK = self._G[n - 1 - k]  # G(n-1-k)
@@ -404,25 +403,16 @@ class FastEngine(Engine):
         beta = np.empty(self.NQ)
         jobs = [
             (self.S, self.E, n, self.q, self.dec_rise, self.k_decay, DK, GK, blk, ev_lo, ev_hi,
-             EVR, EVJ, EVA, EVB, goff, nin, self.moff, M, PD, PG, self.dlen, YL, alpha, beta)
+             EVR, EVJ, EVA, EVB, goff, nin, self.moff, M, PD, PG, self.dlen, XL, alpha, beta)
             for blk in self._blocks
         ]  # fmt: skip
         self._run(fk.sweep, jobs)
         tb = time.perf_counter()
         terms = []
         for c in range(self.L):
-            a, b = goff[c + 1] - nin, goff[c + 2] - nin
-            shape = (int(goff[c + 1] - goff[c]), int(b - a))
-            out = [M, PD, PG]
-            for r in range(3):
-                T = out[r][self.moff[c] : self.moff[c + 1]].reshape(shape)
-                xl = xline[c]  # rows k < min(n, D): the delay line's x (small dense product)
-                if xl.shape[0]:
-                    T += xl.T @ YL[r, : xl.shape[0], a:b]
-                out[r] = T
-            terms.append(tuple(out))
-        tc = time.perf_counter()
-        return terms, alpha, beta, tb - ta, tc - tb
+            shape = (int(goff[c + 1] - goff[c]), int(goff[c + 2] - goff[c + 1]))
+            terms.append(tuple(T[self.moff[c] : self.moff[c + 1]].reshape(shape) for T in (M, PD, PG)))
+        return terms, alpha, beta, tb - ta, 0.0
 
     # -- the sums over the chunk, "gemm" --------------------------------------------------------
     def _plasticity_gemm(self, n):

@@ -1,0 +1,240 @@
+"""Speed of the fast engine (SPEC 5) on the Oxford demo and across network sizes.
+
+    .venv/bin/python benchmarks/bench_fast.py            # everything (a few minutes)
+    .venv/bin/python benchmarks/bench_fast.py --quick    # shorter runs, same figures
+
+Prints: the machine's float32 GEMM throughput; the full Oxford demo (200-256-200, 20 s burn-in,
+50 blocks of 20 s, final loop; SPEC 3) with symmetric feedback and with random feedback plus
+the regulariser, as simulated seconds per wall second, where the time goes (forward kernel,
+backward sweep / products, synapse updates) and memory (peak, and resident size over the run,
+which must not grow); the dense-product method ("gemm") and the GFLOP/s its products reach; and
+a scale table over the hidden layer size. Every measurement runs in its own process, so that
+peak memory is its own. Needs ../shared (the Oxford data and the recorded initial weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_CANDIDATES = [Path(os.environ.get("SUPERSPIKE_SHARED", "")), ROOT.parent / "shared", Path("/work/shared")]
+
+
+def shared_dir() -> Path:
+    """../shared, or exit with a message."""
+    for cand in SHARED_CANDIDATES:
+        if str(cand) and (cand / "SPEC.md").exists():
+            return cand
+    sys.exit("bench_fast: ../shared (Oxford data, recorded reference run) not found; set SUPERSPIKE_SHARED")
+
+
+def peak_mb() -> float:
+    """Peak resident memory of this process, MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """Current resident memory of this process, MB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+# -- workers (each runs in its own process) ----------------------------------------------------
+
+
+def work_sgemm() -> dict:
+    """Float32 matrix-product throughput of this machine (numpy's BLAS, all threads)."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for label, (m, k, n) in {"2048^3": (2048, 2048, 2048), "chunk 256x5000x200": (256, 5000, 200)}.items():
+        a = rng.random((k, m), dtype=np.float32)
+        b = rng.random((k, n), dtype=np.float32)
+        a.T @ b
+        best = float("inf")
+        for _ in range(7):
+            t = time.perf_counter()
+            a.T @ b
+            best = min(best, time.perf_counter() - t)
+        out[label] = 2.0 * m * k * n / best / 1e9
+    return out
+
+
+def _oxford(feedback: str, hidden: int = 256, seed: int | None = None):  # noqa: ANN202
+    from superspike.network import Network, NetworkSpec
+    from superspike.params import RegularizerParams
+    from superspike.task import Task, load_raster
+
+    shared = shared_dir()
+    ref = shared / "reference" / "oxford-burnin"
+    data = shared / "ssbm" / "benchmarks" / "precise_timing" / "oxford"
+    inp, _, _ = load_raster(data / "input.ras", 200, role="input")
+    tgt, _, _ = load_raster(data / "target.ras", 200, drop_out_of_range=True)
+    task = Task(inp, tgt, 1.89, "oxford")
+    kw: dict = {}
+    if feedback == "random":
+        kw = dict(feedback="random", feedback_delay=0.7e-3, regularizer=RegularizerParams())
+    spec = NetworkSpec(200, (hidden,), 200, **kw)
+    if seed is None:
+        weights = [np.load(ref / "w_input_hidden.npy"), np.load(ref / "w_hidden_output.npy")]
+        fb = {1: np.load(ref / "b_output_hidden.npy")} if feedback == "random" else {}
+        return Network(spec, weights, fb), task
+    return Network.initialize(spec, seed), task
+
+
+def work_oxford(feedback: str, method: str, blocks: int, block_s: float) -> dict:
+    """The Oxford demo's schedule (SPEC 3): burn-in, blocks with learning, final loop."""
+    from superspike.run.schedule import Schedule
+    from superspike.run.simulation import Simulation
+
+    t_start = time.perf_counter()
+    net, task = _oxford(feedback)
+    sim = Simulation(net, task, engine="fast")
+    sim.engine.__init__(net, task, method=method)  # the method under test
+    warm = Simulation(net, task, engine=sim.engine)
+    warm.run_steps(2, learning=False)  # load (or compile) the kernels outside the timing
+    sim.engine.timing = dict.fromkeys(sim.engine.timing, 0.0)
+    sim.engine.flops = 0.0
+    startup = time.perf_counter() - t_start
+    sched = Schedule.create(20.0, block_s, blocks, task.grid, net.spec.neuron.dt, 1e-3)
+    rss = [rss_mb()]
+    costs = []
+    t0 = time.perf_counter()
+    sim.run_steps(sched.burn_in, learning=False)
+    costs.append(sim.cost())
+    for b in range(blocks):
+        sim.run_steps(sched.block_start(b + 1) - sim.clock, learning=True, eta=sched.block_eta(b))
+        costs.append(sim.cost())
+        rss.append(rss_mb())
+    sim.run_steps(sched.end - sim.clock, learning=False)
+    wall = time.perf_counter() - t0
+    tm = sim.engine.timing
+    return {
+        "feedback": feedback,
+        "method": method,
+        "simulated_s": sim.time,
+        "wall_s": wall,
+        "startup_s": startup,
+        "timing": tm,
+        "flops": sim.engine.flops,
+        "cost_first": costs[0],
+        "cost_last": costs[-1],
+        "rss_mb": [rss[0], rss[1], rss[len(rss) // 2], rss[-1]],
+        "peak_mb": peak_mb(),
+    }
+
+
+def work_scale(hidden: int, seconds: float) -> dict:
+    """``seconds`` of learning on the Oxford data with a 200-hidden-200 network, random weights."""
+    from superspike.run.simulation import Simulation
+
+    net, task = _oxford("symmetric", hidden, seed=1)
+    sim = Simulation(net, task, engine="fast")
+    Simulation(net, task, engine=sim.engine).run_steps(2, learning=False)
+    sim.engine.timing = dict.fromkeys(sim.engine.timing, 0.0)
+    n = int(round(seconds / net.spec.neuron.dt))
+    t0 = time.perf_counter()
+    sim.run_steps(n, learning=True, eta=1e-3)
+    wall = time.perf_counter() - t0
+    synapses = sum(w.size for w in net.weights)
+    return {
+        "hidden": hidden,
+        "simulated_s": sim.time,
+        "wall_s": wall,
+        "ns_per_synapse_step": wall / (synapses * n) * 1e9,
+        "timing": sim.engine.timing,
+        "peak_mb": peak_mb(),
+    }
+
+
+# -- driver ----------------------------------------------------------------------------------
+
+
+def spawn(*args: str) -> dict:
+    """Run one worker in a fresh process and return its result."""
+    cmd = [sys.executable, __file__, "--worker", *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        sys.exit(f"bench_fast: worker {args} failed:\n{res.stderr}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _share(tm: dict) -> str:
+    total = sum(tm.values()) or 1.0
+    return ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in tm.items())
+
+
+def main() -> None:
+    """Run the benchmarks and print their figures."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="10 blocks instead of 50, 5 s per scale run")
+    ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        kind, *rest = args.worker
+        if kind == "sgemm":
+            out = work_sgemm()
+        elif kind == "oxford":
+            out = work_oxford(rest[0], rest[1], int(rest[2]), float(rest[3]))
+        else:
+            out = work_scale(int(rest[0]), float(rest[1]))
+        print(json.dumps(out))
+        return
+
+    shared_dir()
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (other work skews the figures)")
+    sg = spawn("sgemm")
+    print("float32 GEMM throughput (numpy BLAS): " + ", ".join(f"{k}: {v:.0f} GFLOP/s" for k, v in sg.items()))
+    blocks = 10 if args.quick else 50
+
+    print(f"\nOxford demo, 200-256-200, 20 s burn-in + {blocks} x 20 s blocks + final loop (SPEC 3):")
+    results = {}
+    for feedback in ("symmetric", "random"):
+        r = spawn("oxford", feedback, "events", str(blocks), "20")
+        results[feedback] = r
+        print(
+            f"  {feedback:9s} {r['simulated_s']:7.1f} s simulated in {r['wall_s']:6.1f} s wall "
+            f"({r['simulated_s'] / r['wall_s']:5.1f} x real time; startup {r['startup_s']:.1f} s)\n"
+            f"            time: {_share(r['timing'])}\n"
+            f"            cost {r['cost_first']:.1f} -> {r['cost_last']:.1f}; memory: peak {r['peak_mb']:.0f} MB, "
+            f"resident at start/after block 1/middle/end " + "/".join(f"{x:.0f}" for x in r["rss_mb"]) + " MB"
+        )
+    ratio = results["random"]["wall_s"] / results["symmetric"]["wall_s"]
+    print(f"  random feedback + regulariser / symmetric wall time: {ratio:.2f}")
+
+    gb = 2
+    r = spawn("oxford", "symmetric", "gemm", str(gb), "20")
+    products = r["timing"]["products"]
+    gf = r["flops"] / products / 1e9 if products else 0.0
+    print(
+        f"\nmethod 'gemm' (dense float32 products), Oxford symmetric, burn-in + {gb} blocks: "
+        f"{r['simulated_s'] / r['wall_s']:.1f} x real time\n"
+        f"  time: {_share(r['timing'])}\n"
+        f"  products: {r['flops'] / 1e12:.2f} TFLOP in {products:.1f} s = {gf:.0f} GFLOP/s "
+        f"({100 * gf / sg['chunk 256x5000x200']:.0f}% of the measured sgemm throughput for that shape)"
+    )
+
+    if args.skip_scale:
+        return
+    secs = 5.0 if args.quick else 20.0
+    print(f"\nscale: 200-h-200, Oxford data, random weights, {secs:.0f} s simulated with learning")
+    print("  hidden   wall s   x real time   ns/synapse/step   peak MB   time shares")
+    for h in (64, 256, 1024, 4096):
+        r = spawn("scale", str(h), str(secs))
+        print(
+            f"  {h:6d} {r['wall_s']:8.2f} {r['simulated_s'] / r['wall_s']:12.1f} {r['ns_per_synapse_step']:17.4f}"
+            f" {r['peak_mb']:9.0f}   {_share(r['timing'])}"
+        )
+
+
+if __name__ == "__main__":
+    main()
