@@ -133,3 +133,12 @@ def test_init_weights_beyond_w_max_are_refused(tmp_path: Path, capsys: pytest.Ca
         main(["train", "--input", str(inp), "--target", str(tgt), "--init-weights", str(path), "--blocks", "0"])
     assert exc.value.code == 2
     assert "w0 has weights outside [-0.1, 0.1]" in capsys.readouterr().err
+
+
+def test_hidden_zero_means_no_hidden_layer(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    main(["train", "--hidden", "0", "--blocks", "0", "--burn-in", "0.5", "--out", str(tmp_path / "r"), "--quiet"])
+    assert load_config(tmp_path / "r" / "config.toml").hidden == ()
+    assert not (tmp_path / "r" / "hidden0.spk").exists()
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--hidden", "0", "--hidden", "5", "--blocks", "0"])
+    assert exc.value.code == 2 and "--hidden" in capsys.readouterr().err

@@ -36,10 +36,10 @@ def cli() -> None:
 @click.option("--drop-out-of-range", is_flag=True, default=None, help="Drop target ids outside the output group.")
 @click.option(
     "--hidden",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=0),
     multiple=True,
     help="A hidden layer of N neurons; repeat for more layers, in order. None: no hidden layer "
-    "(built-in tasks bring their own).",
+    "(built-in tasks bring their own; --hidden 0 asks for none there).",
 )
 @click.option(
     "--feedback", type=click.Choice(["symmetric", "random", "uniform"]), help="Error feedback to hidden layers."
@@ -93,7 +93,10 @@ def train(config_file: str | None, out: str | None, force: bool, resume_dir: str
         return
 
     options["input"] = options.pop("input_")
-    options["hidden"] = tuple(options["hidden"]) or None
+    hidden = tuple(options["hidden"])
+    if 0 in hidden and hidden != (0,):
+        raise click.BadParameter("0 (no hidden layer) cannot be combined with other sizes", param_hint="--hidden")
+    options["hidden"] = None if not hidden else () if hidden == (0,) else hidden
     base = load_config(config_file) if config_file else RunConfig()
     # a built-in task's suggested settings fill in what neither the file nor the options set
     given = {k for k, v in options.items() if v is not None} | _toml_keys(config_file)

@@ -248,7 +248,7 @@ def train(
         result.spikes = sim.record()
     sim.monitors.append(tracker)
     flag = _StopFlag(active=rundir is not None)
-    bar = tqdm(total=round(sched.end * dt, 4), initial=round(sim.clock * dt, 4), unit="s", desc="simulated",
+    bar = tqdm(total=round(sched.end * dt, 4), initial=round(sim.clock * dt, 4), unit="s", desc="simulated", smoothing=0,
                disable=quiet or not sys.stderr.isatty(),
                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
     t_wall = time.perf_counter()
