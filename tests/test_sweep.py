@@ -152,6 +152,13 @@ def test_changed_base_is_refused(folder: Path, local_sweep: Path) -> None:
         run_sweep(path, local_sweep)
 
 
+def test_refuses_to_write_into_a_directory_that_is_not_a_sweep(folder: Path, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="is not a sweep directory"):
+        run_sweep(_sweep_file(folder, GRID_2X2), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_failed_run_is_recorded_and_retried(folder: Path) -> None:
     # nout = 1 leaves the target's neuron 1 outside the output group: that run fails, the other runs
     path = _sweep_file(folder, "nout = [2, 1]", name="failing.toml")
@@ -187,7 +194,7 @@ def test_scheduler_without_dask_is_a_one_line_error(
 ) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
     with pytest.raises(UserError, match=r"pip install superspike\[dask\]"):
-        run_sweep(folder / "sweep.toml", folder / "no-dask", scheduler="tcp://127.0.0.1:8786")
+        run_sweep(_sweep_file(folder, GRID_2X2), folder / "no-dask", scheduler="tcp://127.0.0.1:8786")
     with pytest.raises(SystemExit) as exc:
         main(["sweep", str(folder / "sweep.toml"), "--out", str(folder / "no-dask"), "--scheduler", "tcp://x:1"])
     assert exc.value.code == 2
