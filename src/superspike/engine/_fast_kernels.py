@@ -10,10 +10,74 @@ presynaptic traces at [goff[c], goff[c+1]) of the pre space, its error traces at
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from superspike.rule.surrogate import surrogate
+
+# -- denormals: the forward kernel runs with flush-to-zero / denormals-are-zero ---------------
+# Traces of silent neurons decay into the float32 denormal range (below 1.2e-38), where x86
+# arithmetic is several times slower. Flushing them to zero changes no spike and no cut-off
+# decision (U, I_syn and the traces differ from the reference by less than 1.2e-38), and the
+# control register is restored when the kernel returns.
+X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+FTZ_DAZ = 0x8040  # MXCSR bits: flush to zero (15), denormals are zero (6)
+
+if X86:
+
+    def _mxcsr_call(builder, name, ptr):  # noqa: ANN001, ANN202
+        fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer()])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+        builder.call(fn, [builder.bitcast(ptr, ir.IntType(8).as_pointer())])
+
+    @intrinsic
+    def _stmxcsr(typingctx):  # noqa: ANN001, ANN202
+        def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+            ptr = cgutils.alloca_once(builder, ir.IntType(32))
+            _mxcsr_call(builder, "llvm.x86.sse.stmxcsr", ptr)
+            return builder.load(ptr)
+
+        return types.uint32(), codegen
+
+    @intrinsic
+    def _ldmxcsr(typingctx, val):  # noqa: ANN001, ANN202
+        def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+            ptr = cgutils.alloca_once_value(builder, args[0])
+            _mxcsr_call(builder, "llvm.x86.sse.ldmxcsr", ptr)
+            return context.get_dummy_value()
+
+        return types.void(types.uint32), codegen
+
+else:  # other architectures: nothing to set
+
+    @njit
+    def _stmxcsr():  # noqa: ANN202
+        return np.uint32(0)
+
+    @njit
+    def _ldmxcsr(val):  # noqa: ANN001, ANN202
+        pass
+
+
+@njit(cache=True)
+def get_fp_control() -> np.uint32:
+    """The x86 floating-point control register (MXCSR) of the calling thread (0 elsewhere)."""
+    return _stmxcsr()
+
+
+@njit(cache=True)
+def set_fp_control(value: np.uint32) -> None:
+    """Set the x86 floating-point control register of the calling thread (no-op elsewhere)."""
+    if X86:
+        _ldmxcsr(value)
+
+
+U64 = np.uint64
 
 
 @njit(cache=True, error_model="numpy")
@@ -29,158 +93,168 @@ def rebuild_spike_lists(HIST, SPK, SPKN):
         SPKN[r] = n
 
 
-# -- small loops over contiguous 1-D segments (vectorised by LLVM; element-wise float32
-#    arithmetic gives the same bits vectorised or not) ---------------------------------------
+# -- loops of the forward kernel over contiguous runs of neurons. They take whole arrays and
+#    unsigned offsets instead of slices: a slice made inside the step loop costs two atomic
+#    reference-count operations, which were half the kernel's time; unsigned indices also spare
+#    the negative-index checks, so LLVM vectorises the loops (element-wise float32 arithmetic
+#    gives the same bits vectorised or not). -------------------------------------------------
 
 
 @njit(cache=True, error_model="numpy")
-def _lif(U, I, REF, H, k_mem, u_rest, thr, ref_steps, dec_syn):
+def _lif(U, I, REF, HIST, slot, oh, n, k_mem, u_rest, thr, ref_steps, dec_syn):
     # SPEC 1, the reference's order: membrane, threshold/refractoriness, current decay
-    for q in range(U.shape[0]):
+    oh = U64(oh)
+    for q in range(U64(n)):
         uq = U[q] + k_mem * ((u_rest - U[q]) + I[q])
         r = REF[q]
         sp = (r == 0) & (uq > thr)
         U[q] = u_rest if (sp | (r > 0)) else uq
         REF[q] = ref_steps if sp else (r - 1 if r > 0 else r)
         I[q] = I[q] * dec_syn
-        H[q] = 1 if sp else 0
+        HIST[slot, oh + q] = 1 if sp else 0
 
 
 @njit(cache=True, error_model="numpy")
-def _any(H):
-    a = 0
-    for q in range(H.shape[0]):
-        a |= H[q]
+def _any_i8(H, r, o, n):
+    o = U64(o)
+    a = np.int8(0)
+    for q in range(U64(n)):
+        a |= H[r, o + q]
     return a != 0
 
 
 @njit(cache=True, error_model="numpy")
-def _any_f(x):
-    a = False
-    for q in range(x.shape[0]):
-        a |= x[q] != 0
-    return a
+def _zero_i8(H, r, o, n):
+    o = U64(o)
+    for q in range(U64(n)):
+        H[r, o + q] = 0
 
 
 @njit(cache=True, error_model="numpy")
-def _zero_i8(H):
-    for q in range(H.shape[0]):
-        H[q] = 0
+def _add_row(I, oi, W, ow, n):
+    oi, ow = U64(oi), U64(ow)
+    for i in range(U64(n)):
+        I[oi + i] = I[oi + i] + W[ow + i]
 
 
 @njit(cache=True, error_model="numpy")
-def _add_row(I, w):
-    for i in range(I.shape[0]):
-        I[i] = I[i] + w[i]
+def _add_row_scaled(A, oa, W, ow, n, v):
+    oa, ow = U64(oa), U64(ow)
+    for i in range(U64(n)):
+        A[oa + i] += W[ow + i] * v
 
 
 @njit(cache=True, error_model="numpy")
-def _add_row_scaled(acc, w, v):
-    for i in range(acc.shape[0]):
-        acc[i] += w[i] * v
-
-
-@njit(cache=True, error_model="numpy")
-def _err_traces(ERR, TRE, TREF, AVG, k_rise, k_decay):
-    for q in range(ERR.shape[0]):
+def _err_traces(ERR, TRE, TREF, n, k_rise, k_decay):
+    for q in range(U64(n)):
         TRE[q] = TRE[q] + k_rise * (ERR[q] - TRE[q])
         TREF[q] = TREF[q] + k_decay * (TRE[q] - TREF[q])
 
 
 @njit(cache=True, error_model="numpy")
-def _avg(AVG, TREF, dec_avg, dt):
-    for q in range(AVG.shape[0]):
+def _avg(AVG, TREF, n, dec_avg, dt):
+    for q in range(U64(n)):
         AVG[q] = AVG[q] * dec_avg + dt * TREF[q] * TREF[q]
 
 
 @njit(cache=True, error_model="numpy")
-def _het(HET, hs, dec_het):
-    for q in range(HET.shape[0]):
-        HET[q] = (HET[q] + hs[q]) * dec_het
+def _het(HET, HIST, slot, oh, n, dec_het):
+    oh = U64(oh)
+    for q in range(U64(n)):
+        HET[q] = (HET[q] + HIST[slot, oh + q]) * dec_het
 
 
 @njit(cache=True, error_model="numpy")
-def _out_err(ERR, tg, own):
-    for i in range(ERR.shape[0]):
-        ERR[i] = np.float32(tg[i] - own[i])
+def _out_err(ERR, oe, TGH, dslot, HIST, oh, n):
+    oe, oh = U64(oe), U64(oh)
+    for i in range(U64(n)):
+        ERR[oe + i] = np.float32(TGH[dslot, i] - HIST[dslot, oh + i])
 
 
 @njit(cache=True, error_model="numpy")
-def _copy_f(dst, src):
-    for i in range(dst.shape[0]):
-        dst[i] = src[i]
+def _zero_f(A, o, n):
+    o = U64(o)
+    for i in range(U64(n)):
+        A[o + i] = np.float32(0.0)
 
 
 @njit(cache=True, error_model="numpy")
-def _zero_f(dst):
-    for i in range(dst.shape[0]):
-        dst[i] = np.float32(0.0)
+def _any_bits(Ai, r, o, n):
+    # any nonzero float32 in a row of an int32 view (a -0.0 counts; its products change no sum)
+    o = U64(o)
+    a = np.int32(0)
+    for q in range(U64(n)):
+        a |= Ai[r, o + q]
+    return a != 0
 
 
 @njit(cache=True, error_model="numpy")
-def _sig_line(Srow, line, U, linear, thr, beta, u_cut):
-    for q in range(Srow.shape[0]):
-        Srow[q] = line[q]
-        line[q] = np.float32(1.0) if linear else surrogate(U[q], thr, beta, u_cut)
+def _copy_row(A, r, B, n):
+    for i in range(U64(n)):
+        A[r, i] = B[i]
 
 
 @njit(cache=True, error_model="numpy")
-def _pre_pass(TRP, TRZ, hd, line, ZOLD, MNEW, dec_rise, k_decay, psp_cut):
-    # one presynaptic neuron at a time: z (step 1), push z~ into the delay line (4a), z~ (6);
-    # keep z before the update and whether the pushed z~ passes the PSP cut-off (4b)
-    for j in range(TRP.shape[0]):
-        zold = TRP[j]
-        z = (zold + hd[j]) * dec_rise
+def _sig_line(S, k, SIGL, pos, U, o, n, linear, thr, beta, u_cut):
+    o = U64(o)
+    for q in range(U64(n)):
+        S[k, o + q] = SIGL[pos, o + q]
+        SIGL[pos, o + q] = np.float32(1.0) if linear else surrogate(U[o + q], thr, beta, u_cut)
+
+
+@njit(cache=True, error_model="numpy")
+def _pre_pass(TRP, TRZ, HIST, dslot, PSPL, pos, MPREV, o, n, dec_rise, k_decay, psp_cut):
+    # one presynaptic neuron at a time: z (step 1, delayed spikes), push z~ into the delay line
+    # (4a), z~ (6); returns whether any pushed z~ crossed the PSP cut-off (4b) since last step
+    o = U64(o)
+    changed = np.int8(0)
+    for i in range(U64(n)):
+        j = o + i
+        z = (TRP[j] + HIST[dslot, j]) * dec_rise
         TRP[j] = z
         p = TRZ[j]
-        line[j] = p
-        ZOLD[j] = zold
-        MNEW[j] = 1 if p > psp_cut else 0
+        PSPL[pos, j] = p
+        changed |= (np.int8(1) if p > psp_cut else np.int8(0)) ^ MPREV[j]
+        TRZ[j] = p + k_decay * (z - p)
+    return changed != 0
+
+
+@njit(cache=True, error_model="numpy")
+def _pre_pass_x(TRP, TRZ, HIST, dslot, PSPL, pos, X, k, o, n, dec_rise, k_decay, psp_cut):
+    # as _pre_pass, recording the delayed z~ with the cut-off applied (the "gemm" method)
+    o = U64(o)
+    for i in range(U64(n)):
+        j = o + i
+        z = (TRP[j] + HIST[dslot, j]) * dec_rise
+        TRP[j] = z
+        pd = PSPL[pos, j]
+        X[k, j] = pd if pd > psp_cut else np.float32(0.0)
+        p = TRZ[j]
+        PSPL[pos, j] = p
         TRZ[j] = p + k_decay * (z - p)
 
 
 @njit(cache=True, error_model="numpy")
-def _pre_pass_x(TRP, TRZ, hd, line, Xrow, dec_rise, k_decay, psp_cut):
-    # as _pre_pass, recording the delayed z~ with the cut-off applied (the product path)
-    for j in range(TRP.shape[0]):
-        z = (TRP[j] + hd[j]) * dec_rise
-        TRP[j] = z
-        pd = line[j]
-        Xrow[j] = pd if pd > psp_cut else np.float32(0.0)
-        p = TRZ[j]
-        line[j] = p
-        TRZ[j] = p + k_decay * (z - p)
-
-
-@njit(cache=True, error_model="numpy")
-def _any_ne(a, b):
-    r = 0
-    for j in range(a.shape[0]):
-        r |= a[j] ^ b[j]
-    return r != 0
-
-
-@njit(cache=True, error_model="numpy")
-def _max_nonneg(x):
+def _max_nonneg(Ai, r, o, n):
     # max of non-negative float32 values via their int32 bit patterns (same order; vectorises)
-    xi = x.view(np.int32)
+    o = U64(o)
     m = np.int32(0)
-    for j in range(xi.shape[0]):
-        v = xi[j]
+    for j in range(U64(n)):
+        v = Ai[r, o + j]
         m = v if v > m else m
     return m
 
 
 @njit(cache=True, error_model="numpy")
-def _err_row(Erow, TREF, err_cut):
-    for q in range(Erow.shape[0]):
+def _err_row(E, k, TREF, n, err_cut):
+    for q in range(U64(n)):
         v = TREF[q]
-        Erow[q] = v if abs(v) >= err_cut else np.float32(0.0)
+        E[k, q] = v if abs(v) >= err_cut else np.float32(0.0)
 
 
 @njit(cache=True, error_model="numpy")
-def _reg(RS, HET, TREF, err_cut, rho, ia):
-    for q in range(RS.shape[0]):
+def _reg(RS, HET, TREF, n, err_cut, rho, ia):
+    for q in range(U64(n)):
         h = HET[q]
         p = np.float32(1.0)
         for _ in range(ia):
@@ -189,8 +263,8 @@ def _reg(RS, HET, TREF, err_cut, rho, ia):
 
 
 @njit(cache=True, error_model="numpy")
-def _reg_pow(RS, HET, TREF, err_cut, rho, reg_a):
-    for q in range(RS.shape[0]):
+def _reg_pow(RS, HET, TREF, n, err_cut, rho, reg_a):
+    for q in range(n):
         if abs(TREF[q]) >= err_cut:
             RS[q] += rho * HET[q] ** reg_a
 
@@ -203,19 +277,20 @@ def forward(
     U, I, REF,
     WF, woff, FF, foff,
     ERR, TRE, TREF, AVG, HET, ERRH, TRP, TRZ, SIGL, PSPL,
-    S, E, RS, UPK,
+    S, E, RS,
     rec_x, X, k_old, XMAX, SMAX,
-    QP, DP, GT, EVR, EVJ, EVA, EVB, MPREV, RUN_T, RUN_ZT, RUN_Z, ZOLD, MNEW,
+    QP, DP, GT, EVR, EVJ, EVA, EVB, MPREV, RUN_T, RUN_ZT, RUN_Z,
     REC_T, REC_I,
     has_win, wo_ptr, wo_ids, wc_ptr, wc_ids, WIN,
 ):  # fmt: skip
     """Forward dynamics of ``n_steps`` steps with fixed weights; record the per-neuron series.
 
     Reproduces the neuron, trace, error and delay-line arithmetic of the reference engine
-    (SPEC 1, 2.1 steps 1-3, 4a, 6) operation for operation in float32, so spikes are identical.
-    Instead of steps 4b-4d it records, for chunk step k: ``S[k, post]`` the delayed sigma'(U),
-    ``E[k, post]`` tr_err_flt where |tr_err_flt| >= the error cut-off (else 0), and sums in
-    ``RS[post]`` the regulariser factor rho h^a of active posts (float32 per step, float64 sum).
+    (SPEC 1, 2.1 steps 1-3, 4a, 6) operation for operation in float32, so spikes are identical
+    (denormals are flushed to zero, see the top of this module). Instead of steps 4b-4d it
+    records, for chunk step k: ``S[k, post]`` the delayed sigma'(U), ``E[k, post]`` tr_err_flt
+    where |tr_err_flt| >= the error cut-off (else 0), and sums in ``RS[post]`` the regulariser
+    factor rho h^a of active posts (float32 per step, float64 sum).
 
     The presynaptic factor x_j(k) (delayed z~ with the PSP cut-off) is recorded either densely,
     ``X[k, pre]`` (``rec_x``; with the row maxima ``XMAX``/``SMAX`` of steps k < ``k_old``), or
@@ -224,7 +299,7 @@ def forward(
     (b = count), and, around each stretch where z~ is at or below the cut-off, a negative event
     cancelling the decay there and a positive one restoring it after (``QP``, ``DP``, ``GT``:
     q^m, d^m, G(m) tables). Returns (spikes recorded in ``REC_T``/``REC_I`` as (step, global
-    index), events recorded).
+    index), events recorded; -1 if the event buffer was too small).
     """
     u_rest, thr, k_mem, dec_syn = cf[0], cf[1], cf[2], cf[3]
     dec_rise, k_rise, k_decay, dec_avg = cf[4], cf[5], cf[6], cf[7]
@@ -235,15 +310,22 @@ def forward(
     ref_steps32 = np.int32(ref_steps)
     p_in, p_tg = in_ptr.shape[0] - 1, tg_ptr.shape[0] - 1
     N = goff[L + 1]
-    NP = goff[L]
+    NQ = N - nin
     nout = N - goff[L]
     o_out = goff[L] - nin  # post index of the first output neuron
     n_hid_q = goff[L] - nin  # hidden neurons: post indices [0, n_hid_q)
     ia = np.int64(reg_a)
     int_exp = np.float32(ia) == reg_a and ia >= 0 and ia <= 8
+    ERRHi = ERRH.view(np.int32)
+    Xi = X.view(np.int32)
+    Si = S.view(np.int32)
+    fp_saved = _stmxcsr()
+    if X86:
+        _ldmxcsr(fp_saved | np.uint32(FTZ_DAZ))
     rec_n = 0
     ev_n = 0
     ev_cap = EVR.shape[0]
+    overflow = False
     d64 = np.float64(dec_rise)
 
     # events: trace state at the chunk start, or a cut-off stretch that is already running
@@ -270,30 +352,27 @@ def forward(
         t = t0 + k
         slot = t & mask
         dslot = (t - delay) & mask  # spikes emitted `delay` steps ago arrive now (SPEC 1)
-        hs = HIST[slot]
-        hd = HIST[dslot]
 
         # -- input and target replay on the loop grid (SPEC 3) --------------------------------
-        _zero_i8(hs[:nin])
+        _zero_i8(HIST, slot, 0, nin)
         nsp = 0
         s = t % p_in
         for e in range(in_ptr[s], in_ptr[s + 1]):
             j = in_ids[e]
-            if hs[j] == 0:
+            if HIST[slot, j] == 0:
                 SPK[slot, nsp] = j
                 nsp += 1
-            hs[j] += 1
-        _zero_i8(TGH[slot])
+            HIST[slot, j] += 1
+        _zero_i8(TGH, slot, 0, nout)
         s = t % p_tg
         for e in range(tg_ptr[s], tg_ptr[s + 1]):
             TGH[slot, tg_ids[e]] += 1
 
         # -- neuron groups (SPEC 1), all LIF groups at once -------------------------------------
-        hq = hs[nin:]
-        _lif(U, I, REF, hq, k_mem, u_rest, thr, ref_steps32, dec_syn)
-        if _any(hq):
-            for q in range(hq.shape[0]):
-                if hq[q] != 0:
+        _lif(U, I, REF, HIST, slot, nin, NQ, k_mem, u_rest, thr, ref_steps32, dec_syn)
+        if _any_i8(HIST, slot, nin, NQ):
+            for q in range(NQ):
+                if HIST[slot, nin + q] != 0:
                     SPK[slot, nsp] = nin + q
                     nsp += 1
                     REC_T[rec_n] = t
@@ -308,18 +387,16 @@ def forward(
             if c == L:
                 continue
             npost = goff[c + 2] - goff[c + 1]
-            base = woff[c] + (j - goff[c]) * npost
-            q0 = goff[c + 1] - nin
-            for _ in range(hd[j]):
-                _add_row(I[q0 : q0 + npost], WF[base : base + npost])
+            for _ in range(HIST[dslot, j]):
+                _add_row(I, goff[c + 1] - nin, WF, woff[c] + (j - goff[c]) * npost, npost)
 
-        # -- plasticity step 1: traces (z: in the presynaptic pass below) ------------------------
-        _err_traces(ERR, TRE, TREF, AVG, k_rise, k_decay)  # err from the previous step
+        # -- plasticity step 1: error traces (z: in the presynaptic pass below) ------------------
+        _err_traces(ERR, TRE, TREF, NQ, k_rise, k_decay)  # err from the previous step
         if reg_on:
-            _het(HET[:n_hid_q], hs[nin : nin + n_hid_q], dec_het)  # undelayed own spikes (2.3)
+            _het(HET, HIST, slot, nin, n_hid_q, dec_het)  # undelayed own spikes (2.3)
 
         # -- 2. squared-error average -------------------------------------------------------------
-        _avg(AVG, TREF, dec_avg, dt)
+        _avg(AVG, TREF, NQ, dec_avg, dt)
 
         # -- 3. errors ----------------------------------------------------------------------------
         if has_win:
@@ -336,14 +413,14 @@ def forward(
                 for e in range(wo_ptr[s], wo_ptr[s + 1]):
                     WIN[wo_ids[e]] = 1
                 for i in range(nout):
-                    own = hd[goff[L] + i]
+                    own = HIST[dslot, goff[L] + i]
                     if own > 0:
                         if WIN[i] == 0:
                             ERR[o_out + i] -= np.float32(own)
                         else:
                             WIN[i] = 2
         else:
-            _out_err(ERR[o_out:], TGH[dslot], hd[goff[L] :])
+            _out_err(ERR, o_out, TGH, dslot, HIST, goff[L], nout)
         lslot = (t - fb_lag) & mask
         for c in range(L - 1):
             # err of layer c+1 = F_c^T err(layer c+2)(t - lag), F_c = W_{c+1}^T (symmetric) or
@@ -353,46 +430,42 @@ def forward(
             nlo = goff[c + 2] - goff[c + 1]
             u0 = goff[c + 2] - nin
             nup = goff[c + 3] - goff[c + 2]
-            errc = ERR[q0 : q0 + nlo]
-            _zero_f(errc)
-            up = ERRH[lslot, u0 : u0 + nup]
-            if _any_f(up):
+            _zero_f(ERR, q0, nlo)
+            if _any_bits(ERRHi, lslot, u0, nup):
                 for m in range(nup):
-                    v = up[m]
+                    v = ERRH[lslot, u0 + m]
                     if v != 0:
-                        base = foff[c] + m * nlo
-                        _add_row_scaled(errc, FF[base : base + nlo], v)
-        _copy_f(ERRH[slot], ERR)
+                        _add_row_scaled(ERR, q0, FF, foff[c] + m * nlo, nlo, v)
+        _copy_row(ERRH, slot, ERR, NQ)
 
-        # -- 4a. delay lines; record the delayed series -----------------------------------------
+        # -- 4a. delay lines; record the delayed series; presynaptic events ------------------------
         for c in range(L):
             pos = t % dlen[c]
             q0, q1 = goff[c + 1] - nin, goff[c + 2] - nin
-            _sig_line(S[k, q0:q1], SIGL[pos, q0:q1], U[q0:q1], linear, thr, beta, u_cut)
+            _sig_line(S, k, SIGL, pos, U, q0, q1 - q0, linear, thr, beta, u_cut)
             p0, p1 = goff[c], goff[c + 1]
             if rec_x:
                 # z (step 1, delayed spikes), delay line of z~ (4a), z~ (6) in one pass; the
                 # traces of one presynaptic neuron depend on nothing else
-                _pre_pass_x(TRP[p0:p1], TRZ[p0:p1], hd[p0:p1], PSPL[pos, p0:p1], X[k, p0:p1],
-                            dec_rise, k_decay, psp_cut)  # fmt: skip
+                _pre_pass_x(TRP, TRZ, HIST, dslot, PSPL, pos, X, k, p0, p1 - p0, dec_rise, k_decay, psp_cut)
                 if k < k_old:
-                    XMAX[k, c] = _max_nonneg(X[k, p0:p1])
-                    SMAX[k, c] = _max_nonneg(S[k, q0:q1])
+                    XMAX[k, c] = _max_nonneg(Xi, k, p0, p1 - p0)
+                    SMAX[k, c] = _max_nonneg(Si, k, q0, q1 - q0)
                 continue
-            _pre_pass(TRP[p0:p1], TRZ[p0:p1], hd[p0:p1], PSPL[pos, p0:p1], ZOLD[p0:p1], MNEW[p0:p1],
-                      dec_rise, k_decay, psp_cut)  # fmt: skip
-            arrivals = False
-            for e in range(SPKN[dslot]):
-                j = SPK[dslot, e]
-                if j >= p0 and j < p1:
-                    arrivals = True
-                    break
-            if not arrivals and not _any_ne(MNEW[p0:p1], MPREV[p0:p1]):
-                continue
+            changed = _pre_pass(TRP, TRZ, HIST, dslot, PSPL, pos, MPREV, p0, p1 - p0, dec_rise, k_decay, psp_cut)
+            if not changed:
+                arrivals = False
+                for e in range(SPKN[dslot]):
+                    j = SPK[dslot, e]
+                    if j >= p0 and j < p1:
+                        arrivals = True
+                        break
+                if not arrivals:
+                    continue
             row = k + dlen[c]
             for j in range(p0, p1):
-                m = MNEW[j]
-                cnt = hd[j]
+                m = 1 if PSPL[pos, j] > psp_cut else 0
+                cnt = HIST[dslot, j]
                 if m == MPREV[j] and cnt == 0:
                     continue
                 if m:
@@ -403,34 +476,37 @@ def forward(
                         a = QP[lr] * RUN_ZT[j] + d64 * g * RUN_Z[j]
                         b = DP[lr] * RUN_Z[j]
                         if row < n_steps:
-                            if ev_n >= ev_cap:
-                                raise RuntimeError("fast engine: event buffer full")
+                            if ev_n < ev_cap:
+                                EVR[ev_n] = row
+                                EVJ[ev_n] = j
+                                EVA[ev_n] = a
+                                EVB[ev_n] = b
+                                ev_n += 1
+                            else:
+                                overflow = True
+                    if cnt and row < n_steps:
+                        if ev_n < ev_cap:
                             EVR[ev_n] = row
                             EVJ[ev_n] = j
-                            EVA[ev_n] = a
-                            EVB[ev_n] = b
+                            EVA[ev_n] = 0.0
+                            EVB[ev_n] = cnt
                             ev_n += 1
-                    if cnt and row < n_steps:
-                        if ev_n >= ev_cap:
-                            raise RuntimeError("fast engine: event buffer full")
-                        EVR[ev_n] = row
-                        EVJ[ev_n] = j
-                        EVA[ev_n] = 0.0
-                        EVB[ev_n] = cnt
-                        ev_n += 1
+                        else:
+                            overflow = True
                 else:
                     if MPREV[j]:
                         # z~ pushed now is at or below the cut-off: cancel its free decay
                         p = np.float64(PSPL[pos, j])
-                        zo = np.float64(ZOLD[j])
+                        zo = np.float64(TRP[j]) / d64 - cnt  # z before this step's update
                         if row < n_steps:
-                            if ev_n >= ev_cap:
-                                raise RuntimeError("fast engine: event buffer full")
-                            EVR[ev_n] = row
-                            EVJ[ev_n] = j
-                            EVA[ev_n] = -p
-                            EVB[ev_n] = -zo
-                            ev_n += 1
+                            if ev_n < ev_cap:
+                                EVR[ev_n] = row
+                                EVJ[ev_n] = j
+                                EVA[ev_n] = -p
+                                EVB[ev_n] = -zo
+                                ev_n += 1
+                            else:
+                                overflow = True
                         RUN_T[j] = t
                         RUN_ZT[j] = p
                         RUN_Z[j] = zo
@@ -445,14 +521,15 @@ def forward(
                 MPREV[j] = m
 
         # -- 4d (the per-neuron factors): error of active posts, regulariser -------------------
-        _err_row(E[k], TREF, err_cut)
+        _err_row(E, k, TREF, NQ, err_cut)
         if reg_on:
             if int_exp:
-                _reg(RS[:n_hid_q], HET[:n_hid_q], TREF[:n_hid_q], err_cut, rho, ia)
+                _reg(RS, HET, TREF, n_hid_q, err_cut, rho, ia)
             else:
-                _reg_pow(RS[:n_hid_q], HET[:n_hid_q], TREF[:n_hid_q], err_cut, rho, reg_a)
+                _reg_pow(RS, HET, TREF, n_hid_q, err_cut, rho, reg_a)
 
-    return rec_n, ev_n
+    _ldmxcsr(fp_saved)
+    return rec_n, (-1 if overflow else ev_n)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -507,12 +584,9 @@ def sweep(
         eq = np.zeros(w)
         ed = np.zeros(w)
         y = np.zeros(w)
-        r0 = np.zeros(w)
-        r1 = np.zeros(w)
-        r2 = np.zeros(w)
-        r3 = np.zeros(w)
-        r4 = np.zeros(w)
-        r5 = np.zeros(w)
+        yd = np.zeros(w)
+        yg = np.zeros(w)
+        R = np.zeros((6, w))
         # connections whose post columns overlap the block, and their events (newest first)
         cs = np.empty(L, np.int64)
         nc = 0
@@ -523,49 +597,29 @@ def sweep(
         e_ptr = np.empty(L, np.int64)
         for c in range(L):
             e_ptr[c] = ev_hi[c] - 1
-        yd = np.zeros(w)
-        yg = np.zeros(w)
         for k in range(n - 1, -1, -1):
-            srow = S[k, i0:i1]
-            _sweep_err(E[k, i0:i1], srow, eq, ed, y, q_f, d_f, cq)
-            _sweep_r(y, r0, r1, q_f, d_f)
-            _sweep_rs(srow, DK[k], r2, r3, q_f, d_f)
-            _sweep_rs(srow, GK[k], r4, r5, q_f, d_f)
+            _sweep_row(E, S, k, i0, w, eq, ed, y, R, q_f, d_f, cq, DK[k], GK[k])
             for u in range(nc):
                 c = cs[u]
-                if k >= dlen[c]:
-                    continue
-                # a row fed by the delay line: x pushed in the previous chunk, one row only
                 qa = goff[c + 1] - nin
                 npost = goff[c + 2] - goff[c + 1]
                 lo = max(i0, qa)
                 hi = min(i1, qa + npost)
-                for i in range(lo - i0, hi - i0):
-                    v = np.float64(srow[i])
-                    yd[i] = v * DK[k]
-                    yg[i] = v * GK[k]
-                for j in range(goff[c], goff[c + 1]):
-                    x = XL[k, j]
-                    if x != 0.0:
-                        base = moff[c] + (j - goff[c]) * npost + (lo - qa)
-                        _add_x(M[base : base + hi - lo], PD[base : base + hi - lo], PG[base : base + hi - lo], x,
-                               y[lo - i0 : hi - i0], yd[lo - i0 : hi - i0], yg[lo - i0 : hi - i0])  # fmt: skip
-            for u in range(nc):
-                c = cs[u]
+                if k < dlen[c]:
+                    # a row fed by the delay line: x pushed in the previous chunk, this row only
+                    for i in range(lo - i0, hi - i0):
+                        v = np.float64(S[k, i0 + i])
+                        yd[i] = v * DK[k]
+                        yg[i] = v * GK[k]
+                    for j in range(goff[c], goff[c + 1]):
+                        x = XL[k, j]
+                        if x != 0.0:
+                            base = moff[c] + (j - goff[c]) * npost + (lo - qa)
+                            _add_x(M, PD, PG, base, x, y, yd, yg, lo - i0, hi - lo)
                 ep = e_ptr[c]
-                if ep < ev_lo[c] or EVR[ep] != k:
-                    continue
-                qa = goff[c + 1] - nin
-                npost = goff[c + 2] - goff[c + 1]
-                lo = max(i0, qa)
-                hi = min(i1, qa + npost)
-                p0 = goff[c]
                 while ep >= ev_lo[c] and EVR[ep] == k:
-                    base = moff[c] + (EVJ[ep] - p0) * npost + (lo - qa)
-                    _apply_event(M[base : base + hi - lo], PD[base : base + hi - lo], PG[base : base + hi - lo],
-                                 EVA[ep], EVB[ep] * dc, r0[lo - i0 : hi - i0], r1[lo - i0 : hi - i0],
-                                 r2[lo - i0 : hi - i0], r3[lo - i0 : hi - i0], r4[lo - i0 : hi - i0],
-                                 r5[lo - i0 : hi - i0])  # fmt: skip
+                    base = moff[c] + (EVJ[ep] - goff[c]) * npost + (lo - qa)
+                    _apply_event(M, PD, PG, base, EVA[ep], EVB[ep] * dc, R, lo - i0, hi - lo)
                     ep -= 1
                 e_ptr[c] = ep
         for i in range(w):
@@ -574,46 +628,44 @@ def sweep(
 
 
 @njit(cache=True, error_model="numpy")
-def _sweep_err(e32, s32, eq, ed, y, q_f, d_f, cq):
-    for i in range(e32.shape[0]):
-        e = np.float64(e32[i])
+def _sweep_row(E, S, k, i0, w, eq, ed, y, R, q_f, d_f, cq, dk, gk):
+    i0 = U64(i0)
+    for i in range(U64(w)):
+        e = np.float64(E[k, i0 + i])
+        s = np.float64(S[k, i0 + i])
         a = e + q_f * eq[i]
         bd = e + d_f * ed[i]
         eq[i] = a
         ed[i] = bd
-        y[i] = np.float64(s32[i]) * (cq * (q_f * a - d_f * bd))
+        v = s * (cq * (q_f * a - d_f * bd))
+        y[i] = v
+        R[0, i] = v + q_f * R[0, i]
+        R[1, i] = v + d_f * R[1, i]
+        v = s * dk
+        R[2, i] = v + q_f * R[2, i]
+        R[3, i] = v + d_f * R[3, i]
+        v = s * gk
+        R[4, i] = v + q_f * R[4, i]
+        R[5, i] = v + d_f * R[5, i]
 
 
 @njit(cache=True, error_model="numpy")
-def _sweep_r(y, r0, r1, q_f, d_f):
-    for i in range(y.shape[0]):
-        v = y[i]
-        r0[i] = v + q_f * r0[i]
-        r1[i] = v + d_f * r1[i]
+def _add_x(M, PD, PG, base, x, y, yd, yg, o, n):
+    base, o = U64(base), U64(o)
+    for i in range(U64(n)):
+        M[base + i] += x * y[o + i]
+        PD[base + i] += x * yd[o + i]
+        PG[base + i] += x * yg[o + i]
 
 
 @njit(cache=True, error_model="numpy")
-def _sweep_rs(s32, f, r0, r1, q_f, d_f):
-    for i in range(s32.shape[0]):
-        v = np.float64(s32[i]) * f
-        r0[i] = v + q_f * r0[i]
-        r1[i] = v + d_f * r1[i]
-
-
-@njit(cache=True, error_model="numpy")
-def _add_x(m, pd, pg, x, y, yd, yg):
-    for i in range(m.shape[0]):
-        m[i] += x * y[i]
-        pd[i] += x * yd[i]
-        pg[i] += x * yg[i]
-
-
-@njit(cache=True, error_model="numpy")
-def _apply_event(m, pd, pg, a, bb, r0, r1, r2, r3, r4, r5):
-    for i in range(m.shape[0]):
-        m[i] += a * r0[i] + bb * (r0[i] - r1[i])
-        pd[i] += a * r2[i] + bb * (r2[i] - r3[i])
-        pg[i] += a * r4[i] + bb * (r4[i] - r5[i])
+def _apply_event(M, PD, PG, base, a, bb, R, o, n):
+    base, o = U64(base), U64(o)
+    for i in range(U64(n)):
+        j = o + i
+        M[base + i] += a * R[0, j] + bb * (R[0, j] - R[1, j])
+        PD[base + i] += a * R[2, j] + bb * (R[2, j] - R[3, j])
+        PG[base + i] += a * R[4, j] + bb * (R[4, j] - R[5, j])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)

@@ -174,8 +174,6 @@ class FastEngine(Engine):
         self._UPK = np.zeros(max(sizes), np.int64)
         pre = self.NP
         self._MPREV = np.zeros(pre, np.int8)
-        self._MNEW = np.zeros(pre, np.int8)
-        self._ZOLD = np.zeros(pre, np.float32)
         self._RUN_T = np.zeros(pre, np.int64)
         self._RUN_ZT = np.zeros(pre, np.float64)
         self._RUN_Z = np.zeros(pre, np.float64)
@@ -316,18 +314,24 @@ class FastEngine(Engine):
         EVA = np.empty(ecap, np.float64)
         EVB = np.empty(ecap, np.float64)
         t1 = time.perf_counter()
-        nrec, nev = fk.forward(
+        fp_control = fk.get_fp_control()
+        try:
+            nrec, nev = fk.forward(
             t0, n, self._cf, self._ci, L, nin, goff, self.grp, self.dlen,
             self.input.ptr, self.input.ids, self.target.ptr, self.target.ids,
             HIST, state.target_hist, SPK, SPKN, U, I, REF, WF, self.woff, self.FF, self.foff,
             ERR, TRE, TREF, AVG, HET, ERRH, TRP, TRZ, SIGL, PSPL,
-            self.S, self.E, RS, self._UPK,
+            self.S, self.E, RS,
             gemm, self.X, n - min(n, self.wd), self.XMAX, self.SMAX,
             self._QP, self._DP, self._G, EVR, EVJ, EVA, EVB,
-            self._MPREV, self._RUN_T, self._RUN_ZT, self._RUN_Z, self._ZOLD, self._MNEW,
+            self._MPREV, self._RUN_T, self._RUN_ZT, self._RUN_Z,
             REC_T, REC_I,
             self.windows is not None, win.open_ptr, win.open_ids, win.close_ptr, win.close_ids, WIN,
-        )  # fmt: skip
+            )  # fmt: skip
+        finally:  # the kernel flushes denormals (see _fast_kernels); never leak that setting
+            fk.set_fp_control(fp_control)
+        if nev < 0:
+            raise RuntimeError("fast engine: event buffer too small (please report)")
         t2 = time.perf_counter()
         # -- unpack the per-neuron state --------------------------------------------------------
         for g, gs in enumerate(state.groups):
