@@ -145,13 +145,13 @@ def test_blow_up_names_block_and_keeps_last_good_checkpoint(files, tmp_path, mon
     monkeypatch.setattr(ReferenceEngine, "advance", poisoned)
     out = tmp_path / "run"
     cfg = RunConfig(input=str(files[0]), target=str(files[1]), hidden=(30,), burn_in=2.0, block_duration=5.0,
-                    blocks=3, w0=0.2)
+                    blocks=3, w0=0.2, engine="reference")
     with pytest.raises(SimulationError, match=r"block 0; the last good checkpoint \(t = 2.0 s\) is kept"):
         train(cfg, out, quiet=True)
     assert not (out / "weights.npz").exists()
     with np.load(out / CHECKPOINT) as ck:
         assert int(ck["state/clock"]) == 20000 and np.isfinite(ck["state/g1.u"]).all()
     with pytest.raises(SystemExit) as exc:
-        main([*_args(files, tmp_path / "cli", blocks=3)])
+        main([*_args(files, tmp_path / "cli", blocks=3), "--engine", "reference"])
     assert exc.value.code == 3
     assert "numerical blow-up" in capsys.readouterr().err

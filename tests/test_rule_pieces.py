@@ -97,13 +97,14 @@ def _spec_model(task: Task, w: np.ndarray, n_steps: int) -> dict[str, np.ndarray
                 tr_err=tre, tr_err_flt=tref, avg=avg)
 
 
-def test_engine_matches_spec_transcription() -> None:
+@pytest.mark.parametrize("engine", ["reference", "fast"])
+def test_engine_matches_spec_transcription(engine: str) -> None:
     task = small_task(nin=12, nout=3, grid=0.15, seed=4, rate=40)
     spec = NetworkSpec(task.nin, (), task.nout)
     net = Network.initialize(spec, 5, w0=0.6)
     n = 3000
     model = _spec_model(task, net.weights[0], n)
-    sim = Simulation(net, task)
+    sim = Simulation(net, task, engine=engine)
     rec = sim.record()
     sim.run_steps(n, learning=False)  # updates at 0 and 1000, 2000 reset el_sum; redo below
     s, i = rec.spikes("output")
@@ -118,7 +119,7 @@ def test_engine_matches_spec_transcription() -> None:
     np.testing.assert_allclose(grp.i_syn, model["i_syn"], rtol=1e-6)
 
     # el_sum without the resets of step 5: one chunk, no update in between
-    sim2 = Simulation(net, task)
+    sim2 = Simulation(net, task, engine=engine)
     sim2.engine.advance(sim2.state, n)
     np.testing.assert_allclose(sim2.state.conns[0].el_sum, model["el_sum"], rtol=1e-4, atol=1e-6)
 
@@ -148,7 +149,7 @@ def test_refractory_period_clamps_membrane_for_50_steps() -> None:
     # an input spike every step drives the neuron hard
     task = Task(Raster((np.arange(500) + 0.5) * dt, np.zeros(500, int), 1), Raster([], [], 1), 0.05)
     net = Network(NetworkSpec(1, (), 1), [np.array([[0.1]], f32)], {})
-    sim = Simulation(net, task)
+    sim = Simulation(net, task, engine="reference")
     rec = sim.record()
     us = []
     for _ in range(400):
@@ -178,7 +179,7 @@ def _err_series(feedback: str) -> tuple[Simulation, np.ndarray, np.ndarray]:
     """Hidden and output errors, step by step over a window with output activity."""
     task = small_task(nin=30, nout=4, grid=0.2, seed=1, rate=30)
     net = small_network(task, hidden=(6,), w0=0.5, feedback=feedback)
-    sim = Simulation(net, task)
+    sim = Simulation(net, task, engine="reference")
     sim.run_steps(1000, learning=False)
     hid, out = [], []
     for _ in range(1500):
@@ -227,7 +228,7 @@ def test_feedback_delay_lengthens_hidden_delay_lines_only() -> None:
 def test_regulariser_trace_follows_own_spikes_undelayed() -> None:
     task = small_task(nin=30, nout=3, seed=2, rate=30)
     net = small_network(task, hidden=(6,), w0=0.5, regularizer=RegularizerParams(tau=50e-3))
-    sim = Simulation(net, task)
+    sim = Simulation(net, task, engine="reference")
     rec = sim.record()
     n = 1500
     sim.run_steps(n, learning=False)
@@ -247,7 +248,7 @@ def test_regulariser_pulls_weights_of_active_neurons() -> None:
     task = small_task(nin=30, nout=3, seed=2, rate=30)
     base = small_network(task, hidden=(6,), w0=0.5)
     reg = base.with_spec(regularizer=RegularizerParams(strength=1e3))
-    a, b = Simulation(base, task), Simulation(reg, task)
+    a, b = Simulation(base, task, engine="reference"), Simulation(reg, task, engine="reference")
     a.run_steps(5001, learning=False)
     b.run_steps(5000, learning=False)
     # el_sum differs by -rho w sum_t h^a on active posts: opposite sign to w where it dominates

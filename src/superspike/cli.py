@@ -67,7 +67,11 @@ def cli() -> None:
     type=click.Path(dir_okay=False),
     help="Start from this NIR graph (.nir; e.g. trained elsewhere). Needs the nir extra.",
 )
-@click.option("--engine", help="Simulation engine [reference].")
+@click.option(
+    "--engine",
+    type=click.Choice(["fast", "reference"]),
+    help="Simulation engine: fast, or reference (the readable per-step oracle) [fast].",
+)
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run directory.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),

@@ -54,7 +54,7 @@ class RunConfig:
     seed: int = 1  #: fixes weights, feedback matrices and built-in tasks
     init_weights: str | None = None  #: weights.npz to start from
     init_from: str | None = None  #: NIR graph (.nir) to start from (needs the nir extra)
-    engine: str = "reference"  #: simulation engine
+    engine: str = "fast"  #: simulation engine: fast (default) or reference (the per-step oracle)
     neuron: NeuronParams = field(default_factory=NeuronParams)
     rule: RuleParams = field(default_factory=RuleParams)
 

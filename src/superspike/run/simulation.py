@@ -67,7 +67,7 @@ class Simulation:
         self,
         network: Network,
         task: Task,
-        engine: str | Engine = "reference",
+        engine: str | Engine = "fast",
         optimizer: str = "rmaxprop",
         epsilon: float = 1e-12,
         state: State | None = None,
