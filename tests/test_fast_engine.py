@@ -33,8 +33,10 @@ ETA = 5e-3  # five times the demo's, so that weights change visibly
 
 def _cost(state: State, spec: NetworkSpec) -> float:
     t = state.clock * spec.neuron.dt
-    return cost_scale(spec.rule) * float(np.mean(state.conns[-1].avg, dtype=np.float64)) / (
-        1 - math.exp(-t / spec.rule.tau_cost) + 1e-9
+    return (
+        cost_scale(spec.rule)
+        * float(np.mean(state.conns[-1].avg, dtype=np.float64))
+        / (1 - math.exp(-t / spec.rule.tau_cost) + 1e-9)
     )
 
 
@@ -89,7 +91,9 @@ def _agree(net: Network, task: Task, cuts: str = "run", updates: int = 3, method
                 learn = net.spec.plastic(c)
                 opt.step(ca, UPDATE, ETA, learn)
                 opt.step(cb, UPDATE, ETA, learn)
-                np.testing.assert_allclose(cb.w, ca.w, rtol=1e-4, atol=1e-4 * ETA, err_msg=f"w{c} at {ref.clock}")
+                np.testing.assert_allclose(
+                    cb.w, ca.w, rtol=1e-4, atol=1e-4 * ETA, err_msg=f"w{c}, {ref.clock}"
+                )
             assert _cost(fast, net.spec) == pytest.approx(_cost(ref, net.spec), rel=1e-4)
     assert spikes > 20, "the test network should spike"
     # the weights did move
@@ -244,7 +248,9 @@ def test_reproduces_recorded_reference_run(shared: Path, feedback: str) -> None:
     if feedback == "symmetric":
         net = Network(NetworkSpec(200, (256,), 200), weights, {})
     else:  # the random-feedback demo: 0.8 ms feedback delay read as 7 steps (SPEC 2.2), regulariser
-        spec = NetworkSpec(200, (256,), 200, feedback="random", feedback_delay=0.7e-3, regularizer=RegularizerParams())
+        spec = NetworkSpec(
+            200, (256,), 200, feedback="random", feedback_delay=0.7e-3, regularizer=RegularizerParams()
+        )
         net = Network(spec, weights, {1: np.load(ref_dir / "b_output_hidden.npy")})
     engine = FastEngine(net, task)
     state = State.initial(net)
@@ -265,13 +271,14 @@ def test_reproduces_recorded_reference_run(shared: Path, feedback: str) -> None:
         np.testing.assert_array_equal(got_i[np.lexsort((got_i, got_s))], exp_i[np.lexsort((exp_i, exp_s))])
     assert _cost(state, net.spec) == pytest.approx(214.366, rel=1e-3)
     for conn, means in zip(state.conns, RECORDED[feedback], strict=True):
-        got = [float(np.mean(x, dtype=np.float64)) for x in (conn.w, conn.el, conn.el_flt, conn.el_sum, conn.grad2)]
-        np.testing.assert_allclose(got, means, rtol=5e-3)
+        fields = (conn.w, conn.el, conn.el_flt, conn.el_sum, conn.grad2)
+        np.testing.assert_allclose([float(np.mean(x, dtype=np.float64)) for x in fields], means, rtol=5e-3)
     # the first update, in step 200000, with learning on
     engine.advance(state, 1)
     for c in state.conns:
         opt.step(c, UPDATE, 1e-3, True)
-    for k, (pre, post, before, after) in enumerate(_sampled_weights((ref_dir / "README.md").read_text(), feedback)):
+    table = _sampled_weights((ref_dir / "README.md").read_text(), feedback)
+    for k, (pre, post, before, after) in enumerate(table):
         c = 0 if k < 20 else 1
         assert weights[c][pre, post] == pytest.approx(before, abs=1e-9)
         assert state.conns[c].w[pre, post] == pytest.approx(after, abs=1e-6), f"w{c}[{pre}, {post}]"

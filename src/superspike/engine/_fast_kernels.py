@@ -93,15 +93,15 @@ def rebuild_spike_lists(HIST, SPK, SPKN):
         SPKN[r] = n
 
 
-# -- loops of the forward kernel over contiguous runs of neurons. They take whole arrays and
+# -- loops of the forward kernel over contiguous runs of neurons. They take flat arrays and
 #    unsigned offsets instead of slices: a slice made inside the step loop costs two atomic
-#    reference-count operations, which were half the kernel's time; unsigned indices also spare
-#    the negative-index checks, so LLVM vectorises the loops (element-wise float32 arithmetic
-#    gives the same bits vectorised or not). -------------------------------------------------
+#    reference-count operations (they were half the kernel's time), and unsigned 1-D indices
+#    spare the negative-index checks, so LLVM vectorises the loops (element-wise float32
+#    arithmetic gives the same bits vectorised or not). ---------------------------------------
 
 
 @njit(cache=True, error_model="numpy")
-def _lif(U, I, REF, HIST, slot, oh, n, k_mem, u_rest, thr, ref_steps, dec_syn):
+def _lif(U, I, REF, H, oh, n, k_mem, u_rest, thr, ref_steps, dec_syn):
     # SPEC 1, the reference's order: membrane, threshold/refractoriness, current decay
     oh = U64(oh)
     for q in range(U64(n)):
@@ -111,23 +111,23 @@ def _lif(U, I, REF, HIST, slot, oh, n, k_mem, u_rest, thr, ref_steps, dec_syn):
         U[q] = u_rest if (sp | (r > 0)) else uq
         REF[q] = ref_steps if sp else (r - 1 if r > 0 else r)
         I[q] = I[q] * dec_syn
-        HIST[slot, oh + q] = 1 if sp else 0
+        H[oh + q] = 1 if sp else 0
 
 
 @njit(cache=True, error_model="numpy")
-def _any_i8(H, r, o, n):
+def _any_i8(H, o, n):
     o = U64(o)
     a = np.int8(0)
     for q in range(U64(n)):
-        a |= H[r, o + q]
+        a |= H[o + q]
     return a != 0
 
 
 @njit(cache=True, error_model="numpy")
-def _zero_i8(H, r, o, n):
+def _zero_i8(H, o, n):
     o = U64(o)
     for q in range(U64(n)):
-        H[r, o + q] = 0
+        H[o + q] = 0
 
 
 @njit(cache=True, error_model="numpy")
@@ -158,17 +158,17 @@ def _avg(AVG, TREF, n, dec_avg, dt):
 
 
 @njit(cache=True, error_model="numpy")
-def _het(HET, HIST, slot, oh, n, dec_het):
+def _het(HET, H, oh, n, dec_het):
     oh = U64(oh)
     for q in range(U64(n)):
-        HET[q] = (HET[q] + HIST[slot, oh + q]) * dec_het
+        HET[q] = (HET[q] + H[oh + q]) * dec_het
 
 
 @njit(cache=True, error_model="numpy")
-def _out_err(ERR, oe, TGH, dslot, HIST, oh, n):
-    oe, oh = U64(oe), U64(oh)
+def _out_err(ERR, oe, TG, ot, H, oh, n):
+    oe, ot, oh = U64(oe), U64(ot), U64(oh)
     for i in range(U64(n)):
-        ERR[oe + i] = np.float32(TGH[dslot, i] - HIST[dslot, oh + i])
+        ERR[oe + i] = np.float32(TG[ot + i] - H[oh + i])
 
 
 @njit(cache=True, error_model="numpy")
@@ -179,86 +179,94 @@ def _zero_f(A, o, n):
 
 
 @njit(cache=True, error_model="numpy")
-def _any_bits(Ai, r, o, n):
-    # any nonzero float32 in a row of an int32 view (a -0.0 counts; its products change no sum)
+def _any_bits(Ai, o, n):
+    # any nonzero float32, via an int32 view (a -0.0 counts; its products change no sum)
     o = U64(o)
     a = np.int32(0)
     for q in range(U64(n)):
-        a |= Ai[r, o + q]
+        a |= Ai[o + q]
     return a != 0
 
 
 @njit(cache=True, error_model="numpy")
-def _copy_row(A, r, B, n):
+def _copy_f(A, o, B, n):
+    o = U64(o)
     for i in range(U64(n)):
-        A[r, i] = B[i]
+        A[o + i] = B[i]
 
 
 @njit(cache=True, error_model="numpy")
-def _sig_line(S, k, SIGL, pos, U, o, n, linear, thr, beta, u_cut):
-    o = U64(o)
+def _sig_line(S, os, L, ol, U, o, n, linear, thr, beta, u_cut):
+    os, ol, o = U64(os), U64(ol), U64(o)
     for q in range(U64(n)):
-        S[k, o + q] = SIGL[pos, o + q]
-        SIGL[pos, o + q] = np.float32(1.0) if linear else surrogate(U[o + q], thr, beta, u_cut)
+        S[os + q] = L[ol + q]
+        L[ol + q] = np.float32(1.0) if linear else surrogate(U[o + q], thr, beta, u_cut)
 
 
 @njit(cache=True, error_model="numpy")
-def _pre_pass(TRP, TRZ, HIST, dslot, PSPL, pos, MPREV, o, n, dec_rise, k_decay, psp_cut):
+def _pre_pass(TRP, TRZ, H, oh, L, ol, MPREV, FL, of, o, n, dec_rise, k_decay, psp_cut):
     # one presynaptic neuron at a time: z (step 1, delayed spikes), push z~ into the delay line
-    # (4a), z~ (6); returns whether any pushed z~ crossed the PSP cut-off (4b) since last step
-    o = U64(o)
-    changed = np.int8(0)
+    # (4a), z~ (6). FL flags the neurons with a spike arriving or whose pushed z~ crossed the PSP
+    # cut-off (4b) since the last step; returns whether any is flagged
+    oh, ol, o, of = U64(oh), U64(ol), U64(o), U64(of)
+    anyf = np.int8(0)
     for i in range(U64(n)):
-        j = o + i
-        z = (TRP[j] + HIST[dslot, j]) * dec_rise
-        TRP[j] = z
-        p = TRZ[j]
-        PSPL[pos, j] = p
-        changed |= (np.int8(1) if p > psp_cut else np.int8(0)) ^ MPREV[j]
-        TRZ[j] = p + k_decay * (z - p)
-    return changed != 0
+        h = H[oh + i]
+        z = (TRP[o + i] + h) * dec_rise
+        TRP[o + i] = z
+        p = TRZ[o + i]
+        L[ol + i] = p
+        f = ((np.int8(1) if p > psp_cut else np.int8(0)) ^ MPREV[o + i]) | (np.int8(1) if h != 0 else np.int8(0))
+        FL[of + i] = f
+        anyf |= f
+        TRZ[o + i] = p + k_decay * (z - p)
+    return anyf != 0
 
 
 @njit(cache=True, error_model="numpy")
-def _pre_pass_x(TRP, TRZ, HIST, dslot, PSPL, pos, X, k, o, n, dec_rise, k_decay, psp_cut):
+def _pre_pass_x(TRP, TRZ, H, oh, L, ol, X, ox, o, n, dec_rise, k_decay, psp_cut):
     # as _pre_pass, recording the delayed z~ with the cut-off applied (the "gemm" method)
-    o = U64(o)
+    oh, ol, ox, o = U64(oh), U64(ol), U64(ox), U64(o)
     for i in range(U64(n)):
-        j = o + i
-        z = (TRP[j] + HIST[dslot, j]) * dec_rise
-        TRP[j] = z
-        pd = PSPL[pos, j]
-        X[k, j] = pd if pd > psp_cut else np.float32(0.0)
-        p = TRZ[j]
-        PSPL[pos, j] = p
-        TRZ[j] = p + k_decay * (z - p)
+        z = (TRP[o + i] + H[oh + i]) * dec_rise
+        TRP[o + i] = z
+        pd = L[ol + i]
+        X[ox + i] = pd if pd > psp_cut else np.float32(0.0)
+        p = TRZ[o + i]
+        L[ol + i] = p
+        TRZ[o + i] = p + k_decay * (z - p)
 
 
 @njit(cache=True, error_model="numpy")
-def _max_nonneg(Ai, r, o, n):
+def _max_nonneg(Ai, o, n):
     # max of non-negative float32 values via their int32 bit patterns (same order; vectorises)
     o = U64(o)
     m = np.int32(0)
     for j in range(U64(n)):
-        v = Ai[r, o + j]
+        v = Ai[o + j]
         m = v if v > m else m
     return m
 
 
 @njit(cache=True, error_model="numpy")
-def _err_row(E, k, TREF, n, err_cut):
+def _err_row(E, oe, TREF, n, err_cut):
+    oe = U64(oe)
     for q in range(U64(n)):
         v = TREF[q]
-        E[k, q] = v if abs(v) >= err_cut else np.float32(0.0)
+        E[oe + q] = v if abs(v) >= err_cut else np.float32(0.0)
 
 
 @njit(cache=True, error_model="numpy")
 def _reg(RS, HET, TREF, n, err_cut, rho, ia):
+    # rho h^a for a whole exponent 0..15 by squaring (within an ulp of the reference's powf; the
+    # sum only enters el_sum); branches on the bits of a are the same for every neuron
+    b1, b2, b4, b8 = (ia & 1) != 0, (ia & 2) != 0, (ia & 4) != 0, (ia & 8) != 0
+    one = np.float32(1.0)
     for q in range(U64(n)):
         h = HET[q]
-        p = np.float32(1.0)
-        for _ in range(ia):
-            p = p * h
+        h2 = h * h
+        h4 = h2 * h2
+        p = (h if b1 else one) * (h2 if b2 else one) * (h4 if b4 else one) * (h4 * h4 if b8 else one)
         RS[q] += rho * p if abs(TREF[q]) >= err_cut else np.float32(0.0)
 
 
@@ -277,9 +285,9 @@ def forward(
     U, I, REF,
     WF, woff, FF, foff,
     ERR, TRE, TREF, AVG, HET, ERRH, TRP, TRZ, SIGL, PSPL,
-    S, E, RS,
+    S, E, RS, UPK,
     rec_x, X, k_old, XMAX, SMAX,
-    QP, DP, GT, EVR, EVJ, EVA, EVB, MPREV, RUN_T, RUN_ZT, RUN_Z,
+    QP, DP, GT, EVR, EVJ, EVA, EVB, MPREV, RUN_T, RUN_ZT, RUN_Z, FL, fl_off,
     REC_T, REC_I,
     has_win, wo_ptr, wo_ids, wc_ptr, wc_ids, WIN,
 ):  # fmt: skip
@@ -315,10 +323,21 @@ def forward(
     o_out = goff[L] - nin  # post index of the first output neuron
     n_hid_q = goff[L] - nin  # hidden neurons: post indices [0, n_hid_q)
     ia = np.int64(reg_a)
-    int_exp = np.float32(ia) == reg_a and ia >= 0 and ia <= 8
-    ERRHi = ERRH.view(np.int32)
-    Xi = X.view(np.int32)
-    Si = S.view(np.int32)
+    int_exp = np.float32(ia) == reg_a and ia >= 0 and ia <= 15
+    # flat views, made once (see the helpers above)
+    Hf = HIST.ravel()
+    TGf = TGH.ravel()
+    ERRHf = ERRH.ravel()
+    ERRHi = ERRHf.view(np.int32)
+    SIGLf = SIGL.ravel()
+    PSPLf = PSPL.ravel()
+    Sf = S.ravel()
+    Ef = E.ravel()
+    Xf = X.ravel()
+    Xi = Xf.view(np.int32)
+    Si = Sf.view(np.int32)
+    FL64 = FL.view(np.uint64)
+    NP = goff[L]
     fp_saved = _stmxcsr()
     if X86:
         _ldmxcsr(fp_saved | np.uint32(FTZ_DAZ))
@@ -354,7 +373,9 @@ def forward(
         dslot = (t - delay) & mask  # spikes emitted `delay` steps ago arrive now (SPEC 1)
 
         # -- input and target replay on the loop grid (SPEC 3) --------------------------------
-        _zero_i8(HIST, slot, 0, nin)
+        hs = slot * N  # row offsets of this step's and the arriving spikes in Hf
+        hd = dslot * N
+        _zero_i8(Hf, hs, nin)
         nsp = 0
         s = t % p_in
         for e in range(in_ptr[s], in_ptr[s + 1]):
@@ -363,14 +384,14 @@ def forward(
                 SPK[slot, nsp] = j
                 nsp += 1
             HIST[slot, j] += 1
-        _zero_i8(TGH, slot, 0, nout)
+        _zero_i8(TGf, slot * nout, nout)
         s = t % p_tg
         for e in range(tg_ptr[s], tg_ptr[s + 1]):
             TGH[slot, tg_ids[e]] += 1
 
         # -- neuron groups (SPEC 1), all LIF groups at once -------------------------------------
-        _lif(U, I, REF, HIST, slot, nin, NQ, k_mem, u_rest, thr, ref_steps32, dec_syn)
-        if _any_i8(HIST, slot, nin, NQ):
+        _lif(U, I, REF, Hf, hs + nin, NQ, k_mem, u_rest, thr, ref_steps32, dec_syn)
+        if _any_i8(Hf, hs + nin, NQ):
             for q in range(NQ):
                 if HIST[slot, nin + q] != 0:
                     SPK[slot, nsp] = nin + q
@@ -393,7 +414,7 @@ def forward(
         # -- plasticity step 1: error traces (z: in the presynaptic pass below) ------------------
         _err_traces(ERR, TRE, TREF, NQ, k_rise, k_decay)  # err from the previous step
         if reg_on:
-            _het(HET, HIST, slot, nin, n_hid_q, dec_het)  # undelayed own spikes (2.3)
+            _het(HET, Hf, hs + nin, n_hid_q, dec_het)  # undelayed own spikes (2.3)
 
         # -- 2. squared-error average -------------------------------------------------------------
         _avg(AVG, TREF, NQ, dec_avg, dt)
@@ -420,7 +441,7 @@ def forward(
                         else:
                             WIN[i] = 2
         else:
-            _out_err(ERR, o_out, TGH, dslot, HIST, goff[L], nout)
+            _out_err(ERR, o_out, TGf, dslot * nout, Hf, hd + goff[L], nout)
         lslot = (t - fb_lag) & mask
         for c in range(L - 1):
             # err of layer c+1 = F_c^T err(layer c+2)(t - lag), F_c = W_{c+1}^T (symmetric) or
@@ -431,43 +452,45 @@ def forward(
             u0 = goff[c + 2] - nin
             nup = goff[c + 3] - goff[c + 2]
             _zero_f(ERR, q0, nlo)
-            if _any_bits(ERRHi, lslot, u0, nup):
+            if _any_bits(ERRHi, lslot * NQ + u0, nup):
                 for m in range(nup):
                     v = ERRH[lslot, u0 + m]
                     if v != 0:
                         _add_row_scaled(ERR, q0, FF, foff[c] + m * nlo, nlo, v)
-        _copy_row(ERRH, slot, ERR, NQ)
+        _copy_f(ERRHf, slot * NQ, ERR, NQ)
 
         # -- 4a. delay lines; record the delayed series; presynaptic events ------------------------
         for c in range(L):
             pos = t % dlen[c]
             q0, q1 = goff[c + 1] - nin, goff[c + 2] - nin
-            _sig_line(S, k, SIGL, pos, U, q0, q1 - q0, linear, thr, beta, u_cut)
+            _sig_line(Sf, k * NQ + q0, SIGLf, pos * NQ + q0, U, q0, q1 - q0, linear, thr, beta, u_cut)
             p0, p1 = goff[c], goff[c + 1]
             if rec_x:
                 # z (step 1, delayed spikes), delay line of z~ (4a), z~ (6) in one pass; the
                 # traces of one presynaptic neuron depend on nothing else
-                _pre_pass_x(TRP, TRZ, HIST, dslot, PSPL, pos, X, k, p0, p1 - p0, dec_rise, k_decay, psp_cut)
+                _pre_pass_x(TRP, TRZ, Hf, hd + p0, PSPLf, pos * NP + p0, Xf, k * NP + p0, p0, p1 - p0,
+                            dec_rise, k_decay, psp_cut)  # fmt: skip
                 if k < k_old:
-                    XMAX[k, c] = _max_nonneg(Xi, k, p0, p1 - p0)
-                    SMAX[k, c] = _max_nonneg(Si, k, q0, q1 - q0)
+                    XMAX[k, c] = _max_nonneg(Xi, k * NP + p0, p1 - p0)
+                    SMAX[k, c] = _max_nonneg(Si, k * NQ + q0, q1 - q0)
                 continue
-            changed = _pre_pass(TRP, TRZ, HIST, dslot, PSPL, pos, MPREV, p0, p1 - p0, dec_rise, k_decay, psp_cut)
-            if not changed:
-                arrivals = False
-                for e in range(SPKN[dslot]):
-                    j = SPK[dslot, e]
-                    if j >= p0 and j < p1:
-                        arrivals = True
-                        break
-                if not arrivals:
-                    continue
+            if not _pre_pass(TRP, TRZ, Hf, hd + p0, PSPLf, pos * NP + p0, MPREV, FL, fl_off[c], p0, p1 - p0,
+                             dec_rise, k_decay, psp_cut):  # fmt: skip
+                continue
             row = k + dlen[c]
-            for j in range(p0, p1):
+            # the flagged neurons, found eight flags at a time
+            nj = 0
+            for wd in range(fl_off[c] // 8, (fl_off[c] + p1 - p0 + 7) // 8):
+                if FL64[wd] != 0:
+                    for bt in range(8):
+                        i = wd * 8 + bt
+                        if FL[i] != 0:
+                            UPK[nj] = p0 + i - fl_off[c]
+                            nj += 1
+            for jj in range(nj):
+                j = UPK[jj]
                 m = 1 if PSPL[pos, j] > psp_cut else 0
                 cnt = HIST[dslot, j]
-                if m == MPREV[j] and cnt == 0:
-                    continue
                 if m:
                     if MPREV[j] == 0:
                         # a cut-off stretch ended at t - 1: restore the free decay from t on
@@ -521,7 +544,7 @@ def forward(
                 MPREV[j] = m
 
         # -- 4d (the per-neuron factors): error of active posts, regulariser -------------------
-        _err_row(E, k, TREF, NQ, err_cut)
+        _err_row(Ef, k * NQ, TREF, NQ, err_cut)
         if reg_on:
             if int_exp:
                 _reg(RS, HET, TREF, n_hid_q, err_cut, rho, ia)
@@ -578,6 +601,9 @@ def sweep(
     cq = k_f / (q_f - d_f)
     dc = d_f * cq
     L = goff.shape[0] - 2
+    NQ = S.shape[1]
+    Sf = S.ravel()
+    Ef = E.ravel()
     for b in range(blocks.shape[0]):
         i0, i1 = blocks[b, 0], blocks[b, 1]
         w = i1 - i0
@@ -586,7 +612,12 @@ def sweep(
         y = np.zeros(w)
         yd = np.zeros(w)
         yg = np.zeros(w)
-        R = np.zeros((6, w))
+        r0 = np.zeros(w)
+        r1 = np.zeros(w)
+        r2 = np.zeros(w)
+        r3 = np.zeros(w)
+        r4 = np.zeros(w)
+        r5 = np.zeros(w)
         # connections whose post columns overlap the block, and their events (newest first)
         cs = np.empty(L, np.int64)
         nc = 0
@@ -598,7 +629,7 @@ def sweep(
         for c in range(L):
             e_ptr[c] = ev_hi[c] - 1
         for k in range(n - 1, -1, -1):
-            _sweep_row(E, S, k, i0, w, eq, ed, y, R, q_f, d_f, cq, DK[k], GK[k])
+            _sweep_row(Ef, Sf, k * NQ + i0, w, eq, ed, y, r0, r1, r2, r3, r4, r5, q_f, d_f, cq, DK[k], GK[k])
             for u in range(nc):
                 c = cs[u]
                 qa = goff[c + 1] - nin
@@ -619,7 +650,7 @@ def sweep(
                 ep = e_ptr[c]
                 while ep >= ev_lo[c] and EVR[ep] == k:
                     base = moff[c] + (EVJ[ep] - goff[c]) * npost + (lo - qa)
-                    _apply_event(M, PD, PG, base, EVA[ep], EVB[ep] * dc, R, lo - i0, hi - lo)
+                    _apply_event(M, PD, PG, base, EVA[ep], EVB[ep] * dc, r0, r1, r2, r3, r4, r5, lo - i0, hi - lo)
                     ep -= 1
                 e_ptr[c] = ep
         for i in range(w):
@@ -627,29 +658,30 @@ def sweep(
             BETA[i0 + i] = cq * (q_f * eq[i] - d_f * ed[i])
 
 
-@njit(cache=True, error_model="numpy")
-def _sweep_row(E, S, k, i0, w, eq, ed, y, R, q_f, d_f, cq, dk, gk):
-    i0 = U64(i0)
+# the sweep's helpers are float64 sums (not part of the bit-exact forward): FMA contraction is fine
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _sweep_row(Ef, Sf, off, w, eq, ed, y, r0, r1, r2, r3, r4, r5, q_f, d_f, cq, dk, gk):
+    off = U64(off)
     for i in range(U64(w)):
-        e = np.float64(E[k, i0 + i])
-        s = np.float64(S[k, i0 + i])
+        e = np.float64(Ef[off + i])
+        s = np.float64(Sf[off + i])
         a = e + q_f * eq[i]
         bd = e + d_f * ed[i]
         eq[i] = a
         ed[i] = bd
         v = s * (cq * (q_f * a - d_f * bd))
         y[i] = v
-        R[0, i] = v + q_f * R[0, i]
-        R[1, i] = v + d_f * R[1, i]
+        r0[i] = v + q_f * r0[i]
+        r1[i] = v + d_f * r1[i]
         v = s * dk
-        R[2, i] = v + q_f * R[2, i]
-        R[3, i] = v + d_f * R[3, i]
+        r2[i] = v + q_f * r2[i]
+        r3[i] = v + d_f * r3[i]
         v = s * gk
-        R[4, i] = v + q_f * R[4, i]
-        R[5, i] = v + d_f * R[5, i]
+        r4[i] = v + q_f * r4[i]
+        r5[i] = v + d_f * r5[i]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _add_x(M, PD, PG, base, x, y, yd, yg, o, n):
     base, o = U64(base), U64(o)
     for i in range(U64(n)):
@@ -658,14 +690,14 @@ def _add_x(M, PD, PG, base, x, y, yd, yg, o, n):
         PG[base + i] += x * yg[o + i]
 
 
-@njit(cache=True, error_model="numpy")
-def _apply_event(M, PD, PG, base, a, bb, R, o, n):
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _apply_event(M, PD, PG, base, a, bb, r0, r1, r2, r3, r4, r5, o, n):
     base, o = U64(base), U64(o)
     for i in range(U64(n)):
         j = o + i
-        M[base + i] += a * R[0, j] + bb * (R[0, j] - R[1, j])
-        PD[base + i] += a * R[2, j] + bb * (R[2, j] - R[3, j])
-        PG[base + i] += a * R[4, j] + bb * (R[4, j] - R[5, j])
+        M[base + i] += a * r0[j] + bb * (r0[j] - r1[j])
+        PD[base + i] += a * r2[j] + bb * (r2[j] - r3[j])
+        PG[base + i] += a * r4[j] + bb * (r4[j] - r5[j])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)

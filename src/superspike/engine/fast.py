@@ -171,12 +171,17 @@ class FastEngine(Engine):
         #: "gemm": how often a full-length end product was needed (the window test failed)
         self.full_end_products = 0
         self._buffers_n = 0
-        self._UPK = np.zeros(max(sizes), np.int64)
         pre = self.NP
         self._MPREV = np.zeros(pre, np.int8)
         self._RUN_T = np.zeros(pre, np.int64)
         self._RUN_ZT = np.zeros(pre, np.float64)
         self._RUN_Z = np.zeros(pre, np.float64)
+        # per connection, flags of the presynaptic neurons with something to record this step,
+        # padded to whole 8-byte words (the kernel scans them eight at a time)
+        pad = [-(-(int(self.goff[c + 1] - self.goff[c])) // 8) * 8 for c in range(L)]
+        self._fl_off = np.concatenate([[0], np.cumsum(pad)[:-1]]).astype(np.int64)
+        self._FL = np.zeros(sum(pad) + 8, np.int8)
+        self._UPK = np.zeros(max(sizes) + 8, np.int64)
         self.moff = np.zeros(L + 1, np.int64)
         np.cumsum([a * b for a, b in spec.shapes], out=self.moff[1:])
         self.threads = max(1, min(4, os.cpu_count() or 1) if threads is None else int(threads))
@@ -321,10 +326,10 @@ class FastEngine(Engine):
             self.input.ptr, self.input.ids, self.target.ptr, self.target.ids,
             HIST, state.target_hist, SPK, SPKN, U, I, REF, WF, self.woff, self.FF, self.foff,
             ERR, TRE, TREF, AVG, HET, ERRH, TRP, TRZ, SIGL, PSPL,
-            self.S, self.E, RS,
+            self.S, self.E, RS, self._UPK,
             gemm, self.X, n - min(n, self.wd), self.XMAX, self.SMAX,
             self._QP, self._DP, self._G, EVR, EVJ, EVA, EVB,
-            self._MPREV, self._RUN_T, self._RUN_ZT, self._RUN_Z,
+            self._MPREV, self._RUN_T, self._RUN_ZT, self._RUN_Z, self._FL, self._fl_off,
             REC_T, REC_I,
             self.windows is not None, win.open_ptr, win.open_ids, win.close_ptr, win.close_ids, WIN,
             )  # fmt: skip
