@@ -32,7 +32,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return tmp / "in.ras", tmp / "tg.ras"
 
 
-def _args(files: tuple[Path, Path], out: Path, blocks: int = 24) -> list[str]:
+def _args(files: tuple[Path, Path], out: Path, blocks: int = 120) -> list[str]:
     return ["train", "--input", str(files[0]), "--target", str(files[1]), "--hidden", "30", "--burn-in", "2",
             "--block-duration", "5", "--blocks", str(blocks), "--eta", "5e-3", "--w0", "0.2", "--out", str(out),
             "--quiet"]
@@ -101,6 +101,7 @@ def test_sigkill_at_any_moment_then_resume_is_identical(files, uninterrupted, tm
     time.sleep(0.05 * rows)  # land between cost lines
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL and not (out / "weights.npz").exists(), "killed before the end"
     # no torn file: the checkpoint loads, spike files hold whole records
     with np.load(out / CHECKPOINT) as ck:
         assert int(ck["state/clock"]) >= 0 and "progress/curve_rows" in ck.files
