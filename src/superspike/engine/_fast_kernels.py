@@ -30,14 +30,14 @@ FTZ_DAZ = 0x8040  # MXCSR bits: flush to zero (15), denormals are zero (6)
 
 if X86:
 
-    def _mxcsr_call(builder, name, ptr):  # noqa: ANN001, ANN202
+    def _mxcsr_call(builder, name, ptr):
         fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer()])
         fn = cgutils.get_or_insert_function(builder.module, fnty, name)
         builder.call(fn, [builder.bitcast(ptr, ir.IntType(8).as_pointer())])
 
     @intrinsic
-    def _stmxcsr(typingctx):  # noqa: ANN001, ANN202
-        def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+    def _stmxcsr(typingctx):
+        def codegen(context, builder, signature, args):
             ptr = cgutils.alloca_once(builder, ir.IntType(32))
             _mxcsr_call(builder, "llvm.x86.sse.stmxcsr", ptr)
             return builder.load(ptr)
@@ -45,8 +45,8 @@ if X86:
         return types.uint32(), codegen
 
     @intrinsic
-    def _ldmxcsr(typingctx, val):  # noqa: ANN001, ANN202
-        def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+    def _ldmxcsr(typingctx, val):
+        def codegen(context, builder, signature, args):
             ptr = cgutils.alloca_once_value(builder, args[0])
             _mxcsr_call(builder, "llvm.x86.sse.ldmxcsr", ptr)
             return context.get_dummy_value()
@@ -56,11 +56,11 @@ if X86:
 else:  # other architectures: nothing to set
 
     @njit
-    def _stmxcsr():  # noqa: ANN202
+    def _stmxcsr():
         return np.uint32(0)
 
     @njit
-    def _ldmxcsr(val):  # noqa: ANN001, ANN202
+    def _ldmxcsr(val):
         pass
 
 
@@ -216,7 +216,9 @@ def _pre_pass(TRP, TRZ, H, oh, L, ol, MPREV, FL, of, o, n, dec_rise, k_decay, ps
         TRP[o + i] = z
         p = TRZ[o + i]
         L[ol + i] = p
-        f = ((np.int8(1) if p > psp_cut else np.int8(0)) ^ MPREV[o + i]) | (np.int8(1) if h != 0 else np.int8(0))
+        f = ((np.int8(1) if p > psp_cut else np.int8(0)) ^ MPREV[o + i]) | (
+            np.int8(1) if h != 0 else np.int8(0)
+        )
         FL[of + i] = f
         anyf |= f
         TRZ[o + i] = p + k_decay * (z - p)
@@ -650,7 +652,9 @@ def sweep(
                 ep = e_ptr[c]
                 while ep >= ev_lo[c] and EVR[ep] == k:
                     base = moff[c] + (EVJ[ep] - goff[c]) * npost + (lo - qa)
-                    _apply_event(M, PD, PG, base, EVA[ep], EVB[ep] * dc, r0, r1, r2, r3, r4, r5, lo - i0, hi - lo)
+                    _apply_event(
+                        M, PD, PG, base, EVA[ep], EVB[ep] * dc, r0, r1, r2, r3, r4, r5, lo - i0, hi - lo
+                    )
                     ep -= 1
                 e_ptr[c] = ep
         for i in range(w):

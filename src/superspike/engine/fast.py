@@ -56,8 +56,10 @@ target and own spike events), with the reference's float32 sums (SPEC 2.2).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 
 import numpy as np
 
@@ -74,6 +76,16 @@ KERNEL_TOL = 1e-10
 MAX_BLOCK = 5000
 METHODS = ("events", "gemm")
 _NO_WINDOWS = WindowReplay.empty()
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A thread pool shared by all fast engines (the kernels release the GIL)."""
+    with _POOLS_LOCK:
+        if threads not in _POOLS:
+            _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="superspike-fast")
+        return _POOLS[threads]
 
 
 def forward_kernels(k_decay: float, dec_rise: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -185,15 +197,14 @@ class FastEngine(Engine):
         self.moff = np.zeros(L + 1, np.int64)
         np.cumsum([a * b for a, b in spec.shapes], out=self.moff[1:])
         self.threads = max(1, min(4, os.cpu_count() or 1) if threads is None else int(threads))
-        self._pool: ThreadPoolExecutor | None = None
-        # column blocks of the backward sweep: one per thread, equal widths
+        # column blocks of the backward sweep (and of the "gemm" filter): one per thread
         edges = np.linspace(0, self.NQ, self.threads + 1).round().astype(int)
-        self._blocks = [np.array([[a, b]], np.int64) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
-        # column ranges of the "gemm" backward filter
-        edges = np.linspace(0, self.NQ, self.threads + 1).round().astype(int)
-        self._col_ranges = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
-        #: wall time (s) spent in the parts of an advance, for benchmarks
-        self.timing = {"forward": 0.0, "backward": 0.0, "products": 0.0, "synapses": 0.0, "other": 0.0}
+        self._col_ranges = [(int(a), int(b)) for a, b in pairwise(edges) if b > a]
+        self._blocks = [np.array([[a, b]], np.int64) for a, b in self._col_ranges]
+        #: wall time (s) spent in the parts of an advance, for benchmarks: the forward kernel, the
+        #: backward sweep (all the sums of "events"; the error filter of "gemm"), the BLAS products
+        #: ("gemm"), the per-synapse updates, and the rest (packing the state, Python)
+        self.timing = {"forward": 0.0, "sweep": 0.0, "products": 0.0, "synapses": 0.0, "other": 0.0}
         #: floating-point operations of the "gemm" products
         self.flops = 0.0
 
@@ -203,9 +214,8 @@ class FastEngine(Engine):
             for args in jobs:
                 fn(*args)
             return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="superspike-fast")
-        for f in [self._pool.submit(fn, *args) for args in jobs]:
+        pool = _pool(self.threads)
+        for f in [pool.submit(fn, *args) for args in jobs]:
             f.result()
 
     # -- buffers ----------------------------------------------------------------------------
@@ -259,7 +269,9 @@ class FastEngine(Engine):
                 arrivals += int(ptr[b] - ptr[a])
         lif = self.NP - self.nin
         arrivals += lif * (n // (self.network.spec.neuron.refractory_steps + 1) + 2)
-        return 3 * (arrivals + self.NP) + 16
+        # the state at the start, arrivals, and per stretch below the cut-off one event at each
+        # end; a stretch ends only after an arrival (or once after the start)
+        return 4 * self.NP + 3 * arrivals + 16
 
     def _advance_block(self, state: State, n: int) -> tuple[np.ndarray, np.ndarray]:
         t_start = time.perf_counter()
@@ -377,15 +389,24 @@ class FastEngine(Engine):
             npre = cc.el.shape[0]
             parts = max(1, min(self.threads, npre // 16)) if L == 1 else 1
             edges = np.linspace(0, npre, parts + 1).round().astype(int)
-            for r0, r1 in zip(edges[:-1], edges[1:], strict=True):
-                jobs.append((cc.el[r0:r1], cc.el_flt[r0:r1], cc.el_sum[r0:r1], cc.w[r0:r1], M[r0:r1], PD[r0:r1],
-                             PG[r0:r1], alpha[a:b], beta[a:b], RS[a:b], dn, qn, gn1))  # fmt: skip
+            for r0, r1 in pairwise(edges):
+                rows = slice(r0, r1)
+                per_synapse = (
+                    cc.el[rows],
+                    cc.el_flt[rows],
+                    cc.el_sum[rows],
+                    cc.w[rows],
+                    M[rows],
+                    PD[rows],
+                    PG[rows],
+                )
+                jobs.append((*per_synapse, alpha[a:b], beta[a:b], RS[a:b], dn, qn, gn1))
         self._run(fk.synapse_update, jobs)
         t4 = time.perf_counter()
         state.clock += n
         tm = self.timing
         tm["forward"] += t2 - t1
-        tm["backward"] += t_back
+        tm["sweep"] += t_back
         tm["products"] += t_prod
         tm["synapses"] += t4 - t3
         tm["other"] += (t4 - t_start) - (t2 - t1) - t_back - t_prod - (t4 - t3)
@@ -448,7 +469,7 @@ class FastEngine(Engine):
         return terms, alpha, beta, tc - tb, t_prod
 
     def _end_products(self, c: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """"gemm": the chunk's own contributions to el and el_flt at its end, for connection c,
+        """ "gemm": the chunk's own contributions to el and el_flt at its end, for connection c,
         ``X^T (S d^(n-k))`` and ``X^T (S G(n-1-k))`` over the last wd / wg steps.
 
         The steps left out contribute at most ``sum_k kernel(k) max_j x_j(k) max_i s_i(k)``; if
