@@ -1,0 +1,41 @@
+"""A run of 10,000 simulated seconds works, and its memory does not grow with duration
+(spikes are streamed to disk, nothing accumulates per block)."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import small_task
+
+from superspike.io import read_spk, write_ras
+from superspike.outputs.rundir import read_curve
+
+
+def _run(tmp: Path, name: str, blocks: int) -> int:
+    """Run in a child process; return the children's peak resident memory so far (kB)."""
+    out = tmp / name
+    subprocess.run(
+        [sys.executable, "-m", "superspike.cli", "train", "--input", str(tmp / "in.ras"), "--target",
+         str(tmp / "tg.ras"), "--hidden", "10", "--burn-in", "20", "--block-duration", "20", "--blocks",
+         str(blocks), "--eta", "5e-3", "--w0", "0.2", "--quiet", "--out", str(out)],
+        check=True,
+    )
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+
+@pytest.mark.slow
+def test_ten_thousand_seconds_with_flat_memory(tmp_path: Path) -> None:
+    task = small_task(nin=40, nout=4, grid=0.25, seed=0, rate=15)
+    write_ras(tmp_path / "in.ras", task.input.times, task.input.ids)
+    write_ras(tmp_path / "tg.ras", task.target.times, task.target.ids)
+    short = _run(tmp_path, "short", 24)  # 500 s
+    long = _run(tmp_path, "long", 500)  # 10,020 s
+    curve = read_curve(tmp_path / "long")
+    assert curve["time_s"][-1] == 10_020 and len(curve["time_s"]) == 501
+    steps, _ = read_spk(tmp_path / "long" / "output.spk", dt=1e-4)
+    assert steps[-1] > 10_020 / 1e-4 - 2500, "spikes recorded to the end"
+    assert long < short + 60_000, f"peak memory grew from {short} kB (500 s) to {long} kB (10,020 s)"
