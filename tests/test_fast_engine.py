@@ -214,6 +214,16 @@ def test_silent_layer_keeps_eligibility() -> None:
         _compare_states(ref, fast, f"after silencing ({method})", rtol=2e-4)
 
 
+def test_denormals_still_work_after_an_advance() -> None:
+    """The forward kernel flushes denormals to zero while it runs; the setting must not leak."""
+    task = small_task()
+    net = small_network(task, hidden=(4,))
+    FastEngine(net, task).advance(State.initial(net), 100)
+    tiny = np.array([1e-39], np.float32)
+    assert (tiny / np.float32(10))[0] != 0
+    assert float(np.multiply(tiny, np.float32(0.5))[0]) > 0
+
+
 # -- the recorded run of the reference simulator (../shared/reference/oxford-burnin) ------------
 
 BURN_IN = 200_000
