@@ -139,6 +139,10 @@ CONFIGS = {
     "symmetric-delay": dict(hidden=(8,), feedback_delay=1.2e-3),
     "linear": dict(hidden=(8,), linear=True),
     "fixed-hidden": dict(hidden=(8,), fixed_hidden=True),
+    "three-hidden": dict(hidden=(7, 6, 5)),
+    "three-hidden-uniform-reg-a2.5": dict(
+        hidden=(7, 6, 5), feedback="uniform", regularizer=RegularizerParams(exponent=2.5)
+    ),
 }
 
 
