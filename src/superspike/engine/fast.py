@@ -175,7 +175,8 @@ class FastEngine(Engine):
         self.k_decay, self.dec_rise = float(cf[6]), float(cf[4])
         self.psp_cut = cf[11]
         self.q = 1.0 - self.k_decay
-        self.wd, self.wg = kernel_windows(self.k_decay, self.dec_rise, tol)
+        # "gemm" only: windows of the end-of-chunk products
+        self.wd, self.wg = kernel_windows(self.k_decay, self.dec_rise, tol) if method == "gemm" else (1, 1)
         nk = max(self.max_block, self.wg, self.wd) + 2
         self._G, self._Dk = forward_kernels(self.k_decay, self.dec_rise, nk)
         m = np.arange(nk, dtype=np.float64)
