@@ -24,7 +24,7 @@ from superspike.engine.reference import ReferenceEngine
 from superspike.io import read_spk
 from superspike.network import Network, NetworkSpec
 from superspike.optim import RMaxProp
-from superspike.params import RegularizerParams, cost_scale
+from superspike.params import RegularizerParams, RuleParams, cost_scale
 from superspike.task import Task, load_raster
 
 UPDATE = 5000
@@ -163,6 +163,15 @@ def test_gemm_method_agrees(name: str) -> None:
     task = small_task()
     engine = _agree(small_network(task, **CONFIGS[name]), task, method="gemm")
     assert engine.flops > 0
+
+
+@pytest.mark.parametrize("cutoff", [0.02, 0.3])
+def test_large_psp_cutoff(cutoff: float) -> None:
+    """A PSP cut-off above the first step of z~ after a spike: arrivals inside skipped stretches,
+    and synapses whose pre and post are never active together (their el_sum must stay ~0, or the
+    first RMaxProp update, with grad2 = 0, would move them by a full eta)."""
+    task = small_task(rate=40.0)
+    _agree(small_network(task, hidden=(8,), rule=RuleParams(psp_cutoff=cutoff)), task)
 
 
 def test_long_calls_are_split() -> None:

@@ -291,7 +291,7 @@ def forward(
     ERR, TRE, TREF, AVG, HET, ERRH, TRP, TRZ, SIGL, PSPL,
     S, E, RS, UPK,
     rec_x, X, k_old, XMAX, SMAX,
-    QP, DP, GT, EVR, EVJ, EVA, EVB, MPREV, RUN_T, RUN_ZT, RUN_Z, FL, fl_off,
+    QP, DP, GT, EVR, EVJ, EVA, EVB, MPREV, RUN_T, RUN_ZT, RUN_Z, NET_T, NET_A, NET_B, FL, fl_off,
     REC_T, REC_I,
     has_win, wo_ptr, wo_ids, wc_ptr, wc_ids, WIN,
 ):  # fmt: skip
@@ -351,25 +351,34 @@ def forward(
     overflow = False
     d64 = np.float64(dec_rise)
 
-    # events: trace state at the chunk start, or a cut-off stretch that is already running
+    # events: trace state at the chunk start, or a cut-off stretch that is already running.
+    # NET (z~, z at the time NET_T) is the state whose free decay the events emitted so far add
+    # up to, RUN the state of a running cut-off stretch; both float64 and exact, so that the
+    # events of a stretch cancel to float64 rounding (not float32's)
     if not rec_x:
         for c in range(L):
             row = dlen[c]
             for j in range(goff[c], goff[c + 1]):
-                p = TRZ[j]
-                if p > psp_cut:
+                p = np.float64(TRZ[j])
+                z = np.float64(TRP[j])
+                NET_T[j] = t0
+                RUN_T[j] = t0
+                if TRZ[j] > psp_cut:
                     MPREV[j] = 1
-                    if row < n_steps and (p != 0 or TRP[j] != 0):
+                    NET_A[j] = p
+                    NET_B[j] = z
+                    if row < n_steps and (p != 0 or z != 0):
                         EVR[ev_n] = row
                         EVJ[ev_n] = j
                         EVA[ev_n] = p
-                        EVB[ev_n] = TRP[j]
+                        EVB[ev_n] = z
                         ev_n += 1
                 else:
                     MPREV[j] = 0
-                    RUN_T[j] = t0
+                    NET_A[j] = 0.0
+                    NET_B[j] = 0.0
                     RUN_ZT[j] = p
-                    RUN_Z[j] = TRP[j]
+                    RUN_Z[j] = z
 
     for k in range(n_steps):
         t = t0 + k
@@ -502,6 +511,9 @@ def forward(
                         g = GT[lr - 1] if lr > 0 else 0.0
                         a = QP[lr] * RUN_ZT[j] + d64 * g * RUN_Z[j]
                         b = DP[lr] * RUN_Z[j]
+                        NET_A[j] = a
+                        NET_B[j] = b
+                        NET_T[j] = t
                         if row < n_steps:
                             if ev_n < ev_cap:
                                 EVR[ev_n] = row
@@ -511,32 +523,45 @@ def forward(
                                 ev_n += 1
                             else:
                                 overflow = True
-                    if cnt and row < n_steps:
-                        if ev_n < ev_cap:
-                            EVR[ev_n] = row
-                            EVJ[ev_n] = j
-                            EVA[ev_n] = 0.0
-                            EVB[ev_n] = cnt
-                            ev_n += 1
-                        else:
-                            overflow = True
-                else:
-                    if MPREV[j]:
-                        # z~ pushed now is at or below the cut-off: cancel its free decay
-                        p = np.float64(PSPL[pos, j])
-                        zo = np.float64(TRP[j]) / d64 - cnt  # z before this step's update
+                    if cnt:
+                        lr = t - NET_T[j]
+                        g = GT[lr - 1] if lr > 0 else 0.0
+                        a = QP[lr] * NET_A[j] + d64 * g * NET_B[j]
+                        NET_B[j] = DP[lr] * NET_B[j] + cnt
+                        NET_A[j] = a
+                        NET_T[j] = t
                         if row < n_steps:
                             if ev_n < ev_cap:
                                 EVR[ev_n] = row
                                 EVJ[ev_n] = j
-                                EVA[ev_n] = -p
-                                EVB[ev_n] = -zo
+                                EVA[ev_n] = 0.0
+                                EVB[ev_n] = cnt
+                                ev_n += 1
+                            else:
+                                overflow = True
+                else:
+                    if MPREV[j]:
+                        # z~ pushed now is at or below the cut-off: cancel the free decay of
+                        # everything emitted so far (exactly), and keep it as the stretch's state
+                        lr = t - NET_T[j]
+                        g = GT[lr - 1] if lr > 0 else 0.0
+                        a = QP[lr] * NET_A[j] + d64 * g * NET_B[j]
+                        b = DP[lr] * NET_B[j]
+                        if row < n_steps:
+                            if ev_n < ev_cap:
+                                EVR[ev_n] = row
+                                EVJ[ev_n] = j
+                                EVA[ev_n] = -a
+                                EVB[ev_n] = -b
                                 ev_n += 1
                             else:
                                 overflow = True
                         RUN_T[j] = t
-                        RUN_ZT[j] = p
-                        RUN_Z[j] = zo
+                        RUN_ZT[j] = a
+                        RUN_Z[j] = b
+                        NET_A[j] = 0.0
+                        NET_B[j] = 0.0
+                        NET_T[j] = t
                     if cnt:
                         # a spike arriving inside a stretch joins its free decay
                         lr = t - RUN_T[j]

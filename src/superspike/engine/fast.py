@@ -194,6 +194,9 @@ class FastEngine(Engine):
         self._RUN_T = np.zeros(pre, np.int64)
         self._RUN_ZT = np.zeros(pre, np.float64)
         self._RUN_Z = np.zeros(pre, np.float64)
+        self._NET_T = np.zeros(pre, np.int64)
+        self._NET_A = np.zeros(pre, np.float64)
+        self._NET_B = np.zeros(pre, np.float64)
         # per connection, flags of the presynaptic neurons with something to record this step,
         # padded to whole 8-byte words (the kernel scans them eight at a time)
         pad = [-(-(int(self.goff[c + 1] - self.goff[c])) // 8) * 8 for c in range(L)]
@@ -347,7 +350,8 @@ class FastEngine(Engine):
             self.S, self.E, RS, self._UPK,
             gemm, self.X, n - min(n, self.wd), self.XMAX, self.SMAX,
             self._QP, self._DP, self._G, EVR, EVJ, EVA, EVB,
-            self._MPREV, self._RUN_T, self._RUN_ZT, self._RUN_Z, self._FL, self._fl_off,
+            self._MPREV, self._RUN_T, self._RUN_ZT, self._RUN_Z, self._NET_T, self._NET_A, self._NET_B,
+            self._FL, self._fl_off,
             REC_T, REC_I,
             self.windows is not None, win.open_ptr, win.open_ids, win.close_ptr, win.close_ids, WIN,
             )  # fmt: skip
