@@ -199,9 +199,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f} (other work skews the figures)")
     sg = spawn("sgemm")
-    print(
-        "float32 GEMM throughput (numpy BLAS): " + ", ".join(f"{k}: {v:.0f} GFLOP/s" for k, v in sg.items())
-    )
+    print("float32 GEMM throughput (numpy BLAS): " + ", ".join(f"{k}: {v:.0f} GFLOP/s" for k, v in sg.items()))
     blocks = 10 if args.quick else 50
 
     print(f"\nOxford demo, 200-256-200, 20 s burn-in + {blocks} x 20 s blocks + final loop (SPEC 3):")
@@ -216,11 +214,7 @@ def main() -> None:
         print(
             f"  {feedback:9s} {r['simulated_s']:7.1f} s simulated in {r['wall_s']:6.1f} s wall "
             f"({r['simulated_s'] / r['wall_s']:5.1f} x real time; startup {r['startup_s']:.1f} s"
-            + (
-                f"; best of {args.repeat}: " + " ".join(f"{x['wall_s']:.1f}" for x in runs)
-                if args.repeat > 1
-                else ""
-            )
+            + (f"; best of {args.repeat}: " + " ".join(f"{x['wall_s']:.1f}" for x in runs) if args.repeat > 1 else "")
             + ")\n"
             f"            time: {_share(tm)}\n"
             f"            forward kernel {tm['forward'] / steps * 1e6:.2f} us/step, "

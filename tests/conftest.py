@@ -14,8 +14,11 @@ from superspike.task import Raster, Task
 
 def shared_dir() -> Path | None:
     """The project's ../shared folder (benchmark data, reference run), or None if absent."""
-    for cand in (Path(os.environ.get("SUPERSPIKE_SHARED", "")), Path(__file__).resolve().parents[2] / "shared",
-                 Path("/work/shared")):
+    for cand in (
+        Path(os.environ.get("SUPERSPIKE_SHARED", "")),
+        Path(__file__).resolve().parents[2] / "shared",
+        Path("/work/shared"),
+    ):
         if str(cand) and (cand / "SPEC.md").exists():
             return cand
     return None

@@ -91,9 +91,7 @@ def _agree(net: Network, task: Task, cuts: str = "run", updates: int = 3, method
                 learn = net.spec.plastic(c)
                 opt.step(ca, UPDATE, ETA, learn)
                 opt.step(cb, UPDATE, ETA, learn)
-                np.testing.assert_allclose(
-                    cb.w, ca.w, rtol=1e-4, atol=1e-4 * ETA, err_msg=f"w{c}, {ref.clock}"
-                )
+                np.testing.assert_allclose(cb.w, ca.w, rtol=1e-4, atol=1e-4 * ETA, err_msg=f"w{c}, {ref.clock}")
             assert _cost(fast, net.spec) == pytest.approx(_cost(ref, net.spec), rel=1e-4)
     assert spikes > 20, "the test network should spike"
     # the weights did move
@@ -271,9 +269,7 @@ def test_reproduces_recorded_reference_run(shared: Path, feedback: str) -> None:
     if feedback == "symmetric":
         net = Network(NetworkSpec(200, (256,), 200), weights, {})
     else:  # the random-feedback demo: 0.8 ms feedback delay read as 7 steps (SPEC 2.2), regulariser
-        spec = NetworkSpec(
-            200, (256,), 200, feedback="random", feedback_delay=0.7e-3, regularizer=RegularizerParams()
-        )
+        spec = NetworkSpec(200, (256,), 200, feedback="random", feedback_delay=0.7e-3, regularizer=RegularizerParams())
         net = Network(spec, weights, {1: np.load(ref_dir / "b_output_hidden.npy")})
     engine = FastEngine(net, task)
     state = State.initial(net)

@@ -19,9 +19,31 @@ def _run(tmp: Path, name: str, blocks: int) -> int:
     """Run in a child process; return the children's peak resident memory so far (kB)."""
     out = tmp / name
     subprocess.run(
-        [sys.executable, "-m", "superspike.cli", "train", "--input", str(tmp / "in.ras"), "--target",
-         str(tmp / "tg.ras"), "--hidden", "10", "--burn-in", "20", "--block-duration", "20", "--blocks",
-         str(blocks), "--eta", "5e-3", "--w0", "0.2", "--quiet", "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "superspike.cli",
+            "train",
+            "--input",
+            str(tmp / "in.ras"),
+            "--target",
+            str(tmp / "tg.ras"),
+            "--hidden",
+            "10",
+            "--burn-in",
+            "20",
+            "--block-duration",
+            "20",
+            "--blocks",
+            str(blocks),
+            "--eta",
+            "5e-3",
+            "--w0",
+            "0.2",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
         check=True,
     )
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

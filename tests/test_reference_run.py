@@ -64,8 +64,7 @@ def _setup(shared: Path, feedback: str) -> tuple[Network, Task]:
     else:
         # random-feedback demo: regulariser on the hidden layer, feedback delay 0.8 ms that the
         # reference's single precision turns into 7 steps (SPEC 2.2): ask for 0.7 ms
-        spec = NetworkSpec(200, (256,), 200, feedback="random", feedback_delay=0.7e-3,
-                           regularizer=RegularizerParams())
+        spec = NetworkSpec(200, (256,), 200, feedback="random", feedback_delay=0.7e-3, regularizer=RegularizerParams())
         fb = {1: np.load(ref / "b_output_hidden.npy")}
     return Network(spec, weights, fb), Task(inp, tgt, 1.89, "oxford")
 

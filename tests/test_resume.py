@@ -33,9 +33,28 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _args(files: tuple[Path, Path], out: Path, blocks: int = 120) -> list[str]:
-    return ["train", "--input", str(files[0]), "--target", str(files[1]), "--hidden", "30", "--burn-in", "2",
-            "--block-duration", "5", "--blocks", str(blocks), "--eta", "5e-3", "--w0", "0.2", "--out", str(out),
-            "--quiet"]
+    return [
+        "train",
+        "--input",
+        str(files[0]),
+        "--target",
+        str(files[1]),
+        "--hidden",
+        "30",
+        "--burn-in",
+        "2",
+        "--block-duration",
+        "5",
+        "--blocks",
+        str(blocks),
+        "--eta",
+        "5e-3",
+        "--w0",
+        "0.2",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +77,9 @@ def _same_run(a: Path, b: Path) -> None:
 
 
 def _start(files: tuple[Path, Path], out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "superspike.cli", *_args(files, out)], stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "superspike.cli", *_args(files, out)], stderr=subprocess.PIPE, text=True
+    )
 
 
 def _wait_for_rows(out: Path, rows: int, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -145,8 +165,16 @@ def test_blow_up_names_block_and_keeps_last_good_checkpoint(files, tmp_path, mon
 
     monkeypatch.setattr(ReferenceEngine, "advance", poisoned)
     out = tmp_path / "run"
-    cfg = RunConfig(input=str(files[0]), target=str(files[1]), hidden=(30,), burn_in=2.0, block_duration=5.0,
-                    blocks=3, w0=0.2, engine="reference")
+    cfg = RunConfig(
+        input=str(files[0]),
+        target=str(files[1]),
+        hidden=(30,),
+        burn_in=2.0,
+        block_duration=5.0,
+        blocks=3,
+        w0=0.2,
+        engine="reference",
+    )
     with pytest.raises(SimulationError, match=r"block 0; the last good checkpoint \(t = 2.0 s\) is kept"):
         train(cfg, out, quiet=True)
     assert not (out / "weights.npz").exists()

@@ -93,8 +93,20 @@ def _spec_model(task: Task, w: np.ndarray, n_steps: int) -> dict[str, np.ndarray
         els = els + np.where(np.abs(tref)[None, :] >= f32(1e-7), elf * tref[None, :], f32(0))
         # 6. z~ follows z
         zt = zt + k10 * (z - zt)
-    return dict(out=out, u=U, i_syn=I, tr_pre=z, tr_psp=zt, el=el, el_flt=elf, el_sum=els, err=err,
-                tr_err=tre, tr_err_flt=tref, avg=avg)
+    return dict(
+        out=out,
+        u=U,
+        i_syn=I,
+        tr_pre=z,
+        tr_psp=zt,
+        el=el,
+        el_flt=elf,
+        el_sum=els,
+        err=err,
+        tr_err=tre,
+        tr_err_flt=tref,
+        avg=avg,
+    )
 
 
 @pytest.mark.parametrize("engine", ["reference", "fast"])
@@ -279,9 +291,23 @@ def test_linear_mode_uses_unit_surrogate() -> None:
 def _conn(g: np.ndarray, grad2: np.ndarray, w: np.ndarray) -> ConnectionState:
     z = np.zeros_like(w)
     v = np.zeros(w.shape[1], f32)
-    return ConnectionState(w.copy(), z, z, (g * 5000).astype(f32), grad2.copy(), v, v, v, v, v,
-                           np.zeros((16, w.shape[1]), f32), np.zeros(w.shape[0], f32),
-                           np.zeros(w.shape[0], f32), np.zeros((8, w.shape[1]), f32), np.zeros((8, w.shape[0]), f32))
+    return ConnectionState(
+        w.copy(),
+        z,
+        z,
+        (g * 5000).astype(f32),
+        grad2.copy(),
+        v,
+        v,
+        v,
+        v,
+        v,
+        np.zeros((16, w.shape[1]), f32),
+        np.zeros(w.shape[0], f32),
+        np.zeros(w.shape[0], f32),
+        np.zeros((8, w.shape[1]), f32),
+        np.zeros((8, w.shape[0]), f32),
+    )
 
 
 def test_rmaxprop() -> None:

@@ -40,8 +40,16 @@ def test_networks_of_any_depth_learn(tmp_path: Path, hidden: tuple[int, ...]) ->
 
 def test_fixed_hidden_keeps_hidden_weights(tmp_path: Path) -> None:
     inp, tgt = _files(tmp_path)
-    cfg = RunConfig(input=str(inp), target=str(tgt), hidden=(10,), fixed_hidden=True, w0=0.2,
-                    burn_in=0.5, block_duration=0.5, blocks=2)
+    cfg = RunConfig(
+        input=str(inp),
+        target=str(tgt),
+        hidden=(10,),
+        fixed_hidden=True,
+        w0=0.2,
+        burn_in=0.5,
+        block_duration=0.5,
+        blocks=2,
+    )
     res = train(cfg, quiet=True)
     from superspike.run.train import build_network, build_task
 
@@ -54,11 +62,36 @@ def test_fixed_hidden_keeps_hidden_weights(tmp_path: Path) -> None:
 def test_run_directory_is_complete_and_reruns_exactly(tmp_path: Path) -> None:
     inp, tgt = _files(tmp_path)
     out = tmp_path / "run"
-    argv = ["train", "--input", str(inp), "--target", str(tgt), "--hidden", "8", "--burn-in", "0.5",
-            "--block-duration", "0.5", "--blocks", "3", "--seed", "7", "--out", str(out), "--quiet"]
+    argv = [
+        "train",
+        "--input",
+        str(inp),
+        "--target",
+        str(tgt),
+        "--hidden",
+        "8",
+        "--burn-in",
+        "0.5",
+        "--block-duration",
+        "0.5",
+        "--blocks",
+        "3",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     main(argv)
-    for name in ("config.toml", "learning_curve.tsv", "input.spk", "hidden0.spk", "output.spk", "weights.npz",
-                 "target.ras"):
+    for name in (
+        "config.toml",
+        "learning_curve.tsv",
+        "input.spk",
+        "hidden0.spk",
+        "output.spk",
+        "weights.npz",
+        "target.ras",
+    ):
         assert (out / name).exists(), name
     curve = read_curve(out)
     assert {"block", "time_s", "cost", "rate_hidden0_hz", "rate_output_hz"} <= set(curve)
@@ -85,8 +118,16 @@ def test_init_weights_round_trip(tmp_path: Path) -> None:
     b = {1: np.ones((4, 5), np.float32) * 0.5}
     path = tmp_path / "w.npz"
     save_weights(path, w, b)
-    cfg = RunConfig(input=str(inp), target=str(tgt), hidden=(5,), feedback="random", init_weights=str(path),
-                    burn_in=0.5, block_duration=0.5, blocks=0)
+    cfg = RunConfig(
+        input=str(inp),
+        target=str(tgt),
+        hidden=(5,),
+        feedback="random",
+        init_weights=str(path),
+        burn_in=0.5,
+        block_duration=0.5,
+        blocks=0,
+    )
     res = train(cfg, quiet=True)
     np.testing.assert_array_equal(res.network.weights[0], w[0])
     np.testing.assert_array_equal(res.network.feedback[1], b[1])
@@ -104,8 +145,20 @@ def test_target_ids_outside_group_are_an_explicit_choice(tmp_path: Path, capsys:
     lines = tgt.read_text().splitlines()
     lines.insert(2, "0.100000 4")  # a 1-based id, as in the Oxford target
     tgt.write_text("\n".join(lines) + "\n")
-    base = ["train", "--input", str(inp), "--target", str(tgt), "--nout", "4", "--blocks", "0", "--burn-in", "0.5",
-            "--quiet"]
+    base = [
+        "train",
+        "--input",
+        str(inp),
+        "--target",
+        str(tgt),
+        "--nout",
+        "4",
+        "--blocks",
+        "0",
+        "--burn-in",
+        "0.5",
+        "--quiet",
+    ]
     with pytest.raises(SystemExit) as exc:
         main(base)
     assert exc.value.code == 2

@@ -74,11 +74,16 @@ def cli() -> None:
 )
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run directory.")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
-              help="Continue the run in this directory from its last checkpoint (takes only --engine, --quiet).")
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False),
+    help="Continue the run in this directory from its last checkpoint (takes only --engine, --quiet).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes.")
-def train(config_file: str | None, out: str | None, force: bool, resume_dir: str | None, quiet: bool,
-          **options: Any) -> None:
+def train(
+    config_file: str | None, out: str | None, force: bool, resume_dir: str | None, quiet: bool, **options: Any
+) -> None:
     """Train a network; write the run directory (--out) and print the learning curve.
 
     With --out, a checkpoint is written at every block's end; Ctrl-C or SIGTERM writes one and
@@ -191,8 +196,11 @@ def sweep(sweep_file: str, out: str, workers: int | None, scheduler: str | None,
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="PNG to write [RUN_DIR/plot.png].")
-@click.option("--window", type=click.FloatRange(min=0, min_open=True),
-              help="Seconds of raster to show [the loop period, at most 4 s].")
+@click.option(
+    "--window",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds of raster to show [the loop period, at most 4 s].",
+)
 @click.option("--dpi", type=click.IntRange(min=20), default=110, show_default=True, help="Resolution of the PNG.")
 def plot(run_dir: str, out: str | None, window: float | None, dpi: int) -> None:
     """Figure of a run: learning curve, rasters of the first and last period beside the target,
@@ -216,8 +224,13 @@ def plot(run_dir: str, out: str | None, window: float | None, dpi: int) -> None:
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="GIF to write [RUN_DIR/training.gif].")
-@click.option("--frames", type=click.IntRange(min=1), default=60, show_default=True,
-              help="At most this many frames (cost lines are subsampled evenly).")
+@click.option(
+    "--frames",
+    type=click.IntRange(min=1),
+    default=60,
+    show_default=True,
+    help="At most this many frames (cost lines are subsampled evenly).",
+)
 @click.option("--fps", type=click.FloatRange(min=0.1), default=4, show_default=True, help="Frames per second.")
 @click.option("--dpi", type=click.IntRange(min=20), default=80, show_default=True, help="Resolution.")
 def animate(run_dir: str, out: str | None, frames: int, fps: float, dpi: int) -> None:
@@ -230,8 +243,11 @@ def animate(run_dir: str, out: str | None, frames: int, fps: float, dpi: int) ->
 @cli.command()
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.argument("dest", type=click.Path(dir_okay=False))
-@click.option("--dt", type=click.FloatRange(min=0, min_open=True),
-              help="Time step for writing .spk, s [the source's own, else 1e-4].")
+@click.option(
+    "--dt",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Time step for writing .spk, s [the source's own, else 1e-4].",
+)
 def convert(source: str, dest: str, dt: float | None) -> None:
     """Convert spike files: SOURCE and DEST are .ras, .spk or .npz (by suffix).
 
@@ -247,42 +263,81 @@ def convert(source: str, dest: str, dt: float | None) -> None:
 @cli.command("make-target")
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="ras file to write [IMAGE with .ras].")
-@click.option("--neurons", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Output neurons (image rows; the top row is the highest id).")
+@click.option(
+    "--neurons",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Output neurons (image rows; the top row is the highest id).",
+)
 @click.option("--bins", type=click.IntRange(min=1), help="Time bins (image columns) [from the aspect ratio].")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
-              help="Length of the pattern (the loop grid), s.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Pixels darker than this (0 black, 1 white) become spikes.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Length of the pattern (the loop grid), s.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Pixels darker than this (0 black, 1 white) become spikes.",
+)
 @click.option("--invert", is_flag=True, help="Bright pixels become spikes instead.")
 @click.option("--no-jitter", is_flag=True, help="Spikes in the middle of their bin, not at a random time in it.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the jitter.")
-@click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
-              help="Time step, s.")
-def make_target(image: str, out: str | None, neurons: int, bins: int | None, duration: float, threshold: float,
-                invert: bool, no_jitter: bool, seed: int, dt: float) -> None:
+@click.option(
+    "--dt", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True, help="Time step, s."
+)
+def make_target(
+    image: str,
+    out: str | None,
+    neurons: int,
+    bins: int | None,
+    duration: float,
+    threshold: float,
+    invert: bool,
+    no_jitter: bool,
+    seed: int,
+    dt: float,
+) -> None:
     """Turn an image into a target raster: one column per time bin, dark pixels become spikes."""
     from pathlib import Path
 
     from superspike.task.builtin import image_raster, save_raster
 
-    raster, bin_s = image_raster(image, neurons, bins, duration, dt, threshold=threshold, invert=invert,
-                                 jitter=not no_jitter, seed=seed)
+    raster, bin_s = image_raster(
+        image, neurons, bins, duration, dt, threshold=threshold, invert=invert, jitter=not no_jitter, seed=seed
+    )
     target = Path(out) if out else Path(image).with_suffix(".ras")
     save_raster(target, raster, duration, f"target from {Path(image).name}", resolution=bin_s)
-    click.echo(f"wrote {len(raster.times)} spikes of {raster.n} neurons in {duration:g} s "
-               f"({round(duration / bin_s)} bins of {bin_s * 1e3:.3g} ms) to {target}")
+    click.echo(
+        f"wrote {len(raster.times)} spikes of {raster.n} neurons in {duration:g} s "
+        f"({round(duration / bin_s)} bins of {bin_s * 1e3:.3g} ms) to {target}"
+    )
 
 
 @cli.command("make-input")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), required=True, help="ras file to write.")
 @click.option("--neurons", type=click.IntRange(min=1), default=200, show_default=True, help="Input neurons.")
 @click.option("--rate", type=click.FloatRange(min=0), default=5.0, show_default=True, help="Firing rate, Hz.")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
-              help="Length of the pattern (the loop grid), s.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Length of the pattern (the loop grid), s.",
+)
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed: the same seed, the same spikes.")
-@click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
-              help="Time step, s (spikes lie at step centres).")
+@click.option(
+    "--dt",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-4,
+    show_default=True,
+    help="Time step, s (spikes lie at step centres).",
+)
 def make_input(out: str, neurons: int, rate: float, duration: float, seed: int, dt: float) -> None:
     """Frozen Poisson spike trains (a seeded input raster)."""
     import numpy as np

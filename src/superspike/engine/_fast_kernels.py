@@ -218,9 +218,7 @@ def _pre_pass(TRP, TRZ, H, oh, L, ol, MPREV, FL, of, o, n, dec_rise, k_decay, ps
         TRP[o + i] = z
         p = TRZ[o + i]
         L[ol + i] = p
-        f = ((np.int8(1) if p > psp_cut else np.int8(0)) ^ MPREV[o + i]) | (
-            np.int8(1) if h != 0 else np.int8(0)
-        )
+        f = ((np.int8(1) if p > psp_cut else np.int8(0)) ^ MPREV[o + i]) | (np.int8(1) if h != 0 else np.int8(0))
         FL[of + i] = f
         anyf |= f
         TRZ[o + i] = p + k_decay * (z - p)
@@ -679,9 +677,7 @@ def sweep(
                 ep = e_ptr[c]
                 while ep >= ev_lo[c] and EVR[ep] == k:
                     base = moff[c] + (EVJ[ep] - goff[c]) * npost + (lo - qa)
-                    _apply_event(
-                        M, PD, PG, base, EVA[ep], EVB[ep] * dc, r0, r1, r2, r3, r4, r5, lo - i0, hi - lo
-                    )
+                    _apply_event(M, PD, PG, base, EVA[ep], EVB[ep] * dc, r0, r1, r2, r3, r4, r5, lo - i0, hi - lo)
                     ep -= 1
                 e_ptr[c] = ep
         for i in range(w):

@@ -126,8 +126,11 @@ def read_curve_rows(path: str | Path) -> list[dict[str, float]]:
     if not lines:
         return []
     header = lines[0]
-    return [{k: (int(v) if k == "block" else float(v)) for k, v in zip(header, row, strict=True)}
-            for row in lines[1:] if len(row) == len(header)]
+    return [
+        {k: (int(v) if k == "block" else float(v)) for k, v in zip(header, row, strict=True)}
+        for row in lines[1:]
+        if len(row) == len(header)
+    ]
 
 
 def read_curve(path: str | Path) -> dict[str, np.ndarray]:

@@ -34,8 +34,9 @@ def build_task(cfg: RunConfig) -> tuple[Task, RunConfig, list[str]]:
     dt = cfg.neuron.dt
     notes: list[str] = []
     # weight files are saved in config.toml as absolute paths, so that it reruns from anywhere
-    cfg = replace(cfg, **{k: str(Path(v).resolve()) for k in ("init_weights", "init_from")
-                          if (v := getattr(cfg, k)) is not None})
+    cfg = replace(
+        cfg, **{k: str(Path(v).resolve()) for k in ("init_weights", "init_from") if (v := getattr(cfg, k)) is not None}
+    )
     if cfg.input is None:
         builtin = get_task(cfg.task or "default")
         task = builtin.make(cfg.seed, dt)
@@ -212,12 +213,21 @@ def train(
         path = prepare_directory(out, force=force, resume=resume)
         if resume:
             state, progress = load_checkpoint(path / CHECKPOINT, network)
-    sim = Simulation(network, task, engine=resolved.engine, optimizer=resolved.optimizer, epsilon=resolved.epsilon,
-                     state=state)
+    sim = Simulation(
+        network, task, engine=resolved.engine, optimizer=resolved.optimizer, epsilon=resolved.epsilon, state=state
+    )
     dt = network.spec.neuron.dt
     U = sim.update_steps
-    sched = Schedule.create(resolved.burn_in, resolved.block_duration, resolved.blocks, task.grid, dt,
-                            resolved.eta, resolved.lr_drop_block, resolved.lr_drop_factor)
+    sched = Schedule.create(
+        resolved.burn_in,
+        resolved.block_duration,
+        resolved.blocks,
+        task.grid,
+        dt,
+        resolved.eta,
+        resolved.lr_drop_block,
+        resolved.lr_drop_factor,
+    )
     result = RunResult(resolved, network, out=path, notes=notes)
     tracker = _Tracker(len(sim.names), sched.period)
     rundir = None
@@ -248,9 +258,15 @@ def train(
         result.spikes = sim.record()
     sim.monitors.append(tracker)
     flag = _StopFlag(active=rundir is not None)
-    bar = tqdm(total=round(sched.end * dt, 4), initial=round(sim.clock * dt, 4), unit="s", desc="simulated", smoothing=0,
-               disable=quiet or not sys.stderr.isatty(),
-               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+    bar = tqdm(
+        total=round(sched.end * dt, 4),
+        initial=round(sim.clock * dt, 4),
+        unit="s",
+        desc="simulated",
+        smoothing=0,
+        disable=quiet or not sys.stderr.isatty(),
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
+    )
     t_wall = time.perf_counter()
     last_checkpoint = sim.clock
 
