@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from superspike.errors import InputFileError
+from superspike.io.files import read_bytes
 
 MAX_ID = 2**32 - 1  #: largest neuron id (Auryn's NeuronID and the spk format are 32-bit unsigned)
 
@@ -171,16 +172,7 @@ def write_ras(
 
 
 def _read_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputFileError(path, "is a directory, not a ras file") from None
-    except PermissionError:
-        raise InputFileError(path, "permission denied") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot be read ({exc.strerror or exc})") from None
+    raw = read_bytes(path, "a ras file")
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         try:
             text = raw.decode("utf-16")

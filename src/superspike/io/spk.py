@@ -22,6 +22,7 @@ from typing import BinaryIO
 import numpy as np
 
 from superspike.errors import InputFileError
+from superspike.io.files import read_bytes
 
 SPK_TAG = 287960081  #: Auryn's format tag for binary spike files
 MAX_UINT32 = 2**32 - 1
@@ -182,17 +183,7 @@ def read_spk(
 
 def _read(path: str | Path, header_only: bool = False) -> np.ndarray:
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(RECORD_BYTES) if header_only else fh.read()
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputFileError(path, "is a directory, not an spk file") from None
-    except PermissionError:
-        raise InputFileError(path, "permission denied") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot be read ({exc.strerror or exc})") from None
+    raw = read_bytes(path, "an spk file", RECORD_BYTES if header_only else None)
     if len(raw) < RECORD_BYTES:
         raise InputFileError(path, f"too short for an spk header ({len(raw)} bytes, the header has 8)")
     if len(raw) % RECORD_BYTES:

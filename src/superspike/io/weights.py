@@ -26,6 +26,7 @@ import numpy as np
 import numpy.lib.format as npy
 
 from superspike.errors import InputFileError
+from superspike.io.files import reading
 
 
 def save_weights(path: str | Path, weights: list[np.ndarray], feedback: dict[int, np.ndarray]) -> None:
@@ -47,15 +48,10 @@ def load_weights(
     """
     path = Path(path)
     try:
-        archive = zipfile.ZipFile(path)
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputFileError(path, "is a directory, not a weight archive (.npz)") from None
-    except PermissionError:
-        raise InputFileError(path, "permission denied") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot be read ({exc.strerror or exc})") from None
+        with reading(path, "a weight archive (.npz)"):
+            archive = zipfile.ZipFile(path)
+    except InputFileError:
+        raise
     except Exception:  # zipfile raises many types on arbitrary bytes
         raise InputFileError(path, _not_npz(path)) from None
     with archive:

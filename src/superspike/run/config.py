@@ -17,6 +17,7 @@ from typing import Any
 import tomli_w
 
 from superspike.errors import ConfigError, InputFileError
+from superspike.io.files import read_bytes
 from superspike.network import FEEDBACK_MODES
 from superspike.params import NeuronParams, RuleParams, params_from_dict, params_to_dict
 
@@ -186,16 +187,7 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
 def load_config(path: str | Path) -> RunConfig:
     """Read a TOML configuration file."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputFileError(path, "is a directory, not a TOML file") from None
-    except PermissionError:
-        raise InputFileError(path, "permission denied") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot be read ({exc.strerror or exc})") from None
+    raw = read_bytes(path, "a TOML file")
     try:
         data = tomllib.loads(raw.decode("utf-8").removeprefix("\ufeff"))
     except UnicodeDecodeError as exc:
