@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from superspike.engine.state import State
+from superspike.engine.state import State, ring_size
 from superspike.errors import ConfigError
 from superspike.network import Network
 from superspike.task.raster import Task
@@ -86,8 +86,6 @@ def _constants(net: Network) -> tuple[np.ndarray, np.ndarray]:
         ],
         dtype=np.float32,
     )
-    from superspike.engine.state import ring_size
-
     R = ring_size(nrn.delay_steps, spec.feedback_lag())
     ci = np.array(
         [
