@@ -46,6 +46,17 @@ def small_task(nin: int = 20, nout: int = 3, grid: float = 0.2, seed: int = 0, r
     return Task(Raster(in_t, in_ids, nin), Raster(tg_t, tg_ids, nout), grid, "small")
 
 
+def small_task_files(tmp: Path, nin: int = 40, nout: int = 4, seed: int = 0) -> tuple[Path, Path]:
+    """A small task (0.25 s loop, 15 Hz inputs) written as ``tmp/in.ras`` and ``tmp/tg.ras``."""
+    from superspike.io import write_ras
+
+    task = small_task(nin=nin, nout=nout, grid=0.25, seed=seed, rate=15)
+    inp, tgt = tmp / "in.ras", tmp / "tg.ras"
+    write_ras(inp, task.input.times, task.input.ids)
+    write_ras(tgt, task.target.times, task.target.ids)
+    return inp, tgt
+
+
 def small_network(task: Task, hidden: tuple[int, ...] = (8,), seed: int = 3, w0: float = 0.3, **kw) -> Network:
     """A small network for ``task`` with weights large enough to make neurons fire."""
     spec = NetworkSpec(task.nin, hidden, task.nout, **kw)

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import small_task
+from conftest import small_task_files
 
-from superspike.io import read_spk, write_ras
+from superspike.io import read_spk
 from superspike.outputs.rundir import read_curve
 
 
@@ -51,9 +51,7 @@ def _run(tmp: Path, name: str, blocks: int) -> int:
 
 @pytest.mark.slow
 def test_ten_thousand_seconds_with_flat_memory(tmp_path: Path) -> None:
-    task = small_task(nin=40, nout=4, grid=0.25, seed=0, rate=15)
-    write_ras(tmp_path / "in.ras", task.input.times, task.input.ids)
-    write_ras(tmp_path / "tg.ras", task.target.times, task.target.ids)
+    small_task_files(tmp_path)
     short = _run(tmp_path, "short", 24)  # 500 s
     long = _run(tmp_path, "long", 500)  # 10,020 s
     curve = read_curve(tmp_path / "long")

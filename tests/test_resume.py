@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import small_task
+from conftest import small_task_files
 
 from superspike.cli import main
 from superspike.engine import ReferenceEngine
 from superspike.errors import SimulationError
-from superspike.io import write_ras
 from superspike.run.checkpoint import CHECKPOINT
 from superspike.run.config import RunConfig
 from superspike.run.train import train
@@ -25,11 +24,7 @@ from superspike.run.train import train
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    tmp = tmp_path_factory.mktemp("task")
-    task = small_task(nin=40, nout=4, grid=0.25, seed=0, rate=15)
-    write_ras(tmp / "in.ras", task.input.times, task.input.ids)
-    write_ras(tmp / "tg.ras", task.target.times, task.target.ids)
-    return tmp / "in.ras", tmp / "tg.ras"
+    return small_task_files(tmp_path_factory.mktemp("task"))
 
 
 def _args(files: tuple[Path, Path], out: Path, blocks: int = 120) -> list[str]:

@@ -7,21 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import small_task
+from conftest import small_task_files
 
 from superspike.cli import main
-from superspike.io import read_spk, save_weights, write_ras
+from superspike.io import read_spk, save_weights
 from superspike.outputs.rundir import read_curve
 from superspike.run.config import RunConfig, load_config
 from superspike.run.train import train
 
-
-def _files(tmp: Path, nin: int = 40, nout: int = 4, seed: int = 0) -> tuple[Path, Path]:
-    task = small_task(nin=nin, nout=nout, grid=0.25, seed=seed, rate=15)
-    inp, tgt = tmp / "in.ras", tmp / "tg.ras"
-    write_ras(inp, task.input.times, task.input.ids)
-    write_ras(tgt, task.target.times, task.target.ids)
-    return inp, tgt
+_files = small_task_files
 
 
 SHORT = dict(burn_in=1.0, block_duration=2.0, blocks=6, eta=5e-3)
