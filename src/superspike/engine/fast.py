@@ -189,6 +189,7 @@ class FastEngine(Engine):
         #: "gemm": how often a full-length end product was needed (the window test failed)
         self.full_end_products = 0
         self._buffers_n = 0
+        self._scratch_bufs: dict[str, np.ndarray] = {}
         pre = self.NP
         self._MPREV = np.zeros(pre, np.int8)
         self._RUN_T = np.zeros(pre, np.int64)
@@ -228,6 +229,21 @@ class FastEngine(Engine):
             f.result()
 
     # -- buffers ----------------------------------------------------------------------------
+    def _scratch(self, name: str, size: int, dtype: type, zero: bool = False) -> np.ndarray:
+        """A 1-D work array of at least ``size`` elements, kept between chunks (grown on demand).
+
+        Fresh large arrays cost more than the arithmetic on them here: each new page is mapped
+        on first touch, and unmapping it interrupts the other threads' CPUs to flush their TLBs
+        (about 1000 page faults and 6 ms per Oxford interval before these buffers were kept).
+        """
+        buf = self._scratch_bufs.get(name)
+        if buf is None or buf.shape[0] < size or buf.dtype != dtype:
+            buf = np.zeros(max(size, 1), dtype)
+            self._scratch_bufs[name] = buf
+        elif zero:
+            buf[:size] = 0
+        return buf[:size]
+
     def _ensure_buffers(self, n: int) -> None:
         if n <= self._buffers_n:
             return
@@ -330,15 +346,15 @@ class FastEngine(Engine):
         fk.rebuild_spike_lists(HIST, SPK, SPKN)
         RS = np.zeros(self.NQ, np.float64)
         cap = self.NQ * (n // (spec.neuron.refractory_steps + 1) + 1)
-        REC_T = np.empty(cap, np.int64)
-        REC_I = np.empty(cap, np.int64)
+        REC_T = self._scratch("rec_t", cap, np.int64)
+        REC_I = self._scratch("rec_i", cap, np.int64)
         win = self.windows if self.windows is not None else _NO_WINDOWS
         WIN = state.window_state if self.windows is not None else np.zeros(0, np.int8)
         ecap = 1 if gemm else self._event_capacity(t0, n)
-        EVR = np.empty(ecap, np.int64)
-        EVJ = np.empty(ecap, np.int64)
-        EVA = np.empty(ecap, np.float64)
-        EVB = np.empty(ecap, np.float64)
+        EVR = self._scratch("evr", ecap, np.int64)
+        EVJ = self._scratch("evj", ecap, np.int64)
+        EVA = self._scratch("eva", ecap, np.float64)
+        EVB = self._scratch("evb", ecap, np.float64)
         t1 = time.perf_counter()
         fp_control = fk.get_fp_control()
         try:
@@ -433,9 +449,9 @@ class FastEngine(Engine):
         bounds = np.searchsorted(conn[order], np.arange(self.L + 1))
         ev_lo, ev_hi = bounds[:-1].copy(), bounds[1:].copy()
         tot = int(self.moff[-1])
-        M = np.zeros(tot)
-        PD = np.zeros(tot)
-        PG = np.zeros(tot)
+        M = self._scratch("m", tot, np.float64, zero=True)
+        PD = self._scratch("pd", tot, np.float64, zero=True)
+        PG = self._scratch("pg", tot, np.float64, zero=True)
         k = np.arange(n)
         DK = self._DP[n - k]  # d^(n-k)
         GK = self._G[n - 1 - k]  # G(n-1-k)
