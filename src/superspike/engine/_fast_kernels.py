@@ -298,9 +298,11 @@ def forward(
     Reproduces the neuron, trace, error and delay-line arithmetic of the reference engine
     (SPEC 1, 2.1 steps 1-3, 4a, 6) operation for operation in float32, so spikes are identical
     (denormals are flushed to zero, see the top of this module). Instead of steps 4b-4d it
-    records, for chunk step k: ``S[k, post]`` the delayed sigma'(U), ``E[k, post]`` tr_err_flt
+    records, for chunk step k: ``S[kr, post]`` the delayed sigma'(U), ``E[kr, post]`` tr_err_flt
     where |tr_err_flt| >= the error cut-off (else 0), and sums in ``RS[post]`` the regulariser
-    factor rho h^a of active posts (float32 per step, float64 sum).
+    factor rho h^a of active posts (float32 per step, float64 sum). Row kr is k with ``rec_x``
+    (the "gemm" products) and ``n_steps - 1 - k`` otherwise: the sweep reads the rows backwards
+    in time, and reading memory forwards lets the hardware prefetch it (twice as fast).
 
     The presynaptic factor x_j(k) (delayed z~ with the PSP cut-off) is recorded either densely,
     ``X[k, pre]`` (``rec_x``; with the row maxima ``XMAX``/``SMAX`` of steps k < ``k_old``), or
@@ -380,6 +382,7 @@ def forward(
 
     for k in range(n_steps):
         t = t0 + k
+        kr = k  # row of S and E
         slot = t & mask
         dslot = (t - delay) & mask  # spikes emitted `delay` steps ago arrive now (SPEC 1)
 
@@ -474,7 +477,7 @@ def forward(
         for c in range(L):
             pos = t % dlen[c]
             q0, q1 = goff[c + 1] - nin, goff[c + 2] - nin
-            _sig_line(Sf, k * NQ + q0, SIGLf, pos * NQ + q0, U, q0, q1 - q0, linear, thr, beta, u_cut)
+            _sig_line(Sf, kr * NQ + q0, SIGLf, pos * NQ + q0, U, q0, q1 - q0, linear, thr, beta, u_cut)
             p0, p1 = goff[c], goff[c + 1]
             if rec_x:
                 # z (step 1, delayed spikes), delay line of z~ (4a), z~ (6) in one pass; the
@@ -571,7 +574,7 @@ def forward(
                 MPREV[j] = m
 
         # -- 4d (the per-neuron factors): error of active posts, regulariser -------------------
-        _err_row(Ef, k * NQ, TREF, NQ, err_cut)
+        _err_row(Ef, kr * NQ, TREF, NQ, err_cut)
         if reg_on:
             if int_exp:
                 _reg(RS, HET, TREF, n_hid_q, err_cut, rho, ia)
@@ -615,7 +618,9 @@ def sweep(
 ):  # fmt: skip
     """The chunk's plasticity from per-neuron series and presynaptic events (SPEC 5), backwards.
 
-    For each post column i (``blocks``: rows of (first, last) post index):
+    ``S`` and ``E`` hold chunk step k in row n - 1 - k (see :func:`forward`). Rows with no
+    events are advanced up to four at a time (:func:`_sweep_row4`). For each post column i
+    (``blocks``: rows of (first, last) post index):
     ``Et(k) = sum_{m>=k} G(m-k) E(k)`` as ``c (q Eq(k) - d Ed(k))`` with ``Eq(k) = E(k) +
     q Eq(k+1)``, ``Ed`` likewise and ``c = kk/(q-d)``; the three right-hand factors ``y = S Et``
     (el_sum), ``S d^(n-k)`` (el, ``DK``), ``S G(n-1-k)`` (el_flt, ``GK``), and for each their
@@ -653,10 +658,31 @@ def sweep(
                 cs[nc] = c
                 nc += 1
         e_ptr = np.empty(L, np.int64)
+        dmax = 0
         for c in range(L):
             e_ptr[c] = ev_hi[c] - 1
-        for k in range(n - 1, -1, -1):
-            _sweep_row(Ef, Sf, k * NQ + i0, w, eq, ed, y, r0, r1, r2, r3, r4, r5, q_f, d_f, cq, DK[k], GK[k])
+        for u in range(nc):
+            dmax = max(dmax, dlen[cs[u]])
+        k = n - 1
+        while k >= 0:
+            # rows k, k-1, ... with no events (and not fed by the delay line) are advanced
+            # together, four or two at a time: their states are loaded and stored once (the
+            # stores bound this loop); events are applied at the lowest row of the group
+            nxt = -1
+            for u in range(nc):
+                c = cs[u]
+                if e_ptr[c] >= ev_lo[c]:
+                    nxt = max(nxt, EVR[e_ptr[c]])
+            if nxt <= k - 3 and k - 3 >= dmax:
+                _sweep_row4(Ef, Sf, k * NQ + i0, NQ, w, eq, ed, r0, r1, r2, r3, r4, r5, q_f, d_f, cq,
+                            DK[k], GK[k], DK[k - 1], GK[k - 1], DK[k - 2], GK[k - 2], DK[k - 3], GK[k - 3])  # fmt: skip
+                k -= 3
+            elif nxt <= k - 1 and k - 1 >= dmax:
+                _sweep_row2(Ef, Sf, k * NQ + i0, NQ, w, eq, ed, r0, r1, r2, r3, r4, r5, q_f, d_f, cq,
+                            DK[k], GK[k], DK[k - 1], GK[k - 1])  # fmt: skip
+                k -= 1
+            else:
+                _sweep_row(Ef, Sf, k * NQ + i0, w, eq, ed, y, r0, r1, r2, r3, r4, r5, q_f, d_f, cq, DK[k], GK[k])
             for u in range(nc):
                 c = cs[u]
                 qa = goff[c + 1] - nin
@@ -680,6 +706,7 @@ def sweep(
                     _apply_event(M, PD, PG, base, EVA[ep], EVB[ep] * dc, r0, r1, r2, r3, r4, r5, lo - i0, hi - lo)
                     ep -= 1
                 e_ptr[c] = ep
+            k -= 1
         for i in range(w):
             ALPHA[i0 + i] = q_f * eq[i]
             BETA[i0 + i] = cq * (q_f * eq[i] - d_f * ed[i])
@@ -706,6 +733,60 @@ def _sweep_row(Ef, Sf, off, w, eq, ed, y, r0, r1, r2, r3, r4, r5, q_f, d_f, cq, 
         v = s * gk
         r4[i] = v + q_f * r4[i]
         r5[i] = v + d_f * r5[i]
+
+
+@njit(inline="always", fastmath={"contract"})
+def _row_step(e, s, a, bd, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk, gk):
+    # one row of _sweep_row's recurrences for one column, without y
+    a = e + q_f * a
+    bd = e + d_f * bd
+    v = s * (cq * (q_f * a - d_f * bd))
+    u = s * dk
+    z = s * gk
+    return a, bd, v + q_f * x0, v + d_f * x1, u + q_f * x2, u + d_f * x3, z + q_f * x4, z + d_f * x5
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _sweep_row2(Ef, Sf, off, nq, w, eq, ed, r0, r1, r2, r3, r4, r5, q_f, d_f, cq, dk0, gk0, dk1, gk1):
+    # rows k (at off) and k-1 (at off + nq: stored in reverse) of _sweep_row, states loaded and
+    # stored once
+    o0 = U64(off)
+    o1 = U64(off - nq)
+    for i in range(U64(w)):
+        a, b, x0, x1, x2, x3, x4, x5 = eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i]
+        a, b, x0, x1, x2, x3, x4, x5 = _row_step(
+            np.float64(Ef[o0 + i]), np.float64(Sf[o0 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk0, gk0
+        )
+        a, b, x0, x1, x2, x3, x4, x5 = _row_step(
+            np.float64(Ef[o1 + i]), np.float64(Sf[o1 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk1, gk1
+        )
+        eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i] = a, b, x0, x1, x2, x3, x4, x5
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _sweep_row4(Ef, Sf, off, nq, w, eq, ed, r0, r1, r2, r3, r4, r5, q_f, d_f, cq,
+                dk0, gk0, dk1, gk1, dk2, gk2, dk3, gk3):  # fmt: skip
+    # rows k (at off) to k-3 (at off + 3 nq: stored in reverse) of _sweep_row, states loaded and
+    # stored once
+    o0 = U64(off)
+    o1 = U64(off - nq)
+    o2 = U64(off - 2 * nq)
+    o3 = U64(off - 3 * nq)
+    for i in range(U64(w)):
+        a, b, x0, x1, x2, x3, x4, x5 = eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i]
+        a, b, x0, x1, x2, x3, x4, x5 = _row_step(
+            np.float64(Ef[o0 + i]), np.float64(Sf[o0 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk0, gk0
+        )
+        a, b, x0, x1, x2, x3, x4, x5 = _row_step(
+            np.float64(Ef[o1 + i]), np.float64(Sf[o1 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk1, gk1
+        )
+        a, b, x0, x1, x2, x3, x4, x5 = _row_step(
+            np.float64(Ef[o2 + i]), np.float64(Sf[o2 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk2, gk2
+        )
+        a, b, x0, x1, x2, x3, x4, x5 = _row_step(
+            np.float64(Ef[o3 + i]), np.float64(Sf[o3 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk3, gk3
+        )
+        eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i] = a, b, x0, x1, x2, x3, x4, x5
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})

@@ -77,8 +77,13 @@ from superspike.task.windows import WindowReplay
 
 #: relative size below which the el / el_flt kernels are cut off in the "gemm" method
 KERNEL_TOL = 1e-10
-#: longest chunk simulated at once; longer calls are split (memory does not grow with n_steps)
-MAX_BLOCK = 5000
+#: longest chunk simulated at once, per method; longer calls are split (memory does not grow
+#: with n_steps). "events": the per-neuron series of a chunk (S and E, 8 bytes per post neuron
+#: and step) are written by the forward kernel and read back by the sweep; 2500 steps keep them
+#: at 9 MB on the Oxford network, small enough to stay in the shared cache, which made both
+#: kernels faster than with whole 5000-step update intervals (18 MB; about 8% of the wall time,
+#: benchmarks/bench_fast.py), while the per-chunk synapse pass stays a few percent.
+MAX_BLOCK = {"events": 2500, "gemm": 5000}
 METHODS = ("events", "gemm")
 _NO_WINDOWS = WindowReplay.empty()
 _POOLS: dict[int, ThreadPoolExecutor] = {}
@@ -137,7 +142,7 @@ class FastEngine(Engine):
         network: Network,
         task: Task,
         method: str = "events",
-        max_block: int = MAX_BLOCK,
+        max_block: int | None = None,
         tol: float = KERNEL_TOL,
         threads: int | None = None,
     ) -> None:
@@ -170,7 +175,7 @@ class FastEngine(Engine):
             for c in range(L - 1):
                 b = self.feedback[c + 1]
                 self.FF[self.foff[c] : self.foff[c] + b.size] = b.ravel()
-        self.max_block = int(max_block)
+        self.max_block = int(MAX_BLOCK[method] if max_block is None else max_block)
         cf = self._cf
         self.k_decay, self.dec_rise = float(cf[6]), float(cf[4])
         self.psp_cut = cf[11]
@@ -265,12 +270,10 @@ class FastEngine(Engine):
         """Advance ``state`` by ``n_steps`` steps with fixed weights; return the spikes emitted."""
         if n_steps < 1:
             raise ValueError("n_steps must be at least 1")
-        parts: list[tuple[np.ndarray, np.ndarray]] = []
-        done = 0
-        while done < n_steps:
-            n = min(self.max_block, n_steps - done)
-            parts.append(self._advance_block(state, n))
-            done += n
+        # chunks of at most max_block steps, of equal length (an update interval of 5001 steps
+        # becomes 2501 + 2500, not 2500 + 2500 + 1)
+        k = -(-n_steps // self.max_block)
+        parts = [self._advance_block(state, n_steps // k + (1 if c < n_steps % k else 0)) for c in range(k)]
         if len(parts) == 1:
             t, i = parts[0]
         else:
