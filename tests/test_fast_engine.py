@@ -19,7 +19,7 @@ import pytest
 from conftest import small_network, small_task
 
 from superspike.engine import ENGINES, State
-from superspike.engine.fast import FastEngine, forward_kernels
+from superspike.engine.fast import FastEngine, forward_kernels, sweep_blocks
 from superspike.engine.reference import ReferenceEngine
 from superspike.io import read_spk
 from superspike.network import Network, NetworkSpec
@@ -182,6 +182,48 @@ def test_long_calls_are_split() -> None:
         np.testing.assert_array_equal(sb, sa)
         np.testing.assert_array_equal(ib, ia)
     _compare_states(ref, fast, "after 12345 steps")
+
+
+@pytest.mark.parametrize(
+    ("bounds", "threads"),
+    [([0, 256, 456], 2), ([0, 200], 2), ([0, 4096, 4296], 2), ([0, 256, 456], 1), ([0, 20, 40, 60], 4),
+     ([0, 100, 356, 556], 3), ([0, 3, 1000], 4)],
+)  # fmt: skip
+def test_sweep_blocks_cover_columns_once_within_connections(bounds: list[int], threads: int) -> None:
+    blocks = sweep_blocks(bounds, threads)
+    assert 1 <= len(blocks) <= threads
+    cols = np.concatenate([np.arange(a, b) for blk in blocks for a, b in blk])
+    np.testing.assert_array_equal(np.sort(cols), np.arange(bounds[0], bounds[-1]))
+    for blk in blocks:
+        for a, b in blk:
+            c = np.searchsorted(bounds, a, side="right") - 1
+            assert bounds[c] <= a < b <= bounds[c + 1], f"block {a}-{b} spans connections {bounds}"
+    widths = [sum(b - a for a, b in blk) for blk in blocks]
+    if bounds == [0, 256, 456] and threads == 2:
+        assert widths == [256, 200]  # one connection per thread (the measured best for Oxford)
+    if bounds[-1] >= 200 * threads:
+        assert max(widths) <= 1.3 * bounds[-1] / threads  # no thread gets far more than its share
+
+
+def test_thread_count_does_not_change_results() -> None:
+    """Columns are swept in blocks per thread; the results must not depend on how many."""
+    task = small_task(seed=4, nout=40, rate=30.0)
+    net = small_network(task, hidden=(70, 40), feedback="random", regularizer=RegularizerParams())
+    engines = [FastEngine(net, task, threads=t) for t in (1, 2, 3)]
+    assert [len(e._blocks) for e in engines] == [1, 2, 3]
+    states = [State.initial(net) for _ in engines]
+    opt = RMaxProp(0.5, 30.0, 1e-12, 0.1)
+    for n in _cuts("run", 3 * UPDATE + 1):
+        for e, st in zip(engines, states, strict=True):
+            e.advance(st, n)
+            if (st.clock - 1) % UPDATE == 0:
+                for c in st.conns:
+                    opt.step(c, UPDATE, ETA, True)
+    ref = states[0].to_arrays()
+    assert all(not np.allclose(c.w, w0) for c, w0 in zip(states[0].conns, net.weights, strict=True))
+    for st in states[1:]:
+        for name, x in st.to_arrays().items():
+            np.testing.assert_array_equal(x, ref[name], err_msg=name)
 
 
 def test_engines_interchangeable_mid_run() -> None:

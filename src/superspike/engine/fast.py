@@ -123,6 +123,36 @@ def kernel_windows(k_decay: float, dec_rise: float, tol: float = KERNEL_TOL) -> 
     return wd, wg
 
 
+def sweep_blocks(bounds: list[int], threads: int, slack: float = 1.2, min_width: int = 32) -> list[np.ndarray]:
+    """Column blocks of the "events" sweep, one array of (first, end) post columns per thread.
+
+    ``bounds`` are the post-space boundaries of the connections (their post columns are
+    ``[bounds[c], bounds[c+1])``). A block never spans two connections: the sweep advances rows
+    without events several at a time, and which rows those are must depend on the connection's
+    own events only, so that results do not depend on the number of threads. Connections wider
+    than ``slack`` times a thread's fair share are halved (down to ``min_width`` columns), then
+    the pieces go to the least loaded thread, widest first. Oxford (256 + 200 columns, two
+    threads): one connection per thread, which measured 0.72 ms per 2500-step chunk against
+    0.93 ms for two equal halves (one of which spanned both connections).
+    """
+    pieces = [(a, b) for a, b in pairwise(bounds) if b > a]
+    fair = (bounds[-1] - bounds[0]) / max(threads, 1)
+    while pieces:
+        a, b = max(pieces, key=lambda p: p[1] - p[0])
+        if b - a <= slack * fair or b - a < 2 * min_width:
+            break
+        pieces.remove((a, b))
+        m = (a + b) // 2
+        pieces += [(a, m), (m, b)]
+    loads = [0] * threads
+    per_thread: list[list[tuple[int, int]]] = [[] for _ in range(threads)]
+    for a, b in sorted(pieces, key=lambda p: (p[0] - p[1], p[0])):
+        t = loads.index(min(loads))
+        per_thread[t].append((a, b))
+        loads[t] += b - a
+    return [np.array(sorted(blocks), np.int64) for blocks in per_thread if blocks]
+
+
 class FastEngine(Engine):
     """Compiled per-neuron forward kernel, then the chunk's plasticity in bulk (SPEC 5).
 
@@ -212,10 +242,10 @@ class FastEngine(Engine):
         self.moff = np.zeros(L + 1, np.int64)
         np.cumsum([a * b for a, b in spec.shapes], out=self.moff[1:])
         self.threads = max(1, min(4, os.cpu_count() or 1) if threads is None else int(threads))
-        # column blocks of the backward sweep (and of the "gemm" filter): one per thread
+        # column ranges of the "gemm" error filter: one per thread
         edges = np.linspace(0, self.NQ, self.threads + 1).round().astype(int)
         self._col_ranges = [(int(a), int(b)) for a, b in pairwise(edges) if b > a]
-        self._blocks = [np.array([[a, b]], np.int64) for a, b in self._col_ranges]
+        self._blocks = sweep_blocks([int(g - self.nin) for g in self.goff[1:]], self.threads)
         #: wall time (s) spent in the parts of an advance, for benchmarks: the forward kernel, the
         #: backward sweep (all the sums of "events"; the error filter of "gemm"), the BLAS products
         #: ("gemm"), the per-synapse updates, and the rest (packing the state, Python)
@@ -224,14 +254,19 @@ class FastEngine(Engine):
         self.flops = 0.0
 
     def _run(self, fn, jobs: list[tuple]) -> None:
-        """Run ``fn(*args)`` for every args tuple, in the thread pool if there are several."""
+        """Run ``fn(*args)`` for every args tuple: the first here, the others in the thread pool
+        (``threads - 1`` workers; running one job on the calling thread saves a wake-up)."""
         if len(jobs) == 1 or self.threads == 1:
             for args in jobs:
                 fn(*args)
             return
-        pool = _pool(self.threads)
-        for f in [pool.submit(fn, *args) for args in jobs]:
-            f.result()
+        pool = _pool(self.threads - 1)
+        futures = [pool.submit(fn, *args) for args in jobs[1:]]
+        try:
+            fn(*jobs[0])
+        finally:
+            for f in futures:
+                f.result()
 
     # -- buffers ----------------------------------------------------------------------------
     def _scratch(self, name: str, size: int, dtype: type, zero: bool = False) -> np.ndarray:
