@@ -19,7 +19,7 @@ import pytest
 from conftest import small_network, small_task
 
 from superspike.engine import ENGINES, State
-from superspike.engine.fast import FastEngine, forward_kernels, sweep_blocks
+from superspike.engine.fast import FastEngine, default_threads, forward_kernels, sweep_blocks
 from superspike.engine.reference import ReferenceEngine
 from superspike.io import read_spk
 from superspike.network import Network, NetworkSpec
@@ -203,6 +203,16 @@ def test_sweep_blocks_cover_columns_once_within_connections(bounds: list[int], t
         assert widths == [256, 200]  # one connection per thread (the measured best for Oxford)
     if bounds[-1] >= 200 * threads:
         assert max(widths) <= 1.3 * bounds[-1] / threads  # no thread gets far more than its share
+
+
+def test_default_threads_respect_a_fair_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    free = default_threads()
+    assert 1 <= free <= 4
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "1")  # what `superspike sweep` sets with one CPU per worker
+    assert default_threads() == 1
+    task = small_task()
+    assert FastEngine(small_network(task), task).threads == 1
 
 
 def test_thread_count_does_not_change_results() -> None:

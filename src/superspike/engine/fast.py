@@ -123,6 +123,19 @@ def kernel_windows(k_decay: float, dec_rise: float, tol: float = KERNEL_TOL) -> 
     return wd, wg
 
 
+def default_threads() -> int:
+    """Threads of the sweep and synapse passes: the CPUs this process may use, at most 4, and at
+    most ``NUMBA_NUM_THREADS`` if set (``superspike sweep`` sets it to each worker's fair share)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    cap = os.environ.get("NUMBA_NUM_THREADS", "")
+    if cap.isdigit() and int(cap) > 0:
+        cpus = min(cpus, int(cap))
+    return max(1, min(4, cpus))
+
+
 def sweep_blocks(bounds: list[int], threads: int, slack: float = 1.2, min_width: int = 32) -> list[np.ndarray]:
     """Column blocks of the "events" sweep, one array of (first, end) post columns per thread.
 
@@ -161,7 +174,7 @@ class FastEngine(Engine):
     trace states exactly; el, el_flt and el_sum to float32 rounding). ``method`` picks how the
     sums over time are formed ("events" or "gemm", see the module docstring). The forward
     kernel is serial; the per-chunk sweeps and synapse updates run in ``threads`` threads
-    (default: the number of CPUs, at most 4).
+    (default: :func:`default_threads`).
     """
 
     name = "fast"
@@ -241,7 +254,7 @@ class FastEngine(Engine):
         self._UPK = np.zeros(max(sizes) + 8, np.int64)
         self.moff = np.zeros(L + 1, np.int64)
         np.cumsum([a * b for a, b in spec.shapes], out=self.moff[1:])
-        self.threads = max(1, min(4, os.cpu_count() or 1) if threads is None else int(threads))
+        self.threads = max(1, default_threads() if threads is None else int(threads))
         # column ranges of the "gemm" error filter: one per thread
         edges = np.linspace(0, self.NQ, self.threads + 1).round().astype(int)
         self._col_ranges = [(int(a), int(b)) for a, b in pairwise(edges) if b > a]
