@@ -131,10 +131,11 @@ def _any_i8(H, o, n):
 
 
 @njit(cache=True, error_model="numpy")
-def _zero_i8(H, o, n):
+def _zero(A, o, n):
+    # A[o:o+n] = 0, any dtype (compiled once per array type)
     o = U64(o)
     for q in range(U64(n)):
-        H[o + q] = 0
+        A[o + q] = 0
 
 
 @njit(cache=True, error_model="numpy")
@@ -176,13 +177,6 @@ def _out_err(ERR, oe, TG, ot, H, oh, n):
     oe, ot, oh = U64(oe), U64(ot), U64(oh)
     for i in range(U64(n)):
         ERR[oe + i] = np.float32(TG[ot + i] - H[oh + i])
-
-
-@njit(cache=True, error_model="numpy")
-def _zero_f(A, o, n):
-    o = U64(o)
-    for i in range(U64(n)):
-        A[o + i] = np.float32(0.0)
 
 
 @njit(cache=True, error_model="numpy")
@@ -402,7 +396,7 @@ def forward(
         # -- input and target replay on the loop grid (SPEC 3) --------------------------------
         hs = slot * N  # row offsets of this step's and the arriving spikes in Hf
         hd = dslot * N
-        _zero_i8(Hf, hs, nin)
+        _zero(Hf, hs, nin)
         nsp = 0
         s = t % p_in
         for e in range(in_ptr[s], in_ptr[s + 1]):
@@ -411,7 +405,7 @@ def forward(
                 SPK[slot, nsp] = j
                 nsp += 1
             HIST[slot, j] += 1
-        _zero_i8(TGf, slot * nout, nout)
+        _zero(TGf, slot * nout, nout)
         s = t % p_tg
         for e in range(tg_ptr[s], tg_ptr[s + 1]):
             TGH[slot, tg_ids[e]] += 1
@@ -482,7 +476,7 @@ def forward(
             nlo = goff[c + 2] - goff[c + 1]
             u0 = goff[c + 2] - nin
             nup = goff[c + 3] - goff[c + 2]
-            _zero_f(ERR, q0, nlo)
+            _zero(ERR, q0, nlo)
             for m0 in range(0, nup, SCAN):  # as above: skip 32 upper neurons at a time
                 if _any_bits(ERRHi, lslot * NQ + u0 + m0, min(SCAN, nup - m0)):
                     for m in range(m0, min(m0 + SCAN, nup)):
@@ -737,33 +731,23 @@ def sweep(
 def _sweep_row(Ef, Sf, off, w, eq, ed, y, r0, r1, r2, r3, r4, r5, q_f, d_f, cq, dk, gk):
     off = U64(off)
     for i in range(U64(w)):
-        e = np.float64(Ef[off + i])
-        s = np.float64(Sf[off + i])
-        a = e + q_f * eq[i]
-        bd = e + d_f * ed[i]
-        eq[i] = a
-        ed[i] = bd
-        v = s * (cq * (q_f * a - d_f * bd))
-        y[i] = v
-        r0[i] = v + q_f * r0[i]
-        r1[i] = v + d_f * r1[i]
-        v = s * dk
-        r2[i] = v + q_f * r2[i]
-        r3[i] = v + d_f * r3[i]
-        v = s * gk
-        r4[i] = v + q_f * r4[i]
-        r5[i] = v + d_f * r5[i]
+        a, b, v, x0, x1, x2, x3, x4, x5 = _row_step(
+            np.float64(Ef[off + i]), np.float64(Sf[off + i]), eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i],
+            q_f, d_f, cq, dk, gk,
+        )  # fmt: skip
+        eq[i], ed[i], y[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i] = a, b, v, x0, x1, x2, x3, x4, x5
 
 
 @njit(inline="always", fastmath={"contract"})
 def _row_step(e, s, a, bd, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk, gk):
-    # one row of _sweep_row's recurrences for one column, without y
+    # one row of the sweep's recurrences for one column: Eq, Ed, y (el_sum's factor) and the
+    # discounted sums r0..r5 (see sweep)
     a = e + q_f * a
     bd = e + d_f * bd
     v = s * (cq * (q_f * a - d_f * bd))
     u = s * dk
     z = s * gk
-    return a, bd, v + q_f * x0, v + d_f * x1, u + q_f * x2, u + d_f * x3, z + q_f * x4, z + d_f * x5
+    return a, bd, v, v + q_f * x0, v + d_f * x1, u + q_f * x2, u + d_f * x3, z + q_f * x4, z + d_f * x5
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
@@ -773,10 +757,10 @@ def _sweep_row2(Ef, Sf, off, nq, w, eq, ed, r0, r1, r2, r3, r4, r5, q_f, d_f, cq
     o1 = U64(off - nq)
     for i in range(U64(w)):
         a, b, x0, x1, x2, x3, x4, x5 = eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i]
-        a, b, x0, x1, x2, x3, x4, x5 = _row_step(
+        a, b, _, x0, x1, x2, x3, x4, x5 = _row_step(
             np.float64(Ef[o0 + i]), np.float64(Sf[o0 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk0, gk0
         )
-        a, b, x0, x1, x2, x3, x4, x5 = _row_step(
+        a, b, _, x0, x1, x2, x3, x4, x5 = _row_step(
             np.float64(Ef[o1 + i]), np.float64(Sf[o1 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk1, gk1
         )
         eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i] = a, b, x0, x1, x2, x3, x4, x5
@@ -792,16 +776,16 @@ def _sweep_row4(Ef, Sf, off, nq, w, eq, ed, r0, r1, r2, r3, r4, r5, q_f, d_f, cq
     o3 = U64(off - 3 * nq)
     for i in range(U64(w)):
         a, b, x0, x1, x2, x3, x4, x5 = eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i]
-        a, b, x0, x1, x2, x3, x4, x5 = _row_step(
+        a, b, _, x0, x1, x2, x3, x4, x5 = _row_step(
             np.float64(Ef[o0 + i]), np.float64(Sf[o0 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk0, gk0
         )
-        a, b, x0, x1, x2, x3, x4, x5 = _row_step(
+        a, b, _, x0, x1, x2, x3, x4, x5 = _row_step(
             np.float64(Ef[o1 + i]), np.float64(Sf[o1 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk1, gk1
         )
-        a, b, x0, x1, x2, x3, x4, x5 = _row_step(
+        a, b, _, x0, x1, x2, x3, x4, x5 = _row_step(
             np.float64(Ef[o2 + i]), np.float64(Sf[o2 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk2, gk2
         )
-        a, b, x0, x1, x2, x3, x4, x5 = _row_step(
+        a, b, _, x0, x1, x2, x3, x4, x5 = _row_step(
             np.float64(Ef[o3 + i]), np.float64(Sf[o3 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk3, gk3
         )
         eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i] = a, b, x0, x1, x2, x3, x4, x5
