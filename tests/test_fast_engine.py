@@ -134,6 +134,8 @@ CONFIGS = {
     "uniform": dict(hidden=(8,), feedback="uniform"),
     "random-two-hidden-reg": dict(hidden=(6, 5), feedback="random", regularizer=RegularizerParams()),
     "reg-delay": dict(hidden=(8,), regularizer=RegularizerParams(), feedback_delay=0.7e-3),
+    # an error cut-off of 0: the regulariser acts on every step, also where the error is exactly 0
+    "reg-no-error-cutoff": dict(hidden=(8,), regularizer=RegularizerParams(), rule=RuleParams(error_cutoff=0.0)),
     "symmetric-delay": dict(hidden=(8,), feedback_delay=1.2e-3),
     "linear": dict(hidden=(8,), linear=True),
     "fixed-hidden": dict(hidden=(8,), fixed_hidden=True),

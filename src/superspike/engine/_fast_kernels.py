@@ -166,13 +166,6 @@ def _avg(AVG, TREF, n, dec_avg, dt):
 
 
 @njit(cache=True, error_model="numpy")
-def _het(HET, H, oh, n, dec_het):
-    oh = U64(oh)
-    for q in range(U64(n)):
-        HET[q] = (HET[q] + H[oh + q]) * dec_het
-
-
-@njit(cache=True, error_model="numpy")
 def _out_err(ERR, oe, TG, ot, H, oh, n):
     oe, ot, oh = U64(oe), U64(ot), U64(oh)
     for i in range(U64(n)):
@@ -258,33 +251,86 @@ def _err_row(E, oe, TREF, n, err_cut):
 
 
 @njit(cache=True, error_model="numpy")
-def _reg(RS, HET, TREF, n, err_cut, rho, ia):
+def _reg(RS, HET, oh, Ef, oe, n, always, rho, ia):
     # rho h^a for a whole exponent 0..15 by squaring (within an ulp of the reference's powf; the
-    # sum only enters el_sum); branches on the bits of a are the same for every neuron. RS is a
-    # float32 partial sum (a float64 one halves the speed), flushed by _flush every REG_FLUSH steps
+    # sum only enters el_sum), where the post's error is active: E != 0 (E is tr_err_flt where
+    # |tr_err_flt| >= the cut-off, so E != 0 is that test when the cut-off is positive), or
+    # ``always`` (a cut-off of 0). Branches on the bits of a are the same for every neuron. RS
+    # is a float32 partial sum (a float64 one halves the speed), flushed every REG_FLUSH steps
     b1, b2, b4, b8 = (ia & 1) != 0, (ia & 2) != 0, (ia & 4) != 0, (ia & 8) != 0
     one = np.float32(1.0)
+    oh, oe = U64(oh), U64(oe)
     for q in range(U64(n)):
-        h = HET[q]
+        h = HET[oh + q]
         h2 = h * h
         h4 = h2 * h2
         p = (h if b1 else one) * (h2 if b2 else one) * (h4 if b4 else one) * (h4 * h4 if b8 else one)
-        RS[q] += rho * p if abs(TREF[q]) >= err_cut else np.float32(0.0)
+        RS[q] += rho * p if (always | (Ef[oe + q] != 0)) else np.float32(0.0)
 
 
 @njit(cache=True, error_model="numpy")
-def _reg_pow(RS, HET, TREF, n, err_cut, rho, reg_a):
+def _reg_pow(RS, HET, oh, Ef, oe, n, always, rho, reg_a):
     for q in range(n):
-        if abs(TREF[q]) >= err_cut:
-            RS[q] += rho * HET[q] ** reg_a
+        if always or Ef[oe + q] != 0:
+            RS[q] += rho * HET[oh + q] ** reg_a
 
 
 @njit(cache=True, error_model="numpy")
-def _flush(RS, R32, n):
-    # add the float32 partial sums of the regulariser to the float64 chunk sums, restart them
+def _scale(A, o, n, v):
+    o = U64(o)
     for q in range(U64(n)):
-        RS[q] += np.float64(R32[q])
+        A[o + q] = A[o + q] * v
+
+
+@njit(cache=True, error_model="numpy")
+def _flush(RS, o, R32, n):
+    # add the float32 partial sums of the regulariser to the float64 chunk sums, restart them
+    o = U64(o)
+    for q in range(U64(n)):
+        RS[o + q] += np.float64(R32[q])
         R32[q] = np.float32(0.0)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def regulariser(E, n, t0, REC_T, REC_I, nrec, nin, HET, RS, cf, i0, i1):
+    """The heterosynaptic regulariser (SPEC 2.3) of post columns [i0, i1) (hidden) over a chunk.
+
+    Advances the activity trace ``h <- (h + own spikes) dec_het`` with the chunk's spikes
+    (``REC_T``/``REC_I``: absolute step and global index, in step order, as the forward kernel
+    records them) and adds ``sum_k rho h(k)^a`` over the steps where the post's error is active
+    (``E``, the forward kernel's error series) to ``RS`` (float64; float32 partial sums of
+    REG_FLUSH steps, as the per-step loop of the reference engine sums in float32). The float32
+    arithmetic is the reference's, so ``HET`` ends bit for bit equal to its ``het``. Run here,
+    after the forward kernel and in the sweep's threads, it is off the serial forward path.
+    Releases the GIL.
+    """
+    err_cut, rho, reg_a, dec_het = cf[12], cf[13], cf[14], cf[15]
+    always = not (err_cut > 0)
+    ia = np.int64(reg_a)
+    int_exp = np.float32(ia) == reg_a and ia >= 0 and ia <= 15
+    w = i1 - i0
+    if w <= 0:
+        return
+    NQ = E.shape[1]
+    Ef = E.ravel()
+    R32 = np.zeros(w, np.float32)
+    g0, g1 = nin + i0, nin + i1
+    e = 0
+    for k in range(n):
+        t = t0 + k
+        # own spikes of step k (undelayed, SPEC 2.3): h + 1, then every h decays (h + 0 is h)
+        while e < nrec and REC_T[e] == t:
+            g = REC_I[e]
+            if g >= g0 and g < g1:
+                HET[g - nin] = HET[g - nin] + np.float32(1.0)
+            e += 1
+        _scale(HET, i0, w, dec_het)
+        if int_exp:
+            _reg(R32, HET, i0, Ef, k * NQ + i0, w, always, rho, ia)
+        else:
+            _reg_pow(R32, HET, i0, Ef, k * NQ + i0, w, always, rho, reg_a)
+        if (k + 1) % REG_FLUSH == 0 or k == n - 1:
+            _flush(RS, i0, R32, w)
 
 
 @njit(cache=True, error_model="numpy")
@@ -294,8 +340,8 @@ def forward(
     HIST, TGH, SPK, SPKN,
     U, I, REF,
     WF, woff, FF, foff,
-    ERR, TRE, TREF, AVG, HET, ERRH, TRP, TRZ, SIGL, PSPL,
-    S, E, RS, UPK,
+    ERR, TRE, TREF, AVG, ERRH, TRP, TRZ, SIGL, PSPL,
+    S, E, UPK,
     rec_x, X, k_old, XMAX, SMAX,
     QP, DP, GT, EVR, EVJ, EVA, EVB, MPREV, RUN_T, RUN_ZT, RUN_Z, NET_T, NET_A, NET_B, FL, fl_off,
     REC_T, REC_I,
@@ -307,9 +353,8 @@ def forward(
     (SPEC 1, 2.1 steps 1-3, 4a, 6) operation for operation in float32, so spikes are identical
     (denormals are flushed to zero, see the top of this module). Instead of steps 4b-4d it
     records, for chunk step k: ``S[k, post]`` the delayed sigma'(U), ``E[k, post]`` tr_err_flt
-    where |tr_err_flt| >= the error cut-off (else 0), and sums in ``RS[post]`` the regulariser
-    factor rho h^a of active posts (float32 per step, float32 partial sums of REG_FLUSH steps,
-    float64 total).
+    where |tr_err_flt| >= the error cut-off (else 0). The regulariser (its trace h and the sum of
+    rho h^a) is left to :func:`regulariser`, which needs only E and the spikes.
 
     The presynaptic factor x_j(k) (delayed z~ with the PSP cut-off) is recorded either densely,
     ``X[k, pre]`` (``rec_x``; with the row maxima ``XMAX``/``SMAX`` of steps k < ``k_old``), or
@@ -323,18 +368,14 @@ def forward(
     u_rest, thr, k_mem, dec_syn = cf[0], cf[1], cf[2], cf[3]
     dec_rise, k_rise, k_decay, dec_avg = cf[4], cf[5], cf[6], cf[7]
     dt, beta, u_cut, psp_cut, err_cut = cf[8], cf[9], cf[10], cf[11], cf[12]
-    rho, reg_a, dec_het = cf[13], cf[14], cf[15]
     delay, ref_steps, fb_lag = ci[1], ci[2], ci[3]
-    reg_on, linear, mask = ci[5] == 1, ci[6] == 1, ci[7]
+    linear, mask = ci[6] == 1, ci[7]
     ref_steps32 = np.int32(ref_steps)
     p_in, p_tg = in_ptr.shape[0] - 1, tg_ptr.shape[0] - 1
     N = goff[L + 1]
     NQ = N - nin
     nout = N - goff[L]
     o_out = goff[L] - nin  # post index of the first output neuron
-    n_hid_q = goff[L] - nin  # hidden neurons: post indices [0, n_hid_q)
-    ia = np.int64(reg_a)
-    int_exp = np.float32(ia) == reg_a and ia >= 0 and ia <= 15
     # flat views, made once (see the helpers above)
     Hf = HIST.ravel()
     TGf = TGH.ravel()
@@ -352,7 +393,6 @@ def forward(
     fp_saved = _stmxcsr()
     if X86:
         _ldmxcsr(fp_saved | np.uint32(FTZ_DAZ))
-    R32 = np.zeros(max(n_hid_q, 1), np.float32)  # the regulariser's float32 partial sums
     rec_n = 0
     ev_n = 0
     ev_cap = EVR.shape[0]
@@ -438,8 +478,6 @@ def forward(
 
         # -- plasticity step 1: error traces (z: in the presynaptic pass below) ------------------
         _err_traces(ERR, TRE, TREF, NQ, k_rise, k_decay)  # err from the previous step
-        if reg_on:
-            _het(HET, Hf, hs + nin, n_hid_q, dec_het)  # undelayed own spikes (2.3)
 
         # -- 2. squared-error average -------------------------------------------------------------
         _avg(AVG, TREF, NQ, dec_avg, dt)
@@ -587,13 +625,6 @@ def forward(
 
         # -- 4d (the per-neuron factors): error of active posts, regulariser -------------------
         _err_row(Ef, k * NQ, TREF, NQ, err_cut)
-        if reg_on:
-            if int_exp:
-                _reg(R32, HET, TREF, n_hid_q, err_cut, rho, ia)
-            else:
-                _reg_pow(R32, HET, TREF, n_hid_q, err_cut, rho, reg_a)
-            if (k + 1) % REG_FLUSH == 0 or k == n_steps - 1:
-                _flush(RS, R32, n_hid_q)
 
     _ldmxcsr(fp_saved)
     return rec_n, (-1 if overflow else ev_n)

@@ -8,7 +8,10 @@ records per-neuron time series over the chunk's steps k = 0..n-1:
 - ``s_i(k)``: the delayed sigma'(U) of post i,
 - ``e_i(k)``: tr_err_flt of post i where |tr_err_flt| >= the error cut-off, else 0 (step 4d),
 - ``x_j(k)``: the delayed z~ of pre j with the PSP cut-off applied (step 4b),
-- ``sum_k rho h_i(k)^a`` over active steps (regulariser, SPEC 2.3).
+
+and the spikes. The regulariser's ``sum_k rho h_i(k)^a`` over active steps (SPEC 2.3) needs
+only e and the spikes, so it is formed afterwards, in the threads of the sums below
+(:func:`~superspike.engine._fast_kernels.regulariser`), off the serial path.
 
 **The rule over a chunk.** Per synapse, with a(k) = x_j(k) s_i(k), steps 4b-4d read (el, el_flt
 are the values stored after a step)::
@@ -413,8 +416,8 @@ class FastEngine(Engine):
             t0, n, self._cf, self._ci, L, nin, goff, self.grp, self.dlen,
             self.input.ptr, self.input.ids, self.target.ptr, self.target.ids,
             HIST, state.target_hist, SPK, SPKN, U, I, REF, WF, self.woff, self.FF, self.foff,
-            ERR, TRE, TREF, AVG, HET, ERRH, TRP, TRZ, SIGL, PSPL,
-            self.S, self.E, RS, self._UPK,
+            ERR, TRE, TREF, AVG, ERRH, TRP, TRZ, SIGL, PSPL,
+            self.S, self.E, self._UPK,
             gemm, self.X, n - min(n, self.wd), self.XMAX, self.SMAX,
             self._QP, self._DP, self._G, EVR, EVJ, EVA, EVB,
             self._MPREV, self._RUN_T, self._RUN_ZT, self._RUN_Z, self._NET_T, self._NET_A, self._NET_B,
@@ -442,7 +445,6 @@ class FastEngine(Engine):
             cc.tr_err[...] = TRE[a:b]
             cc.tr_err_flt[...] = TREF[a:b]
             cc.avg[...] = AVG[a:b]
-            cc.het[...] = HET[a:b]
             cc.err_hist[...] = ERRH[:, a:b]
             cc.tr_pre[...] = TRP[p0:p1]
             cc.tr_psp[...] = TRZ[p0:p1]
@@ -450,11 +452,16 @@ class FastEngine(Engine):
             cc.sig_line[...] = SIGL[:D, a:b]
             cc.psp_line[...] = PSPL[:D, p0:p1]
         # -- plasticity over the chunk (SPEC 5) -------------------------------------------------
+        # the regulariser (SPEC 2.3) runs with the sweep, in its threads: rho h^a summed into RS
+        # for the hidden posts, h advanced by the chunk's own spikes
+        reg = (t0, REC_T, REC_I, nrec, nin, HET, RS, self._cf) if self._ci[5] == 1 else None
         if gemm:
-            parts = self._plasticity_gemm(n)
+            parts = self._plasticity_gemm(n, reg)
         else:
-            parts = self._plasticity_events(n, nev, EVR, EVJ, EVA, EVB, XL)
+            parts = self._plasticity_events(n, nev, EVR, EVJ, EVA, EVB, XL, reg)
         terms, alpha, beta, t_back, t_prod = parts
+        for c, cc in enumerate(cs):
+            cc.het[...] = HET[goff[c + 1] - nin : goff[c + 2] - nin]
         t3 = time.perf_counter()
         dn = self.dec_rise**n
         qn = self.q**n
@@ -489,8 +496,19 @@ class FastEngine(Engine):
         tm["other"] += (t4 - t_start) - (t2 - t1) - t_back - t_prod - (t4 - t3)
         return REC_T[:nrec].copy(), REC_I[:nrec].copy()
 
+    def _plasticity_job(self, fn, args: tuple, cols, n: int, reg: tuple | None) -> None:
+        """One thread's share of a chunk's plasticity: ``fn(*args)`` (the sweep, or the error
+        filter of "gemm"), then the regulariser of the hidden post columns among ``cols``
+        ((first, end) ranges). Both kernels release the GIL."""
+        fn(*args)
+        if reg is not None:
+            hidden = int(self.goff[self.L] - self.nin)
+            for a, b in cols:
+                if a < hidden:
+                    fk.regulariser(self.E, n, *reg, int(a), int(min(b, hidden)))
+
     # -- the sums over the chunk, "events" ------------------------------------------------------
-    def _plasticity_events(self, n, nev, EVR, EVJ, EVA, EVB, XL):
+    def _plasticity_events(self, n, nev, EVR, EVJ, EVA, EVB, XL, reg):
         goff, nin = self.goff, self.nin
         ta = time.perf_counter()
         # events of each connection, in order of rows (the kernel writes them in time order)
@@ -509,11 +527,12 @@ class FastEngine(Engine):
         alpha = np.empty(self.NQ)
         beta = np.empty(self.NQ)
         jobs = [
-            (self.S, self.E, n, self.q, self.dec_rise, self.k_decay, DK, GK, blk, ev_lo, ev_hi,
-             EVR, EVJ, EVA, EVB, goff, nin, self.moff, M, PD, PG, self.dlen, XL, alpha, beta)
+            (fk.sweep, (self.S, self.E, n, self.q, self.dec_rise, self.k_decay, DK, GK, blk, ev_lo, ev_hi,
+                        EVR, EVJ, EVA, EVB, goff, nin, self.moff, M, PD, PG, self.dlen, XL, alpha, beta),
+             blk, n, reg)
             for blk in self._blocks
         ]  # fmt: skip
-        self._run(fk.sweep, jobs)
+        self._run(self._plasticity_job, jobs)
         tb = time.perf_counter()
         terms = []
         for c in range(self.L):
@@ -522,7 +541,7 @@ class FastEngine(Engine):
         return terms, alpha, beta, tb - ta, 0.0
 
     # -- the sums over the chunk, "gemm" --------------------------------------------------------
-    def _plasticity_gemm(self, n):
+    def _plasticity_gemm(self, n, reg):
         goff, nin = self.goff, self.nin
         t_prod = 0.0
         ta = time.perf_counter()
@@ -531,8 +550,11 @@ class FastEngine(Engine):
         t_prod += tb - ta
         alpha = np.empty(self.NQ)
         beta = np.empty(self.NQ)
-        self._run(fk.backward, [(self.S, self.E, n, self.q, self.dec_rise, self.k_decay, alpha, beta, a, b)
-                                for a, b in self._col_ranges])  # fmt: skip
+        jobs = [
+            (fk.backward, (self.S, self.E, n, self.q, self.dec_rise, self.k_decay, alpha, beta, a, b), [(a, b)], n, reg)
+            for a, b in self._col_ranges
+        ]
+        self._run(self._plasticity_job, jobs)
         tc = time.perf_counter()
         terms = []
         for c in range(self.L):
