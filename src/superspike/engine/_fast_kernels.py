@@ -20,10 +20,10 @@ from numba.extending import intrinsic
 
 from superspike.rule.surrogate import surrogate
 
-# -- denormals: the forward kernel runs with flush-to-zero / denormals-are-zero ---------------
+# -- denormals: the forward kernel and the regulariser run with flush-to-zero / denormals-are-zero
 # Traces of silent neurons decay into the float32 denormal range (below 1.2e-38), where x86
-# arithmetic is several times slower. Flushed to zero, I_syn and the traces differ from the
-# reference's by less than 1.2e-38. U is still computed bit for bit (adding such a current to
+# arithmetic is several times slower. Flushed to zero, I_syn and the traces (and h) differ from
+# the reference's by less than 1.2e-38. U is still computed bit for bit (adding such a current to
 # U_rest - U, a multiple of U's ulp or 0, changes nothing), so no spike changes, and no cut-off
 # decision (1e-7, 1e-5, -80 mV) can change unless a value lies within 1e-38 of it. The control
 # register is restored when the kernel returns (and by the caller, should it raise).
@@ -300,9 +300,10 @@ def regulariser(E, n, t0, REC_T, REC_I, nrec, nin, HET, RS, cf, i0, i1):
     records them) and adds ``sum_k rho h(k)^a`` over the steps where the post's error is active
     (``E``, the forward kernel's error series) to ``RS`` (float64; float32 partial sums of
     REG_FLUSH steps, as the per-step loop of the reference engine sums in float32). The float32
-    arithmetic is the reference's, so ``HET`` ends bit for bit equal to its ``het``. Run here,
-    after the forward kernel and in the sweep's threads, it is off the serial forward path.
-    Releases the GIL.
+    arithmetic is the reference's, with denormals flushed to zero as in :func:`forward` (h of a
+    silent neuron otherwise sticks at a denormal value, where x86 arithmetic is slow: twice the
+    time of this kernel). Run after the forward kernel, in the threads of the sums, it is off the
+    serial forward path. Releases the GIL.
     """
     err_cut, rho, reg_a, dec_het = cf[12], cf[13], cf[14], cf[15]
     always = not (err_cut > 0)
@@ -315,6 +316,9 @@ def regulariser(E, n, t0, REC_T, REC_I, nrec, nin, HET, RS, cf, i0, i1):
     Ef = E.ravel()
     R32 = np.zeros(w, np.float32)
     g0, g1 = nin + i0, nin + i1
+    fp_saved = _stmxcsr()
+    if X86:
+        _ldmxcsr(fp_saved | np.uint32(FTZ_DAZ))
     e = 0
     for k in range(n):
         t = t0 + k
@@ -331,6 +335,7 @@ def regulariser(E, n, t0, REC_T, REC_I, nrec, nin, HET, RS, cf, i0, i1):
             _reg_pow(R32, HET, i0, Ef, k * NQ + i0, w, always, rho, reg_a)
         if (k + 1) % REG_FLUSH == 0 or k == n - 1:
             _flush(RS, i0, R32, w)
+    _ldmxcsr(fp_saved)
 
 
 @njit(cache=True, error_model="numpy")

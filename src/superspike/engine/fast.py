@@ -503,9 +503,13 @@ class FastEngine(Engine):
         fn(*args)
         if reg is not None:
             hidden = int(self.goff[self.L] - self.nin)
-            for a, b in cols:
-                if a < hidden:
-                    fk.regulariser(self.E, n, *reg, int(a), int(min(b, hidden)))
+            fp_control = fk.get_fp_control()
+            try:
+                for a, b in cols:
+                    if a < hidden:
+                        fk.regulariser(self.E, n, *reg, int(a), int(min(b, hidden)))
+            finally:  # it flushes denormals, like the forward kernel
+                fk.set_fp_control(fp_control)
 
     # -- the sums over the chunk, "events" ------------------------------------------------------
     def _plasticity_events(self, n, nev, EVR, EVJ, EVA, EVB, XL, reg):
