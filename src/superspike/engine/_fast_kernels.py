@@ -677,8 +677,8 @@ def sweep(
     discounted sums ``Rq(k) = y(k) + q Rq(k+1)``, ``Rd`` likewise. An event (row r, pre j, a, b)
     adds ``a Rq(r) + b d c (Rq(r) - Rd(r))`` = sum over k >= r of its presynaptic trace times
     y(k) to row j of M (PD, PG). Rows k < D take x from the delay line, ``XL[k, pre]`` (dense).
-    ``ALPHA = q Eq(0)``, ``BETA = Et(0)``. All float64. Releases the GIL: blocks of columns can
-    run in threads.
+    ``ALPHA = q Eq(0)``, ``BETA = Et(0)``. All float64. M, PD and PG are zeroed here, the
+    block's columns only. Releases the GIL: blocks of columns can run in threads.
     """
     cq = k_f / (q_f - d_f)
     dc = d_f * cq
@@ -712,7 +712,18 @@ def sweep(
         for c in range(L):
             e_ptr[c] = ev_hi[c] - 1
         for u in range(nc):
-            dmax = max(dmax, dlen[cs[u]])
+            c = cs[u]
+            dmax = max(dmax, dlen[c])
+            # this block's columns of the sums start at zero (here, in the block's thread)
+            qa = goff[c + 1] - nin
+            npost = goff[c + 2] - goff[c + 1]
+            lo = max(i0, qa)
+            hi = min(i1, qa + npost)
+            for j in range(goff[c + 1] - goff[c]):
+                base = moff[c] + j * npost + (lo - qa)
+                _zero(M, base, hi - lo)
+                _zero(PD, base, hi - lo)
+                _zero(PG, base, hi - lo)
         k = n - 1
         while k >= 0:
             # rows k, k-1, ... with no events (and not fed by the delay line) are advanced

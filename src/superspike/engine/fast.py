@@ -522,9 +522,9 @@ class FastEngine(Engine):
         bounds = np.searchsorted(conn[order], np.arange(self.L + 1))
         ev_lo, ev_hi = bounds[:-1].copy(), bounds[1:].copy()
         tot = int(self.moff[-1])
-        M = self._scratch("m", tot, np.float64, zero=True)
-        PD = self._scratch("pd", tot, np.float64, zero=True)
-        PG = self._scratch("pg", tot, np.float64, zero=True)
+        M = self._scratch("m", tot, np.float64)  # the sweep zeroes them, in its threads
+        PD = self._scratch("pd", tot, np.float64)
+        PG = self._scratch("pg", tot, np.float64)
         k = np.arange(n)
         DK = self._DP[n - k]  # d^(n-k)
         GK = self._G[n - 1 - k]  # G(n-1-k)
