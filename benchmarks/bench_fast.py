@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -230,7 +231,7 @@ def main() -> None:
     print(f"  random feedback + regulariser / symmetric wall time: {ratio:.2f} (best runs)", end="")
     if args.repeat > 1:
         pairs = [r["wall_s"] / s["wall_s"] for s, r in zip(all_runs["symmetric"], all_runs["random"], strict=True)]
-        print(f"; run by run: {' '.join(f'{x:.2f}' for x in pairs)}", end="")
+        print(f"; run by run: {' '.join(f'{x:.2f}' for x in pairs)}, median {statistics.median(pairs):.2f}", end="")
     print()
 
     gb = 2
