@@ -668,7 +668,7 @@ def sweep(
 ):  # fmt: skip
     """The chunk's plasticity from per-neuron series and presynaptic events (SPEC 5), backwards.
 
-    Rows with no events are advanced up to four at a time (:func:`_sweep_row4`; their states
+    Rows with no events are advanced up to four at a time (:func:`_sweep_rows`; their states
     are loaded and stored once, and the stores bound this loop). For each post column i
     (``blocks``: rows of (first, last) post index):
     ``Et(k) = sum_{m>=k} G(m-k) E(k)`` as ``c (q Eq(k) - d Ed(k))`` with ``Eq(k) = E(k) +
@@ -735,12 +735,15 @@ def sweep(
                 if e_ptr[c] >= ev_lo[c]:
                     nxt = max(nxt, EVR[e_ptr[c]])
             if nxt <= k - 3 and k - 3 >= dmax:
-                _sweep_row4(Ef, Sf, k * NQ + i0, NQ, w, eq, ed, r0, r1, r2, r3, r4, r5, q_f, d_f, cq,
-                            DK[k], GK[k], DK[k - 1], GK[k - 1], DK[k - 2], GK[k - 2], DK[k - 3], GK[k - 3])  # fmt: skip
+                o = U64(k * NQ + i0)
+                _sweep_rows(Ef, Sf, (o, o - U64(NQ), o - U64(2 * NQ), o - U64(3 * NQ)), w, eq, ed, r0, r1, r2, r3,
+                            r4, r5, q_f, d_f, cq, (DK[k], DK[k - 1], DK[k - 2], DK[k - 3]),
+                            (GK[k], GK[k - 1], GK[k - 2], GK[k - 3]))  # fmt: skip
                 k -= 3
             elif nxt <= k - 1 and k - 1 >= dmax:
-                _sweep_row2(Ef, Sf, k * NQ + i0, NQ, w, eq, ed, r0, r1, r2, r3, r4, r5, q_f, d_f, cq,
-                            DK[k], GK[k], DK[k - 1], GK[k - 1])  # fmt: skip
+                o = U64(k * NQ + i0)
+                _sweep_rows(Ef, Sf, (o, o - U64(NQ)), w, eq, ed, r0, r1, r2, r3, r4, r5, q_f, d_f, cq,
+                            (DK[k], DK[k - 1]), (GK[k], GK[k - 1]))  # fmt: skip
                 k -= 1
             else:
                 _sweep_row(Ef, Sf, k * NQ + i0, w, eq, ed, y, r0, r1, r2, r3, r4, r5, q_f, d_f, cq, DK[k], GK[k])
@@ -798,43 +801,17 @@ def _row_step(e, s, a, bd, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk, gk):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _sweep_row2(Ef, Sf, off, nq, w, eq, ed, r0, r1, r2, r3, r4, r5, q_f, d_f, cq, dk0, gk0, dk1, gk1):
-    # rows k (at off) and k-1 (at off - nq) of _sweep_row, states loaded and stored once
-    o0 = U64(off)
-    o1 = U64(off - nq)
+def _sweep_rows(Ef, Sf, offs, w, eq, ed, r0, r1, r2, r3, r4, r5, q_f, d_f, cq, dks, gks):
+    # several rows of _sweep_row (offsets ``offs``, a tuple, top row first), states loaded and
+    # stored once; the tuple's length is a compile-time constant, so the row loop is unrolled and
+    # the column loop vectorised (one compiled version per length used: 2 and 4)
     for i in range(U64(w)):
         a, b, x0, x1, x2, x3, x4, x5 = eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i]
-        a, b, _, x0, x1, x2, x3, x4, x5 = _row_step(
-            np.float64(Ef[o0 + i]), np.float64(Sf[o0 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk0, gk0
-        )
-        a, b, _, x0, x1, x2, x3, x4, x5 = _row_step(
-            np.float64(Ef[o1 + i]), np.float64(Sf[o1 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk1, gk1
-        )
-        eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i] = a, b, x0, x1, x2, x3, x4, x5
-
-
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _sweep_row4(Ef, Sf, off, nq, w, eq, ed, r0, r1, r2, r3, r4, r5, q_f, d_f, cq,
-                dk0, gk0, dk1, gk1, dk2, gk2, dk3, gk3):  # fmt: skip
-    # rows k (at off) to k-3 (at off - 3 nq) of _sweep_row, states loaded and stored once
-    o0 = U64(off)
-    o1 = U64(off - nq)
-    o2 = U64(off - 2 * nq)
-    o3 = U64(off - 3 * nq)
-    for i in range(U64(w)):
-        a, b, x0, x1, x2, x3, x4, x5 = eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i]
-        a, b, _, x0, x1, x2, x3, x4, x5 = _row_step(
-            np.float64(Ef[o0 + i]), np.float64(Sf[o0 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk0, gk0
-        )
-        a, b, _, x0, x1, x2, x3, x4, x5 = _row_step(
-            np.float64(Ef[o1 + i]), np.float64(Sf[o1 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk1, gk1
-        )
-        a, b, _, x0, x1, x2, x3, x4, x5 = _row_step(
-            np.float64(Ef[o2 + i]), np.float64(Sf[o2 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk2, gk2
-        )
-        a, b, _, x0, x1, x2, x3, x4, x5 = _row_step(
-            np.float64(Ef[o3 + i]), np.float64(Sf[o3 + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk3, gk3
-        )
+        for r in range(len(offs)):
+            o = offs[r]
+            a, b, _, x0, x1, x2, x3, x4, x5 = _row_step(
+                np.float64(Ef[o + i]), np.float64(Sf[o + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dks[r], gks[r]
+            )
         eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i] = a, b, x0, x1, x2, x3, x4, x5
 
 
