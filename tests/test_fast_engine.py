@@ -174,6 +174,14 @@ def test_large_psp_cutoff(cutoff: float) -> None:
     _agree(small_network(task, hidden=(8,), rule=RuleParams(psp_cutoff=cutoff)), task)
 
 
+def test_fast_rise_shortens_the_chunks() -> None:
+    """The sweep's sum P grows by q/d per step (engine._fast_kernels.sweep); with a rise time of
+    one step (q/d = e) chunks are shortened so that it stays finite, and the engines agree."""
+    task = small_task()
+    engine = _agree(small_network(task, hidden=(8,), rule=RuleParams(tau_rise=1e-4)), task)
+    assert 100 < engine.max_block < 600
+
+
 def test_long_calls_are_split() -> None:
     task = small_task(seed=2)
     net = small_network(task, hidden=(8,), feedback="random")

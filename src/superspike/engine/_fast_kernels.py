@@ -85,6 +85,10 @@ U64 = np.uint64
 REG_FLUSH = 64
 #: neurons checked at once (one vector test) before a scalar scan for spikes or nonzero errors
 SCAN = 32
+#: the sweep's sum P grows by q/d = (1 - dt/tau_decay)/exp(-dt/tau_rise) per step (sweep): chunks
+#: of the "events" method are at most this / ln(q/d) steps long, so P stays below e^460 = 1e200
+#: (on the Oxford demo, 45000 steps; with tau_rise = 0.2 ms, 950)
+P_GROWTH_LIMIT = 460.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -663,25 +667,33 @@ def backward(S, E, n, q_f, d_f, k_f, ALPHA, BETA, a0, a1):
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def sweep(
-    S, E, n, q_f, d_f, k_f, DK, GK, blocks, ev_lo, ev_hi, EVR, EVJ, EVA, EVB,
+    S, E, n, q_f, d_f, k_f, DK, GK, QK, blocks, ev_lo, ev_hi, EVR, EVJ, EVA, EVB,
     goff, nin, moff, M, PD, PG, dlen, XL, ALPHA, BETA,
 ):  # fmt: skip
     """The chunk's plasticity from per-neuron series and presynaptic events (SPEC 5), backwards.
 
-    Rows with no events are advanced up to four at a time (:func:`_sweep_rows`; their states
-    are loaded and stored once, and the stores bound this loop). For each post column i
-    (``blocks``: rows of (first, last) post index):
-    ``Et(k) = sum_{m>=k} G(m-k) E(k)`` as ``c (q Eq(k) - d Ed(k))`` with ``Eq(k) = E(k) +
-    q Eq(k+1)``, ``Ed`` likewise and ``c = kk/(q-d)``; the three right-hand factors ``y = S Et``
-    (el_sum), ``S d^(n-k)`` (el, ``DK``), ``S G(n-1-k)`` (el_flt, ``GK``), and for each their
-    discounted sums ``Rq(k) = y(k) + q Rq(k+1)``, ``Rd`` likewise. An event (row r, pre j, a, b)
-    adds ``a Rq(r) + b d c (Rq(r) - Rd(r))`` = sum over k >= r of its presynaptic trace times
-    y(k) to row j of M (PD, PG). Rows k < D take x from the delay line, ``XL[k, pre]`` (dense).
-    ``ALPHA = q Eq(0)``, ``BETA = Et(0)``. All float64. M, PD and PG are zeroed here, the
-    block's columns only. Releases the GIL: blocks of columns can run in threads.
+    For each post column i (``blocks``: rows of (first, end) post index), over rows k = n-1..0:
+    ``Et(k) = sum_{m>=k} G(m-k) E(m)`` as ``c (q Eq(k) - d Ed(k))`` with ``Eq(k) = E(k) +
+    q Eq(k+1)``, ``Ed`` likewise and ``c = kk/(q-d)``. Three right-hand factors have their
+    discounted sums ``Rq(k) = y(k) + q Rq(k+1)`` and ``Rd`` taken: ``y = S Et`` (el_sum),
+    ``u = S d^(n-k)`` (el, ``DK``) and ``z = S G(n-1-k)`` (el_flt, ``GK``). For y they are
+    carried as such (r0, r1). For u and z, whose weights are powers, three sums of S carry them
+    all, with fewer operations per row: ``P(k) = S(k) + (q/d) P(k+1)``, ``Q(k) = S(k) + (d/q)
+    Q(k+1)`` and ``C(k) = S(k) + C(k+1)`` give, with ``dk = d^(n-k)`` and ``qk = q^(n-k)``
+    (``QK``), ``Rq(u) = dk P``, ``Rd(u) = dk C``, ``Rq(z) = c (qk C - dk P)``, ``Rd(z) = c (qk Q -
+    dk C)``. P grows by q/d per row; the engine keeps chunks short enough for float64
+    (:data:`P_GROWTH_LIMIT`).
+
+    An event (row r, pre j, a, b) adds ``a Rq(r) + b d c (Rq(r) - Rd(r))`` (= sum over k >= r of
+    its presynaptic trace times the factor) to row j of M (PD, PG). Rows without events are
+    advanced up to four at a time (:func:`_sweep_rows`; their states are loaded and stored
+    once). Rows k < D take x from the delay line, ``XL[k, pre]`` (dense). ``ALPHA = q Eq(0)``,
+    ``BETA = Et(0)``. All float64. M, PD and PG are zeroed here, the block's columns only.
+    Releases the GIL: blocks of columns can run in threads.
     """
     cq = k_f / (q_f - d_f)
     dc = d_f * cq
+    cqq, cqd, rqd, rdq = cq * q_f, cq * d_f, q_f / d_f, d_f / q_f
     L = goff.shape[0] - 2
     NQ = S.shape[1]
     Sf = S.ravel()
@@ -696,10 +708,9 @@ def sweep(
         yg = np.zeros(w)
         r0 = np.zeros(w)
         r1 = np.zeros(w)
-        r2 = np.zeros(w)
-        r3 = np.zeros(w)
-        r4 = np.zeros(w)
-        r5 = np.zeros(w)
+        rp = np.zeros(w)
+        rq = np.zeros(w)
+        rc = np.zeros(w)
         # connections whose post columns overlap the block, and their events (newest first)
         cs = np.empty(L, np.int64)
         nc = 0
@@ -736,17 +747,16 @@ def sweep(
                     nxt = max(nxt, EVR[e_ptr[c]])
             if nxt <= k - 3 and k - 3 >= dmax:
                 o = U64(k * NQ + i0)
-                _sweep_rows(Ef, Sf, (o, o - U64(NQ), o - U64(2 * NQ), o - U64(3 * NQ)), w, eq, ed, r0, r1, r2, r3,
-                            r4, r5, q_f, d_f, cq, (DK[k], DK[k - 1], DK[k - 2], DK[k - 3]),
-                            (GK[k], GK[k - 1], GK[k - 2], GK[k - 3]))  # fmt: skip
+                _sweep_rows(Ef, Sf, (o, o - U64(NQ), o - U64(2 * NQ), o - U64(3 * NQ)), w, eq, ed, r0, r1, rp, rq,
+                            rc, q_f, d_f, cqq, cqd, rqd, rdq)  # fmt: skip
                 k -= 3
             elif nxt <= k - 1 and k - 1 >= dmax:
                 o = U64(k * NQ + i0)
-                _sweep_rows(Ef, Sf, (o, o - U64(NQ)), w, eq, ed, r0, r1, r2, r3, r4, r5, q_f, d_f, cq,
-                            (DK[k], DK[k - 1]), (GK[k], GK[k - 1]))  # fmt: skip
+                _sweep_rows(Ef, Sf, (o, o - U64(NQ)), w, eq, ed, r0, r1, rp, rq, rc, q_f, d_f, cqq, cqd, rqd, rdq)
                 k -= 1
             else:
-                _sweep_row(Ef, Sf, k * NQ + i0, w, eq, ed, y, r0, r1, r2, r3, r4, r5, q_f, d_f, cq, DK[k], GK[k])
+                _sweep_row(Ef, Sf, k * NQ + i0, w, eq, ed, y, r0, r1, rp, rq, rc, q_f, d_f, cqq, cqd, rqd, rdq)
+            dk, qk = DK[k], QK[k]
             for u in range(nc):
                 c = cs[u]
                 qa = goff[c + 1] - nin
@@ -757,7 +767,7 @@ def sweep(
                     # a row fed by the delay line: x pushed in the previous chunk, this row only
                     for i in range(lo - i0, hi - i0):
                         v = np.float64(S[k, i0 + i])
-                        yd[i] = v * DK[k]
+                        yd[i] = v * dk
                         yg[i] = v * GK[k]
                     for j in range(goff[c], goff[c + 1]):
                         x = XL[k, j]
@@ -767,7 +777,11 @@ def sweep(
                 ep = e_ptr[c]
                 while ep >= ev_lo[c] and EVR[ep] == k:
                     base = moff[c] + (EVJ[ep] - goff[c]) * npost + (lo - qa)
-                    _apply_event(M, PD, PG, base, EVA[ep], EVB[ep] * dc, r0, r1, r2, r3, r4, r5, lo - i0, hi - lo)
+                    # a Rq + bb (Rq - Rd) = A Rq - B Rd per factor, Rq and Rd of u and z as above
+                    bb = EVB[ep] * dc
+                    A = EVA[ep] + bb
+                    _apply_event(M, PD, PG, base, A, -bb, A * dk, -bb * dk, cq * (A * qk + bb * dk), -A * cq * dk,
+                                 -bb * cq * qk, r0, r1, rp, rq, rc, lo - i0, hi - lo)  # fmt: skip
                     ep -= 1
                 e_ptr[c] = ep
             k -= 1
@@ -778,41 +792,39 @@ def sweep(
 
 # the sweep's helpers are float64 sums (not part of the bit-exact forward): FMA contraction is fine
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _sweep_row(Ef, Sf, off, w, eq, ed, y, r0, r1, r2, r3, r4, r5, q_f, d_f, cq, dk, gk):
+def _sweep_row(Ef, Sf, off, w, eq, ed, y, r0, r1, rp, rq, rc, q_f, d_f, cqq, cqd, rqd, rdq):
     off = U64(off)
     for i in range(U64(w)):
-        a, b, v, x0, x1, x2, x3, x4, x5 = _row_step(
-            np.float64(Ef[off + i]), np.float64(Sf[off + i]), eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i],
-            q_f, d_f, cq, dk, gk,
+        a, b, v, x0, x1, p, qs, cs = _row_step(
+            np.float64(Ef[off + i]), np.float64(Sf[off + i]), eq[i], ed[i], r0[i], r1[i], rp[i], rq[i], rc[i],
+            q_f, d_f, cqq, cqd, rqd, rdq,
         )  # fmt: skip
-        eq[i], ed[i], y[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i] = a, b, v, x0, x1, x2, x3, x4, x5
+        eq[i], ed[i], y[i], r0[i], r1[i], rp[i], rq[i], rc[i] = a, b, v, x0, x1, p, qs, cs
 
 
 @njit(inline="always", fastmath={"contract"})
-def _row_step(e, s, a, bd, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dk, gk):
-    # one row of the sweep's recurrences for one column: Eq, Ed, y (el_sum's factor) and the
-    # discounted sums r0..r5 (see sweep)
+def _row_step(e, s, a, bd, x0, x1, p, qs, cs, q_f, d_f, cqq, cqd, rqd, rdq):
+    # one row of the sweep's recurrences for one column: Eq, Ed, y = S Et (el_sum's factor), its
+    # discounted sums r0, r1, and the sums P, Q, C of S (see sweep)
     a = e + q_f * a
     bd = e + d_f * bd
-    v = s * (cq * (q_f * a - d_f * bd))
-    u = s * dk
-    z = s * gk
-    return a, bd, v, v + q_f * x0, v + d_f * x1, u + q_f * x2, u + d_f * x3, z + q_f * x4, z + d_f * x5
+    v = s * (cqq * a - cqd * bd)
+    return a, bd, v, v + q_f * x0, v + d_f * x1, s + rqd * p, s + rdq * qs, s + cs
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _sweep_rows(Ef, Sf, offs, w, eq, ed, r0, r1, r2, r3, r4, r5, q_f, d_f, cq, dks, gks):
+def _sweep_rows(Ef, Sf, offs, w, eq, ed, r0, r1, rp, rq, rc, q_f, d_f, cqq, cqd, rqd, rdq):
     # several rows of _sweep_row (offsets ``offs``, a tuple, top row first), states loaded and
     # stored once; the tuple's length is a compile-time constant, so the row loop is unrolled and
     # the column loop vectorised (one compiled version per length used: 2 and 4)
     for i in range(U64(w)):
-        a, b, x0, x1, x2, x3, x4, x5 = eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i]
+        a, b, x0, x1, p, qs, cs = eq[i], ed[i], r0[i], r1[i], rp[i], rq[i], rc[i]
         for r in range(len(offs)):
             o = offs[r]
-            a, b, _, x0, x1, x2, x3, x4, x5 = _row_step(
-                np.float64(Ef[o + i]), np.float64(Sf[o + i]), a, b, x0, x1, x2, x3, x4, x5, q_f, d_f, cq, dks[r], gks[r]
+            a, b, _, x0, x1, p, qs, cs = _row_step(
+                np.float64(Ef[o + i]), np.float64(Sf[o + i]), a, b, x0, x1, p, qs, cs, q_f, d_f, cqq, cqd, rqd, rdq
             )
-        eq[i], ed[i], r0[i], r1[i], r2[i], r3[i], r4[i], r5[i] = a, b, x0, x1, x2, x3, x4, x5
+        eq[i], ed[i], r0[i], r1[i], rp[i], rq[i], rc[i] = a, b, x0, x1, p, qs, cs
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
@@ -825,13 +837,14 @@ def _add_x(M, PD, PG, base, x, y, yd, yg, o, n):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _apply_event(M, PD, PG, base, a, bb, r0, r1, r2, r3, r4, r5, o, n):
+def _apply_event(M, PD, PG, base, m0, m1, d0, d1, gc, gp, gq, r0, r1, rp, rq, rc, o, n):
+    # M += m0 r0 + m1 r1; PD += d0 P + d1 C; PG += gc C + gp P + gq Q (coefficients: see sweep)
     base, o = U64(base), U64(o)
     for i in range(U64(n)):
         j = o + i
-        M[base + i] += a * r0[j] + bb * (r0[j] - r1[j])
-        PD[base + i] += a * r2[j] + bb * (r2[j] - r3[j])
-        PG[base + i] += a * r4[j] + bb * (r4[j] - r5[j])
+        M[base + i] += m0 * r0[j] + m1 * r1[j]
+        PD[base + i] += d0 * rp[j] + d1 * rc[j]
+        PG[base + i] += gc * rc[j] + gp * rp[j] + gq * rq[j]
 
 
 @njit(cache=True, error_model="numpy", nogil=True)

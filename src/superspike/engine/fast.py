@@ -63,6 +63,7 @@ updates run in a small thread pool (the kernels release the GIL).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -226,6 +227,8 @@ class FastEngine(Engine):
         self.k_decay, self.dec_rise = float(cf[6]), float(cf[4])
         self.psp_cut = cf[11]
         self.q = 1.0 - self.k_decay
+        if method == "events":  # the sweep's sum P grows by q/d per step; keep it finite
+            self.max_block = max(1, min(self.max_block, int(fk.P_GROWTH_LIMIT / math.log(self.q / self.dec_rise))))
         # "gemm" only: windows of the end-of-chunk products
         self.wd, self.wg = kernel_windows(self.k_decay, self.dec_rise, tol) if method == "gemm" else (1, 1)
         nk = max(self.max_block, self.wg, self.wd) + 2
@@ -528,10 +531,11 @@ class FastEngine(Engine):
         k = np.arange(n)
         DK = self._DP[n - k]  # d^(n-k)
         GK = self._G[n - 1 - k]  # G(n-1-k)
+        QK = self._QP[n - k]  # q^(n-k)
         alpha = np.empty(self.NQ)
         beta = np.empty(self.NQ)
         jobs = [
-            (fk.sweep, (self.S, self.E, n, self.q, self.dec_rise, self.k_decay, DK, GK, blk, ev_lo, ev_hi,
+            (fk.sweep, (self.S, self.E, n, self.q, self.dec_rise, self.k_decay, DK, GK, QK, blk, ev_lo, ev_hi,
                         EVR, EVJ, EVA, EVB, goff, nin, self.moff, M, PD, PG, self.dlen, XL, alpha, beta),
              blk, n, reg)
             for blk in self._blocks
