@@ -174,12 +174,14 @@ def test_large_psp_cutoff(cutoff: float) -> None:
     _agree(small_network(task, hidden=(8,), rule=RuleParams(psp_cutoff=cutoff)), task)
 
 
-def test_fast_rise_shortens_the_chunks() -> None:
-    """The sweep's sum P grows by q/d per step (engine._fast_kernels.sweep); with a rise time of
-    one step (q/d = e) chunks are shortened so that it stays finite, and the engines agree."""
+@pytest.mark.parametrize(("tau_rise", "low", "high"), [(1e-4, 100, 600), (9.99e-3, 2500, 2500)])
+def test_rise_time_extremes(tau_rise: float, low: int, high: int) -> None:
+    """The sweep's sum P grows by q/d per step (engine._fast_kernels.sweep): with a rise time of
+    one step (q/d = e) chunks are shortened so that it stays finite. With a rise time next to the
+    decay time, d > q (Q grows, slowly: no cap). The engines agree in both."""
     task = small_task()
-    engine = _agree(small_network(task, hidden=(8,), rule=RuleParams(tau_rise=1e-4)), task)
-    assert 100 < engine.max_block < 600
+    engine = _agree(small_network(task, hidden=(8,), rule=RuleParams(tau_rise=tau_rise)), task)
+    assert low <= engine.max_block <= high
 
 
 def test_long_calls_are_split() -> None:

@@ -85,9 +85,9 @@ U64 = np.uint64
 REG_FLUSH = 64
 #: neurons checked at once (one vector test) before a scalar scan for spikes or nonzero errors
 SCAN = 32
-#: the sweep's sum P grows by q/d = (1 - dt/tau_decay)/exp(-dt/tau_rise) per step (sweep): chunks
-#: of the "events" method are at most this / ln(q/d) steps long, so P stays below e^460 = 1e200
-#: (on the Oxford demo, 45000 steps; with tau_rise = 0.2 ms, 950)
+#: the sweep's sum P grows by q/d = (1 - dt/tau_decay)/exp(-dt/tau_rise) per step (Q by d/q if that
+#: is below 1, see sweep): chunks of the "events" method are at most this / |ln(q/d)| steps long,
+#: so that P and Q stay below e^460 = 1e200 (Oxford demo: 46000 steps; tau_rise = 0.2 ms: 950)
 P_GROWTH_LIMIT = 460.0
 
 
@@ -681,8 +681,8 @@ def sweep(
     all, with fewer operations per row: ``P(k) = S(k) + (q/d) P(k+1)``, ``Q(k) = S(k) + (d/q)
     Q(k+1)`` and ``C(k) = S(k) + C(k+1)`` give, with ``dk = d^(n-k)`` and ``qk = q^(n-k)``
     (``QK``), ``Rq(u) = dk P``, ``Rd(u) = dk C``, ``Rq(z) = c (qk C - dk P)``, ``Rd(z) = c (qk Q -
-    dk C)``. P grows by q/d per row; the engine keeps chunks short enough for float64
-    (:data:`P_GROWTH_LIMIT`).
+    dk C)``. P grows by q/d per row (Q by d/q, should d exceed q); the engine keeps chunks short
+    enough for float64 (:data:`P_GROWTH_LIMIT`).
 
     An event (row r, pre j, a, b) adds ``a Rq(r) + b d c (Rq(r) - Rd(r))`` (= sum over k >= r of
     its presynaptic trace times the factor) to row j of M (PD, PG). Rows without events are

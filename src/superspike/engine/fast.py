@@ -227,8 +227,11 @@ class FastEngine(Engine):
         self.k_decay, self.dec_rise = float(cf[6]), float(cf[4])
         self.psp_cut = cf[11]
         self.q = 1.0 - self.k_decay
-        if method == "events":  # the sweep's sum P grows by q/d per step; keep it finite
-            self.max_block = max(1, min(self.max_block, int(fk.P_GROWTH_LIMIT / math.log(self.q / self.dec_rise))))
+        # the sweep's sum P (or Q, if d > q) grows by q/d (d/q) per step: keep it finite. d > q can
+        # happen for a rise time close to the decay time (q = 1 - dt/tau_decay < exp(-dt/tau_decay))
+        growth = abs(math.log(self.q / self.dec_rise))
+        if method == "events" and growth > 0:
+            self.max_block = max(1, min(self.max_block, int(fk.P_GROWTH_LIMIT / growth)))
         # "gemm" only: windows of the end-of-chunk products
         self.wd, self.wg = kernel_windows(self.k_decay, self.dec_rise, tol) if method == "gemm" else (1, 1)
         nk = max(self.max_block, self.wg, self.wd) + 2
