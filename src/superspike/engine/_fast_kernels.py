@@ -848,15 +848,16 @@ def _apply_event(M, PD, PG, base, m0, m1, d0, d1, gc, gp, gq, r0, r1, rp, rq, rc
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def synapse_update(EL, ELF, ELS, W, M, PD, PG, alpha, beta, rs, dn, qn, gn1):
+def synapse_update(EL, ELF, ELS, W, M, PD, PG, alpha, beta, rs, dn, qn, gn1, r0, r1, c0, c1):
     """Per synapse: el_sum += M + el_flt alpha + el beta - w rs; then the end-of-chunk el, el_flt.
 
     ``M`` is the chunk's product X^T (S Et); ``PD``/``PG`` the products giving the chunk's
-    own contribution to el/el_flt. Coefficients as in SPEC 5 (see engine.fast).
+    own contribution to el/el_flt. Coefficients as in SPEC 5 (see engine.fast). The synapses of
+    pre rows [r0, r1) and post columns [c0, c1) of one connection (``alpha``, ``beta``, ``rs``:
+    per post of the connection); releases the GIL.
     """
-    npre, npost = EL.shape
-    for j in range(npre):
-        for i in range(npost):
+    for j in range(U64(r0), U64(r1)):
+        for i in range(U64(c0), U64(c1)):
             e0 = np.float64(EL[j, i])
             f0 = np.float64(ELF[j, i])
             g = np.float64(M[j, i]) + f0 * alpha[i] + e0 * beta[i] - np.float64(W[j, i]) * rs[i]

@@ -57,8 +57,9 @@ target and own spike events), with the reference's float32 sums (SPEC 2.2). The 
 flushes denormals to zero (see :mod:`~superspike.engine._fast_kernels`): no spike and no cut-off
 decision changes, and states differ from the reference's by less than 1.2e-38 there.
 
-The forward kernel is serial (one step depends on the last); the sweep and the per-synapse
-updates run in a small thread pool (the kernels release the GIL).
+The forward kernel is serial (one step depends on the last); the sweep, the regulariser and the
+per-synapse updates run in a small thread pool (the kernels release the GIL), each thread on its
+own block of post columns from sweep to synapses ("events"; one hand-over per chunk).
 """
 
 from __future__ import annotations
@@ -270,7 +271,9 @@ class FastEngine(Engine):
         self._blocks = sweep_blocks([int(g - self.nin) for g in self.goff[1:]], self.threads)
         #: wall time (s) spent in the parts of an advance, for benchmarks: the forward kernel, the
         #: backward sweep (all the sums of "events"; the error filter of "gemm"), the BLAS products
-        #: ("gemm"), the per-synapse updates, and the rest (packing the state, Python)
+        #: ("gemm"), the per-synapse updates ("events": each thread's follows its sweep; the
+        #: calling thread's is counted here, the rest of that step under "sweep"), and the rest
+        #: (packing the state, Python)
         self.timing = {"forward": 0.0, "sweep": 0.0, "products": 0.0, "synapses": 0.0, "other": 0.0}
         #: floating-point operations of the "gemm" products
         self.flops = 0.0
@@ -461,51 +464,47 @@ class FastEngine(Engine):
         # the regulariser (SPEC 2.3) runs with the sweep, in its threads: rho h^a summed into RS
         # for the hidden posts, h advanced by the chunk's own spikes
         reg = (t0, REC_T, REC_I, nrec, nin, HET, RS, self._cf) if self._ci[5] == 1 else None
+        coef = (self.dec_rise**n, self.q**n, float(self._G[n - 1]))  # d^n, q^n, G(n-1)
         if gemm:
-            parts = self._plasticity_gemm(n, reg)
+            terms, alpha, beta, t_back, t_prod = self._plasticity_gemm(n, reg)
+            t3 = time.perf_counter()
+            jobs = []
+            for c, cc in enumerate(cs):
+                npre, npost = cc.el.shape
+                parts = max(1, min(self.threads, npre // 16)) if L == 1 else 1
+                edges = np.linspace(0, npre, parts + 1).round().astype(int)
+                jobs += [self._synapse_job(cs, c, terms, alpha, beta, RS, coef, r, (0, npost)) for r in pairwise(edges)]
+            self._run(fk.synapse_update, jobs)
+            t_syn = time.perf_counter() - t3
         else:
-            parts = self._plasticity_events(n, nev, EVR, EVJ, EVA, EVB, XL, reg)
-        terms, alpha, beta, t_back, t_prod = parts
+            t_back, t_syn = self._plasticity_events(cs, n, nev, EVR, EVJ, EVA, EVB, XL, reg, RS, coef)
+            t_prod = 0.0
         for c, cc in enumerate(cs):
             cc.het[...] = HET[goff[c + 1] - nin : goff[c + 2] - nin]
-        t3 = time.perf_counter()
-        dn = self.dec_rise**n
-        qn = self.q**n
-        gn1 = float(self._G[n - 1])
-        jobs = []
-        for c, cc in enumerate(cs):
-            a, b = goff[c + 1] - nin, goff[c + 2] - nin
-            M, PD, PG = terms[c]
-            npre = cc.el.shape[0]
-            parts = max(1, min(self.threads, npre // 16)) if L == 1 else 1
-            edges = np.linspace(0, npre, parts + 1).round().astype(int)
-            for r0, r1 in pairwise(edges):
-                rows = slice(r0, r1)
-                per_synapse = (
-                    cc.el[rows],
-                    cc.el_flt[rows],
-                    cc.el_sum[rows],
-                    cc.w[rows],
-                    M[rows],
-                    PD[rows],
-                    PG[rows],
-                )
-                jobs.append((*per_synapse, alpha[a:b], beta[a:b], RS[a:b], dn, qn, gn1))
-        self._run(fk.synapse_update, jobs)
         t4 = time.perf_counter()
         state.clock += n
         tm = self.timing
         tm["forward"] += t2 - t1
         tm["sweep"] += t_back
         tm["products"] += t_prod
-        tm["synapses"] += t4 - t3
-        tm["other"] += (t4 - t_start) - (t2 - t1) - t_back - t_prod - (t4 - t3)
+        tm["synapses"] += t_syn
+        tm["other"] += (t4 - t_start) - (t2 - t1) - t_back - t_prod - t_syn
         return REC_T[:nrec].copy(), REC_I[:nrec].copy()
 
-    def _plasticity_job(self, fn, args: tuple, cols, n: int, reg: tuple | None) -> None:
+    def _synapse_job(self, cs, c: int, terms, alpha, beta, RS, coef, rows, cols) -> tuple:
+        """Arguments of :func:`~superspike.engine._fast_kernels.synapse_update` for connection c,
+        its pre rows ``rows`` and post columns ``cols`` ((first, end), of the connection)."""
+        cc = cs[c]
+        a, b = self.goff[c + 1] - self.nin, self.goff[c + 2] - self.nin
+        M, PD, PG = terms[c]
+        return (cc.el, cc.el_flt, cc.el_sum, cc.w, M, PD, PG, alpha[a:b], beta[a:b], RS[a:b], *coef, *rows, *cols)
+
+    def _plasticity_job(self, fn, args: tuple, cols, n: int, reg: tuple | None, synapses=(), timed=None) -> None:
         """One thread's share of a chunk's plasticity: ``fn(*args)`` (the sweep, or the error
         filter of "gemm"), then the regulariser of the hidden post columns among ``cols``
-        ((first, end) ranges). Both kernels release the GIL."""
+        ((first, end) ranges), then ``synapses`` (args of synapse_update, for the same columns);
+        the time of that last part is added to ``timed[0]`` if given. The kernels release the
+        GIL."""
         fn(*args)
         if reg is not None:
             hidden = int(self.goff[self.L] - self.nin)
@@ -516,9 +515,17 @@ class FastEngine(Engine):
                         fk.regulariser(self.E, n, *reg, int(a), int(min(b, hidden)))
             finally:  # it flushes denormals, like the forward kernel
                 fk.set_fp_control(fp_control)
+        t = time.perf_counter()
+        for job in synapses:
+            fk.synapse_update(*job)
+        if timed is not None:
+            timed[0] += time.perf_counter() - t
 
     # -- the sums over the chunk, "events" ------------------------------------------------------
-    def _plasticity_events(self, n, nev, EVR, EVJ, EVA, EVB, XL, reg):
+    def _plasticity_events(self, cs, n, nev, EVR, EVJ, EVA, EVB, XL, reg, RS, coef) -> tuple[float, float]:
+        """The sweep and regulariser, then the per-synapse pass, of each column block in its
+        thread (the pass needs only the block's own columns of the sums). Returns the wall time
+        and the calling thread's time in the per-synapse pass."""
         goff, nin = self.goff, self.nin
         ta = time.perf_counter()
         # events of each connection, in order of rows (the kernel writes them in time order)
@@ -537,19 +544,28 @@ class FastEngine(Engine):
         QK = self._QP[n - k]  # q^(n-k)
         alpha = np.empty(self.NQ)
         beta = np.empty(self.NQ)
-        jobs = [
-            (fk.sweep, (self.S, self.E, n, self.q, self.dec_rise, self.k_decay, DK, GK, QK, blk, ev_lo, ev_hi,
-                        EVR, EVJ, EVA, EVB, goff, nin, self.moff, M, PD, PG, self.dlen, XL, alpha, beta),
-             blk, n, reg)
-            for blk in self._blocks
-        ]  # fmt: skip
-        self._run(self._plasticity_job, jobs)
-        tb = time.perf_counter()
         terms = []
         for c in range(self.L):
             shape = (int(goff[c + 1] - goff[c]), int(goff[c + 2] - goff[c + 1]))
             terms.append(tuple(T[self.moff[c] : self.moff[c + 1]].reshape(shape) for T in (M, PD, PG)))
-        return terms, alpha, beta, tb - ta, 0.0
+        timed = [0.0]
+        jobs = []
+        for t, blk in enumerate(self._blocks):
+            syn = []
+            for a, b in blk:  # a block lies within one connection (sweep_blocks)
+                c = int(self.grp[a + nin]) - 1
+                qa = int(goff[c + 1] - nin)
+                syn.append(
+                    self._synapse_job(cs, c, terms, alpha, beta, RS, coef, (0, cs[c].el.shape[0]), (a - qa, b - qa))
+                )
+            jobs.append((
+                fk.sweep, (self.S, self.E, n, self.q, self.dec_rise, self.k_decay, DK, GK, QK, blk, ev_lo, ev_hi,
+                           EVR, EVJ, EVA, EVB, goff, nin, self.moff, M, PD, PG, self.dlen, XL, alpha, beta),
+                blk, n, reg, syn, timed if t == 0 else None,
+            ))  # fmt: skip
+        self._run(self._plasticity_job, jobs)
+        tb = time.perf_counter()
+        return tb - ta - timed[0], timed[0]
 
     # -- the sums over the chunk, "gemm" --------------------------------------------------------
     def _plasticity_gemm(self, n, reg):
