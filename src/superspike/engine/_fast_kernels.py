@@ -754,7 +754,10 @@ def sweep(
                 o = U64(k * NQ + i0)
                 _sweep_rows(Ef, Sf, (o, o - U64(NQ)), w, eq, ed, r0, r1, rp, rq, rc, q_f, d_f, cqq, cqd, rqd, rdq)
                 k -= 1
-            else:
+            elif k >= dmax:
+                # a row with events: alone (the tuple kernel, 2.5 times faster than _sweep_row)
+                _sweep_rows(Ef, Sf, (U64(k * NQ + i0),), w, eq, ed, r0, r1, rp, rq, rc, q_f, d_f, cqq, cqd, rqd, rdq)
+            else:  # a row fed by the delay line also needs y
                 _sweep_row(Ef, Sf, k * NQ + i0, w, eq, ed, y, r0, r1, rp, rq, rc, q_f, d_f, cqq, cqd, rqd, rdq)
             dk, qk = DK[k], QK[k]
             for u in range(nc):
@@ -816,7 +819,7 @@ def _row_step(e, s, a, bd, x0, x1, p, qs, cs, q_f, d_f, cqq, cqd, rqd, rdq):
 def _sweep_rows(Ef, Sf, offs, w, eq, ed, r0, r1, rp, rq, rc, q_f, d_f, cqq, cqd, rqd, rdq):
     # several rows of _sweep_row (offsets ``offs``, a tuple, top row first), states loaded and
     # stored once; the tuple's length is a compile-time constant, so the row loop is unrolled and
-    # the column loop vectorised (one compiled version per length used: 2 and 4)
+    # the column loop vectorised (one compiled version per length used: 1, 2 and 4)
     for i in range(U64(w)):
         a, b, x0, x1, p, qs, cs = eq[i], ed[i], r0[i], r1[i], rp[i], rq[i], rc[i]
         for r in range(len(offs)):
