@@ -349,8 +349,8 @@ class FastEngine(Engine):
     def _pack_weights(self, state: State) -> None:
         """The weights, fixed during an advance, in the flat layout of the forward kernel (``_WF``,
         connection c at ``woff[c]``), and for symmetric feedback the transposed weights of the
-        next connection (``FF``, SPEC 2.2). Into buffers kept between calls (a fresh 400 kB array
-        per chunk cost page faults)."""
+        next connection (``FF``, SPEC 2.2), into buffers kept between calls: once per advance,
+        not once per chunk."""
         for c, cc in enumerate(state.conns):
             self._WF[self.woff[c] : self.woff[c + 1]].reshape(cc.w.shape)[...] = cc.w
         if self.symmetric:
@@ -414,7 +414,7 @@ class FastEngine(Engine):
                 rows = cc.psp_line[(t0 + np.arange(min(n, D))) % D]
                 XL[: rows.shape[0], goff[c] : goff[c + 1]] = np.where(rows > self.psp_cut, rows, f32(0))
         WF = self._WF  # packed by advance
-        SPK = self._scratch("spk", R * N, np.int64).reshape(R, N)  # 110 kB on Oxford: fresh, it page-faults
+        SPK = self._scratch("spk", R * N, np.int64).reshape(R, N)
         SPKN = np.zeros(R, np.int64)
         fk.rebuild_spike_lists(HIST, SPK, SPKN)
         RS = np.zeros(self.NQ, np.float64)
