@@ -1,5 +1,6 @@
-"""Network descriptions: sizes, feedback strategy, constants, weights."""
+"""Network descriptions: groups and connections (a graph), feedback strategy, constants, weights."""
 
-from superspike.network.network import FEEDBACK_MODES, Network, NetworkSpec
+from superspike.network.graph import FEEDBACK_MODES, Connection, FeedbackEdge, Group, NetworkSpec
+from superspike.network.network import Network
 
-__all__ = ["FEEDBACK_MODES", "Network", "NetworkSpec"]
+__all__ = ["FEEDBACK_MODES", "Connection", "FeedbackEdge", "Group", "Network", "NetworkSpec"]
