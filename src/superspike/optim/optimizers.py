@@ -3,6 +3,9 @@
 ``rmaxprop`` is the reference's rule: a per-parameter learning rate with
 ``grad2 = max(g^2, gamma * grad2)``, so that |dw| <= eta per update. ``rmsprop`` uses the usual
 running average and ``fixed`` a plain learning rate (the paper's Fig. 1 compares the three).
+
+Optimisers work on arrays (a plastic connection's ``w``, ``el_sum`` and ``grad2``, changed in
+place) and know nothing of the engines or their state.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import math
 
 import numpy as np
 
-from superspike.engine.state import ConnectionState
 from superspike.errors import ConfigError
 
 
@@ -25,17 +27,20 @@ class Optimizer:
         self.epsilon = np.float32(epsilon)
         self.w_max = np.float32(w_max)
 
-    def step(self, conn: ConnectionState, n_steps: int, eta: float, learning: bool) -> None:
-        """Apply one update to ``conn`` from the gradient summed over ``n_steps`` steps.
+    def step(
+        self, w: np.ndarray, el_sum: np.ndarray, grad2: np.ndarray, n_steps: int, eta: float, learning: bool
+    ) -> None:
+        """One update of the weights ``w`` from the gradient ``el_sum`` summed over ``n_steps``
+        steps, with the second moment ``grad2``; all float32 arrays of one shape, changed in place.
 
         grad2 and el_sum evolve even when ``learning`` is off (burn-in, SPEC 3).
         """
-        g = conn.el_sum / np.float32(n_steps)
-        self._moment(conn.grad2, g)
-        conn.el_sum[...] = 0
+        g = el_sum / np.float32(n_steps)
+        self._moment(grad2, g)
+        el_sum[...] = 0
         if learning:
-            conn.w += self._delta(g, conn.grad2, np.float32(eta))
-            np.clip(conn.w, -self.w_max, self.w_max, out=conn.w)
+            w += self._delta(g, grad2, np.float32(eta))
+            np.clip(w, -self.w_max, self.w_max, out=w)
 
     def _moment(self, grad2: np.ndarray, g: np.ndarray) -> None:
         pass
