@@ -9,6 +9,9 @@ monitors. A notebook user calls it directly::
     rec = sim.record()
     sim.run(20.0, learning=True)
     rec.spikes("output")
+
+Groups are named by the network's spec (:meth:`NetworkSpec.chain` names them ``input``,
+``hidden0``, ..., ``output``); monitors receive the spikes of every group by name.
 """
 
 from __future__ import annotations
@@ -19,14 +22,15 @@ import numpy as np
 
 from superspike.engine import Engine, State, get_engine
 from superspike.errors import SimulationError
-from superspike.network import Network
+from superspike.network import Network, NetworkSpec
 from superspike.optim import get_optimizer
 from superspike.params import steps
 from superspike.rule.cost import reported_mse
 from superspike.task import Task
 
-#: a monitor receives (start, stop, spikes of every group 0..L as (steps, ids), target spikes)
-Monitor = Callable[[int, int, list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]], None]
+#: a monitor receives (start, stop, spikes of every group by name in ``spec.groups`` order as
+#: (steps, ids local to the group), target spikes (steps, target ids))
+Monitor = Callable[[int, int, dict[str, tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]], None]
 
 
 class SpikeRecorder:
@@ -37,8 +41,9 @@ class SpikeRecorder:
         self.windows = windows
         self._parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in self.names}
 
-    def __call__(self, start: int, stop: int, spikes: list, target: tuple) -> None:
-        for name, (s, i) in zip(self.names, [*spikes, target], strict=True):
+    def __call__(self, start: int, stop: int, spikes: dict, target: tuple) -> None:
+        for name in self.names:
+            s, i = target if name == "target" else spikes[name]
             if self.windows is not None:
                 keep = np.zeros(s.shape, bool)
                 for a, b in self.windows:
@@ -48,16 +53,26 @@ class SpikeRecorder:
                 self._parts[name].append((s, i))
 
     def spikes(self, group: str) -> tuple[np.ndarray, np.ndarray]:
-        """All recorded (steps, ids) of a group: 'input', 'hidden0', ..., 'output' or 'target'."""
+        """All recorded (steps, ids) of a group (by name, e.g. 'input', 'hidden0', 'output') or
+        of the target ('target', target ids of all output groups)."""
+        if group not in self._parts:
+            raise KeyError(f"no group {group!r}; recorded: {', '.join(self.names)}")
         parts = self._parts[group]
         if not parts:
             return np.empty(0, np.int64), np.empty(0, np.int64)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def group_names(n_hidden: int) -> list[str]:
-    """Names of the groups, input to output: input, hidden0, ..., output."""
-    return ["input", *(f"hidden{k}" for k in range(n_hidden)), "output"]
+def split_input(spec: NetworkSpec, steps_: np.ndarray, ids: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The task's input events split over the input groups (declaration order: the first group
+    takes ids 0..n-1, the next n..), ids made local to each group."""
+    out = {}
+    off = 0
+    for g in spec.input_groups:
+        keep = (ids >= off) & (ids < off + g.n)
+        out[g.name] = (steps_[keep], ids[keep] - off)
+        off += g.n
+    return out
 
 
 class Simulation:
@@ -83,7 +98,8 @@ class Simulation:
         self.update_steps = spec.update_steps
         self.dt = spec.neuron.dt
         self.monitors: list[Monitor] = []
-        self.names = group_names(len(spec.hidden))
+        #: group names in ``spec.groups`` order (the keys of a monitor's ``spikes``)
+        self.names = [g.name for g in spec.groups]
 
     @property
     def clock(self) -> int:
@@ -111,6 +127,7 @@ class Simulation:
         end = self.state.clock + n_steps
         U = self.update_steps
         spec = self.network.spec
+        plastic = [self.state.conns[c.name] for c in spec.plastic_connections]
         while self.state.clock < end:
             start = self.state.clock
             next_update = -(-start // U) * U  # smallest multiple of U not before start
@@ -119,23 +136,27 @@ class Simulation:
             if not self.state.is_finite():
                 raise SimulationError(f"numerical blow-up (NaN or infinite state) at t = {stop * self.dt:.4f} s")
             if self.monitors:
-                inp = self.engine.input.events(start, stop)
+                spikes = split_input(spec, *self.engine.input.events(start, stop))
+                spikes.update(result.spikes)
+                spikes = {name: spikes[name] for name in self.names}
                 tgt = self.engine.target.events(start, stop)
                 for m in self.monitors:
-                    m(start, stop, [inp, *result.spikes], tgt)
+                    m(start, stop, spikes, tgt)
             if stop - 1 == next_update:
-                for c, conn in enumerate(self.state.conns):
-                    self.optimizer.step(conn, U, eta, learning and spec.plastic(c))
-                if not all(np.isfinite(c.w).all() for c in self.state.conns):
+                for conn in plastic:  # step 5, plastic connections only
+                    self.optimizer.step(conn.w, conn.el_sum, conn.grad2, U, eta, learning)
+                if not all(np.isfinite(c.w).all() for c in plastic):
                     raise SimulationError(f"numerical blow-up (NaN or infinite weights) at t = {stop * self.dt:.4f} s")
 
     def cost(self) -> float:
-        """The reported mean-square error now (SPEC 2.4)."""
-        return reported_mse(self.state.conns[-1].avg, self.time, self.network.spec.rule)
+        """The reported mean-square error now (SPEC 2.4), over the neurons of all output groups."""
+        spec = self.network.spec
+        avg = np.concatenate([self.state.groups[g.name].avg for g in spec.output_groups])
+        return reported_mse(avg, self.time, spec.rule)
 
-    def weights(self) -> list[np.ndarray]:
-        """Copies of the current weights [pre, post], one per connection."""
-        return [c.w.copy() for c in self.state.conns]
+    def weights(self) -> dict[str, np.ndarray]:
+        """Copies of the current weights [pre, post], by connection name (creation order)."""
+        return {name: c.w.copy() for name, c in self.state.conns.items()}
 
     def current_network(self) -> Network:
         """The network with its current weights."""
