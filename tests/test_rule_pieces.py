@@ -12,10 +12,9 @@ import math
 
 import numpy as np
 import pytest
-from conftest import small_network, small_task
+from conftest import small_task
 
 from superspike.engine import ReferenceEngine, State
-from superspike.engine.state import ConnectionState
 from superspike.network import Network, NetworkSpec
 from superspike.optim import RMaxProp, RMSprop
 from superspike.params import NeuronParams, RegularizerParams, RuleParams, cost_scale, steps
@@ -25,6 +24,16 @@ from superspike.run.simulation import Simulation
 from superspike.task import Raster, Replay, Task
 
 f32 = np.float32
+
+
+def _chain(task: Task, hidden: tuple[int, ...] = (8,), seed: int = 3, w0: float = 0.3, **kw) -> Network:
+    """A small chain network for ``task`` with weights large enough to make neurons fire."""
+    return Network.initialize(NetworkSpec.chain(task.nin, hidden, task.nout, **kw), seed, w0)
+
+
+def _one_to_one(w: float, **kw) -> Network:
+    """One input neuron onto one output neuron with weight ``w``."""
+    return Network(NetworkSpec.chain(1, (), 1, **kw), {"input-output": np.array([[w]], f32)}, {})
 
 
 def _spec_model(task: Task, w: np.ndarray, n_steps: int) -> dict[str, np.ndarray]:
@@ -112,10 +121,10 @@ def _spec_model(task: Task, w: np.ndarray, n_steps: int) -> dict[str, np.ndarray
 @pytest.mark.parametrize("engine", ["reference", "fast"])
 def test_engine_matches_spec_transcription(engine: str) -> None:
     task = small_task(nin=12, nout=3, grid=0.15, seed=4, rate=40)
-    spec = NetworkSpec(task.nin, (), task.nout)
+    spec = NetworkSpec.chain(task.nin, (), task.nout)
     net = Network.initialize(spec, 5, w0=0.6)
     n = 3000
-    model = _spec_model(task, net.weights[0], n)
+    model = _spec_model(task, net.weights["input-output"], n)
     sim = Simulation(net, task, engine=engine)
     rec = sim.record()
     sim.run_steps(n, learning=False)  # updates at 0 and 1000, 2000 reset el_sum; redo below
@@ -124,16 +133,18 @@ def test_engine_matches_spec_transcription(engine: str) -> None:
     got[s, i] = 1
     assert model["out"].sum() > 5, "the test network should fire"
     np.testing.assert_array_equal(got, model["out"])
-    conn, grp = sim.state.conns[0], sim.state.groups[1]
-    for name in ("tr_pre", "tr_psp", "el", "el_flt", "err", "tr_err", "tr_err_flt", "avg"):
+    conn, grp = sim.state.conns["input-output"], sim.state.groups["output"]
+    for name in ("tr_pre", "tr_psp", "el", "el_flt"):
         np.testing.assert_allclose(getattr(conn, name), model[name], rtol=1e-5, atol=1e-9, err_msg=name)
+    for name in ("err", "tr_err", "tr_err_flt", "avg"):
+        np.testing.assert_allclose(getattr(grp, name), model[name], rtol=1e-5, atol=1e-9, err_msg=name)
     np.testing.assert_allclose(grp.u, model["u"], rtol=1e-6)
     np.testing.assert_allclose(grp.i_syn, model["i_syn"], rtol=1e-6)
 
     # el_sum without the resets of step 5: one chunk, no update in between
     sim2 = Simulation(net, task, engine=engine)
     sim2.engine.advance(sim2.state, n)
-    np.testing.assert_allclose(sim2.state.conns[0].el_sum, model["el_sum"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(sim2.state.conns["input-output"].el_sum, model["el_sum"], rtol=1e-4, atol=1e-6)
 
 
 def _one_input_task(step: int, grid: float = 0.05, nout: int = 1) -> Task:
@@ -143,30 +154,31 @@ def _one_input_task(step: int, grid: float = 0.05, nout: int = 1) -> Task:
 
 def test_spike_delivery_takes_eight_steps() -> None:
     task = _one_input_task(10)
-    net = Network(NetworkSpec(1, (), 1), [np.array([[0.004]], f32)], {})
+    net = _one_to_one(0.004)
     eng = ReferenceEngine(net, task)
     st = State.initial(net)
+    out = st.groups["output"]
     eng.advance(st, 18)  # steps 0..17: the spike of step 10 is delivered in step 18
-    assert st.groups[1].i_syn[0] == 0
+    assert out.i_syn[0] == 0
     eng.advance(st, 1)  # step 18: delivered after the neuron update
-    assert st.groups[1].i_syn[0] == f32(0.004)
-    assert st.groups[1].u[0] == f32(-60e-3)
+    assert out.i_syn[0] == f32(0.004)
+    assert out.u[0] == f32(-60e-3)
     eng.advance(st, 1)  # step 19: the membrane moves, then the current decays
-    assert st.groups[1].u[0] == f32(-60e-3) + f32(0.01) * ((f32(-60e-3) - f32(-60e-3)) + f32(0.004))
-    assert st.groups[1].i_syn[0] == f32(0.004) * f32(math.exp(-1e-4 / 5e-3))
+    assert out.u[0] == f32(-60e-3) + f32(0.01) * ((f32(-60e-3) - f32(-60e-3)) + f32(0.004))
+    assert out.i_syn[0] == f32(0.004) * f32(math.exp(-1e-4 / 5e-3))
 
 
 def test_refractory_period_clamps_membrane_for_50_steps() -> None:
     dt = 1e-4
     # an input spike every step drives the neuron hard
     task = Task(Raster((np.arange(500) + 0.5) * dt, np.zeros(500, int), 1), Raster([], [], 1), 0.05)
-    net = Network(NetworkSpec(1, (), 1), [np.array([[0.1]], f32)], {})
+    net = _one_to_one(0.1)
     sim = Simulation(net, task, engine="reference")
     rec = sim.record()
     us = []
     for _ in range(400):
         sim.run_steps(1, learning=False)
-        us.append(sim.state.groups[1].u[0])
+        us.append(sim.state.groups["output"].u[0])
     s, _ = rec.spikes("output")
     assert len(s) >= 3
     assert set(np.diff(s)) == {51}, "driven hard, a neuron fires every 1 + 50 refractory steps"
@@ -177,34 +189,34 @@ def test_refractory_period_clamps_membrane_for_50_steps() -> None:
 def test_threshold_is_strict() -> None:
     nrn = NeuronParams()
     th, rest = f32(nrn.threshold), f32(nrn.u_rest)
-    net = Network(NetworkSpec(1, (), 1), [np.zeros((1, 1), f32)], {})
+    net = _one_to_one(0.0)
     eng = ReferenceEngine(net, _one_input_task(0))
     for u0, fires in ((th, False), (np.nextafter(th, f32(1)), True)):
         st = State.initial(net)
-        st.groups[1].u[:] = u0
-        st.groups[1].i_syn[:] = -(rest - u0)  # (U_rest - U) + I = 0: U stays where it is
+        st.groups["output"].u[:] = u0
+        st.groups["output"].i_syn[:] = -(rest - u0)  # (U_rest - U) + I = 0: U stays where it is
         res = eng.advance(st, 1)
-        assert (res.spikes[0][0].size == 1) == fires
+        assert (res.spikes["output"][0].size == 1) == fires
 
 
 def _err_series(feedback: str) -> tuple[Simulation, np.ndarray, np.ndarray]:
     """Hidden and output errors, step by step over a window with output activity."""
     task = small_task(nin=30, nout=4, grid=0.2, seed=1, rate=30)
-    net = small_network(task, hidden=(6,), w0=0.5, feedback=feedback)
+    net = _chain(task, hidden=(6,), w0=0.5, feedback=feedback)
     sim = Simulation(net, task, engine="reference")
     sim.run_steps(1000, learning=False)
     hid, out = [], []
     for _ in range(1500):
         sim.engine.advance(sim.state, 1)
-        hid.append(sim.state.conns[0].err.copy())
-        out.append(sim.state.conns[1].err.copy())
+        hid.append(sim.state.groups["hidden0"].err.copy())
+        out.append(sim.state.groups["output"].err.copy())
     return sim, np.array(hid), np.array(out)
 
 
 def test_symmetric_feedback_arrives_one_step_later() -> None:
     sim, hid, out = _err_series("symmetric")
     assert np.count_nonzero(out) > 3, "the test needs output errors"
-    w = sim.state.conns[1].w  # [hidden, output]
+    w = sim.state.conns["hidden0-output"].w  # [hidden, output]
     expected = out[:-1] @ w.T  # err_hid(t) = W_out^T err_out(t - 1)
     np.testing.assert_allclose(hid[1:], expected, rtol=1e-6, atol=1e-9)
 
@@ -212,7 +224,7 @@ def test_symmetric_feedback_arrives_one_step_later() -> None:
 def test_random_feedback_travels_like_a_spike() -> None:
     sim, hid, out = _err_series("random")
     assert np.count_nonzero(out) > 3, "the test needs output errors"
-    B = sim.network.feedback[1]  # [output, hidden]
+    B = sim.network.feedback["hidden0-output"]  # [output, hidden]
     expected = out[:-9] @ B  # err_hid(t) = B^T err_out(t - 1 - 8)
     np.testing.assert_allclose(hid[9:], expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(hid[1:], out[:-1] @ B), "not the symmetric timing"
@@ -220,26 +232,27 @@ def test_random_feedback_travels_like_a_spike() -> None:
 
 def test_feedback_matrices() -> None:
     task = small_task()
-    rnd = small_network(task, hidden=(5, 4), feedback="random", seed=9)
-    again = small_network(task, hidden=(5, 4), feedback="random", seed=9)
-    uni = small_network(task, hidden=(5, 4), feedback="uniform")
-    assert set(rnd.feedback) == {1, 2}
-    assert rnd.feedback[1].shape == (4, 5) and rnd.feedback[2].shape == (3, 4)
-    np.testing.assert_array_equal(rnd.feedback[2], again.feedback[2])
-    assert abs(float(rnd.feedback[1].std()) - 1) < 0.6
+    rnd = _chain(task, hidden=(5, 4), feedback="random", seed=9)
+    again = _chain(task, hidden=(5, 4), feedback="random", seed=9)
+    uni = _chain(task, hidden=(5, 4), feedback="uniform")
+    # [src, dst]: the error of the connection's post group, fed to its pre group
+    assert set(rnd.feedback) == {"hidden0-hidden1", "hidden1-output"}
+    assert rnd.feedback["hidden0-hidden1"].shape == (4, 5) and rnd.feedback["hidden1-output"].shape == (3, 4)
+    np.testing.assert_array_equal(rnd.feedback["hidden1-output"], again.feedback["hidden1-output"])
+    assert abs(float(rnd.feedback["hidden0-hidden1"].std()) - 1) < 0.6
     assert all((b == 1).all() for b in uni.feedback.values())
-    assert small_network(task, hidden=(5,)).feedback == {}
+    assert _chain(task, hidden=(5,)).feedback == {}
 
 
 def test_feedback_delay_lengthens_hidden_delay_lines_only() -> None:
-    spec = NetworkSpec(3, (4, 5), 2, feedback="random", feedback_delay=0.7e-3)
-    assert [spec.delay_line_steps(c) for c in range(3)] == [15, 15, 8]
+    spec = NetworkSpec.chain(3, (4, 5), 2, feedback="random", feedback_delay=0.7e-3)
+    assert [spec.delay_line_steps(g) for g in ("hidden0", "hidden1", "output")] == [15, 15, 8]
     assert steps(0.8e-3, 1e-4) == 8 and steps(1.89, 1e-4) == 18899
 
 
 def test_regulariser_trace_follows_own_spikes_undelayed() -> None:
     task = small_task(nin=30, nout=3, seed=2, rate=30)
-    net = small_network(task, hidden=(6,), w0=0.5, regularizer=RegularizerParams(tau=50e-3))
+    net = _chain(task, hidden=(6,), w0=0.5, regularizer=RegularizerParams(tau=50e-3))
     sim = Simulation(net, task, engine="reference")
     rec = sim.record()
     n = 1500
@@ -252,22 +265,22 @@ def test_regulariser_trace_follows_own_spikes_undelayed() -> None:
     counts[s, i] = 1
     for t in range(n):
         h = (h + counts[t]) * d
-    np.testing.assert_allclose(sim.state.conns[0].het, h, rtol=1e-5)
-    assert not sim.state.conns[1].het.any(), "the output layer carries no regulariser"
+    np.testing.assert_allclose(sim.state.groups["hidden0"].het, h, rtol=1e-5)
+    assert not sim.state.groups["output"].het.any(), "the output layer carries no regulariser"
 
 
 def test_regulariser_pulls_weights_of_active_neurons() -> None:
     task = small_task(nin=30, nout=3, seed=2, rate=30)
-    base = small_network(task, hidden=(6,), w0=0.5)
-    reg = base.with_spec(regularizer=RegularizerParams(strength=1e3))
+    base = _chain(task, hidden=(6,), w0=0.5)
+    reg = base.with_spec(base.spec.replace(regularizer=RegularizerParams(strength=1e3)))
     a, b = Simulation(base, task, engine="reference"), Simulation(reg, task, engine="reference")
     a.run_steps(5001, learning=False)
     b.run_steps(5000, learning=False)
     # el_sum differs by -rho w sum_t h^a on active posts: opposite sign to w where it dominates
-    diff = b.state.conns[0].el_sum - a.state.conns[0].el_sum
+    diff = b.state.conns["input-hidden0"].el_sum - a.state.conns["input-hidden0"].el_sum
     big = np.abs(diff) > 1e-3
     assert big.any()
-    assert (np.sign(diff[big]) == -np.sign(base.weights[0][big])).all()
+    assert (np.sign(diff[big]) == -np.sign(base.weights["input-hidden0"][big])).all()
 
 
 def test_surrogate() -> None:
@@ -281,33 +294,16 @@ def test_surrogate() -> None:
 
 def test_linear_mode_uses_unit_surrogate() -> None:
     task = small_task(nin=5, nout=2, seed=3)
-    lin = Network.initialize(NetworkSpec(5, (), 2, linear=True), 1, 0.3)
+    lin = Network.initialize(NetworkSpec.chain(5, (), 2, linear=True), 1, 0.3)
     eng = ReferenceEngine(lin, task)
     st = State.initial(lin)
     eng.advance(st, 800)
-    assert (st.conns[0].sig_line == 1).all()
+    assert (st.groups["output"].sig_line == 1).all()
 
 
-def _conn(g: np.ndarray, grad2: np.ndarray, w: np.ndarray) -> ConnectionState:
-    z = np.zeros_like(w)
-    v = np.zeros(w.shape[1], f32)
-    return ConnectionState(
-        w.copy(),
-        z,
-        z,
-        (g * 5000).astype(f32),
-        grad2.copy(),
-        v,
-        v,
-        v,
-        v,
-        v,
-        np.zeros((16, w.shape[1]), f32),
-        np.zeros(w.shape[0], f32),
-        np.zeros(w.shape[0], f32),
-        np.zeros((8, w.shape[1]), f32),
-        np.zeros((8, w.shape[0]), f32),
-    )
+def _arrays(g: np.ndarray, grad2: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(w, el_sum, grad2) of a connection whose mean gradient over 5000 steps is ``g``."""
+    return w.copy(), (g * 5000).astype(f32), grad2.copy()
 
 
 def test_rmaxprop() -> None:
@@ -316,27 +312,40 @@ def test_rmaxprop() -> None:
     g = np.array([[2e-3, -1e-4, 0.0]], f32)
     grad2 = np.array([[1e-6, 1e-6, 0.0]], f32)
     w = np.array([[0.0, 0.0995, 0.05]], f32)
-    c = _conn(g, grad2, w)
-    opt.step(c, 5000, 1e-3, learning=False)
-    np.testing.assert_allclose(c.grad2, np.maximum(g * g, gamma * grad2))
-    np.testing.assert_array_equal(c.w, w)
-    assert not c.el_sum.any()
-    c = _conn(g, grad2, w)
-    opt.step(c, 5000, 1e-3, learning=True)
-    assert c.w[0, 0] == pytest.approx(1e-3)  # g^2 dominates: |dw| = eta
-    assert c.w[0, 1] == pytest.approx(0.0995 - 1e-3 * 1e-4 / math.sqrt(gamma * 1e-6), rel=1e-4)
-    assert c.w[0, 2] == f32(0.05)  # no gradient, no change
-    c = _conn(np.array([[1.0]], f32), np.array([[0.0]], f32), np.array([[0.0999]], f32))
-    opt.step(c, 5000, 1e-3, learning=True)
-    assert c.w[0, 0] == f32(0.1)  # clipped to w_max
+    cw, els, g2 = _arrays(g, grad2, w)
+    opt.step(cw, els, g2, 5000, 1e-3, learning=False)
+    np.testing.assert_allclose(g2, np.maximum(g * g, gamma * grad2))
+    np.testing.assert_array_equal(cw, w)
+    assert not els.any()
+    cw, els, g2 = _arrays(g, grad2, w)
+    opt.step(cw, els, g2, 5000, 1e-3, learning=True)
+    assert cw[0, 0] == pytest.approx(1e-3)  # g^2 dominates: |dw| = eta
+    assert cw[0, 1] == pytest.approx(0.0995 - 1e-3 * 1e-4 / math.sqrt(gamma * 1e-6), rel=1e-4)
+    assert cw[0, 2] == f32(0.05)  # no gradient, no change
+    cw, els, g2 = _arrays(np.array([[1.0]], f32), np.array([[0.0]], f32), np.array([[0.0999]], f32))
+    opt.step(cw, els, g2, 5000, 1e-3, learning=True)
+    assert cw[0, 0] == f32(0.1)  # clipped to w_max
 
 
 def test_rmsprop_running_average() -> None:
     opt = RMSprop(0.5, 30.0, 1e-12, 0.1)
     gamma = f32(math.exp(-0.5 / 30))
-    c = _conn(np.array([[1e-3]], f32), np.array([[4e-6]], f32), np.zeros((1, 1), f32))
-    opt.step(c, 5000, 1e-3, learning=True)
-    assert c.grad2[0, 0] == pytest.approx(gamma * 4e-6 + (1 - gamma) * 1e-6, rel=1e-5)
+    cw, els, g2 = _arrays(np.array([[1e-3]], f32), np.array([[4e-6]], f32), np.zeros((1, 1), f32))
+    opt.step(cw, els, g2, 5000, 1e-3, learning=True)
+    assert g2[0, 0] == pytest.approx(gamma * 4e-6 + (1 - gamma) * 1e-6, rel=1e-5)
+
+
+def test_optimiser_leaves_fixed_connections_alone() -> None:
+    """Step 5 is for plastic connections: a fixed one keeps its weights and has no rule state."""
+    task = small_task(nin=30, nout=3, seed=2, rate=30)
+    net = _chain(task, hidden=(6,), w0=0.5, fixed_hidden=True)
+    sim = Simulation(net, task, engine="reference")
+    sim.run_steps(10001, learning=True, eta=1e-2)
+    w = sim.weights()
+    assert list(w) == ["input-hidden0", "hidden0-output"]
+    np.testing.assert_array_equal(w["input-hidden0"], net.weights["input-hidden0"])
+    assert sim.state.conns["input-hidden0"].el_sum is None
+    assert not np.array_equal(w["hidden0-output"], net.weights["hidden0-output"])
 
 
 def test_replay_on_loop_grid() -> None:
