@@ -1,15 +1,16 @@
 """superspike: SuperSpike (Zenke & Ganguli 2018) for Python, faithful to the reference simulator.
 
-Data flow: task (input and target rasters) -> network (sizes, weights) -> engine (simulate an
-update interval) -> rule (surrogate, eligibility, error; cost) -> optimiser (RMaxProp) -> run
-(schedule, monitors) -> outputs (run directory, plots, exports).
+Data flow: task (input and target rasters) -> network (a graph of named groups and connections,
+weights) -> engine (simulate an update interval) -> rule (surrogate, eligibility, error; cost) ->
+optimiser (RMaxProp) -> run (configuration, schedule, monitors) -> outputs (run directory, plots,
+exports).
 """
 
 from superspike.engine import State, get_engine
 from superspike.errors import UserError
-from superspike.network import Network, NetworkSpec
+from superspike.network import Connection, Group, Network, NetworkSpec
 from superspike.params import NeuronParams, RegularizerParams, RuleParams
-from superspike.run.config import RunConfig, load_config
+from superspike.run.config import GraphConfig, GroupConfig, RunConfig, load_config, resolve
 from superspike.run.simulation import Simulation
 from superspike.run.train import RunResult, train
 from superspike.task import Raster, Task, get_task, load_raster
@@ -17,6 +18,10 @@ from superspike.task import Raster, Task, get_task, load_raster
 __version__ = "0.1.0"
 
 __all__ = [
+    "Connection",
+    "GraphConfig",
+    "Group",
+    "GroupConfig",
     "Network",
     "NetworkSpec",
     "NeuronParams",
@@ -33,5 +38,6 @@ __all__ = [
     "get_task",
     "load_config",
     "load_raster",
+    "resolve",
     "train",
 ]

@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 from superspike.errors import RunInterrupted, SimulationError, UserError
+from superspike.network import FEEDBACK_MODES
 from superspike.run.config import RunConfig, load_config, merge
-from superspike.task.builtin import with_suggestions
 
 _SECONDS = click.FloatRange(min=0)
 
@@ -39,10 +39,21 @@ def cli() -> None:
     type=click.IntRange(min=0),
     multiple=True,
     help="A hidden layer of N neurons; repeat for more layers, in order. None: no hidden layer "
-    "(built-in tasks bring their own; --hidden 0 asks for none there).",
+    "(built-in tasks bring their own; --hidden 0 asks for none there). Any other graph: a [network] "
+    "table in --config (docs/FORMATS.md).",
 )
 @click.option(
-    "--feedback", type=click.Choice(["symmetric", "random", "uniform"]), help="Error feedback to hidden layers."
+    "--recurrent",
+    is_flag=True,
+    default=None,
+    help="A plastic connection from each hidden layer onto itself (hidden0-hidden0, ...).",
+)
+@click.option(
+    "--feedback",
+    type=click.Choice(list(FEEDBACK_MODES)),
+    help="Error feedback to hidden groups: symmetric (transposed forward weights), random or uniform (a "
+    "fixed matrix per connection), direct (DFA: the output error through a fixed random matrix per "
+    "hidden group) [symmetric].",
 )
 @click.option("--feedback-delay", type=_SECONDS, help="Extra delay of hidden eligibility lines, s [0].")
 @click.option("--regularizer", is_flag=True, default=None, help="Heterosynaptic activity regulariser on hidden layers.")
@@ -106,22 +117,11 @@ def train(
     if 0 in hidden and hidden != (0,):
         raise click.BadParameter("0 (no hidden layer) cannot be combined with other sizes", param_hint="--hidden")
     options["hidden"] = None if not hidden else () if hidden == (0,) else hidden
+    # layers: the task's suggestions < the configuration file < the options (resolved in run_train)
     base = load_config(config_file) if config_file else RunConfig()
-    # a built-in task's suggested settings fill in what neither the file nor the options set
-    given = {k for k, v in options.items() if v is not None} | _toml_keys(config_file)
-    cfg = with_suggestions(merge(base, options), given)
+    cfg = merge(base, options)
     result = run_train(cfg, out, force=force, quiet=quiet)
     _summary(result, quiet)
-
-
-def _toml_keys(path: str | None) -> set[str]:
-    """Top-level keys of a TOML file that load_config has already accepted."""
-    if path is None:
-        return set()
-    import tomllib
-
-    with open(path, "rb") as fh:
-        return set(tomllib.load(fh))
 
 
 def _summary(result: Any, quiet: bool) -> None:

@@ -9,17 +9,36 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, overload
+
+import numpy as np
 
 from superspike.errors import ConfigError
 
 
-def steps(seconds: float, dt: float) -> int:
-    """Number of whole time steps in ``seconds``: ``floor(seconds / dt)`` in float64 (SPEC 3).
+@overload
+def steps(seconds: float, dt: float, tolerance: float = 0.0) -> int: ...
+@overload
+def steps(seconds: np.ndarray, dt: float, tolerance: float = 0.0) -> np.ndarray: ...
+def steps(seconds: float | np.ndarray, dt: float, tolerance: float = 0.0) -> int | np.ndarray:
+    """Time step of a time, or whole steps in a duration: ``floor(seconds / dt)`` in float64 (SPEC 3).
 
-    This is the reference's conversion; 1.89 s at dt = 0.1 ms gives 18899 steps, 0.8 ms gives 8.
+    This is the reference's conversion, used for every duration and spike time; 1.89 s at
+    dt = 0.1 ms gives 18899 steps, 0.8 ms gives 8. A number gives an int, an array an int64
+    array. ``tolerance`` > 0 (in steps) first snaps a quotient that lies that close to a whole
+    number onto it: for durations read back from a file, where 1.5 s may come back as 14999.99..
+    steps (not for anything the reference converts itself).
     """
-    return int(math.floor(float(seconds) / float(dt)))
+    if isinstance(seconds, np.ndarray):
+        x = np.asarray(seconds, np.float64) / float(dt)
+        if tolerance > 0:
+            near = np.abs(x - np.round(x)) < tolerance
+            x = np.where(near, np.round(x), x)
+        return np.floor(x).astype(np.int64)
+    x = float(seconds) / float(dt)
+    if tolerance > 0 and abs(x - round(x)) < tolerance:
+        return round(x)
+    return math.floor(x)
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,18 @@
   the run directory's ``target.ras``); :func:`read_ras`, :func:`read_ras_data`, :func:`write_ras`.
 - :mod:`superspike.io.spk`: Auryn's binary spike files (the run directory's ``*.spk``);
   :func:`read_spk`, :func:`read_spk_header`, :func:`write_spk`, :class:`SpkWriter`.
-- :mod:`superspike.io.weights`: ``weights.npz`` (``w0, w1, ...`` [pre, post], feedback
-  ``b1, ...``); :func:`load_weights`, :func:`save_weights`.
+- :mod:`superspike.io.weights`: ``weights.npz`` (``w/<connection>`` [pre, post], feedback
+  ``b/<edge>`` [src, dst]; earlier ``w0, w1, ...`` chain archives load too); :func:`load_weights`,
+  :func:`save_weights`.
+- :mod:`superspike.io.files`: :func:`atomic_write` (every file the package writes whole is
+  written through it: temporary file, fsync, rename).
 
 Readers validate and raise :class:`superspike.errors.InputFileError` naming the file, the line
 (or record, or array) and the problem; they never drop or alter data silently, and never raise
 anything else on malformed content. Each module's docstring specifies its format.
 """
 
+from superspike.io.files import atomic_write, write_atomic
 from superspike.io.ras import MAX_ID, RasData, RasHeader, read_ras, read_ras_data, write_ras
 from superspike.io.spk import SPK_TAG, SpkWriter, read_spk, read_spk_header, steps_per_second, write_spk
 from superspike.io.weights import load_weights, save_weights
@@ -22,6 +26,7 @@ __all__ = [
     "RasData",
     "RasHeader",
     "SpkWriter",
+    "atomic_write",
     "load_weights",
     "read_ras",
     "read_ras_data",
@@ -29,6 +34,7 @@ __all__ = [
     "read_spk_header",
     "save_weights",
     "steps_per_second",
+    "write_atomic",
     "write_ras",
     "write_spk",
 ]

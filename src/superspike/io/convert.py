@@ -19,6 +19,7 @@ import numpy as np
 from superspike.errors import InputFileError, UserError
 from superspike.io.ras import read_ras, write_ras
 from superspike.io.spk import SPK_TAG, read_spk, write_spk
+from superspike.params import steps as to_steps
 
 FORMATS = ("ras", "spk", "npz")
 
@@ -82,7 +83,7 @@ def convert(src: str | Path, dst: str | Path, dt: float | None = None) -> int:
         write_ras(dst, times, ids, f"converted from {Path(src).name}")
     elif fmt == "spk":
         step = dt or own or 1e-4
-        steps = np.floor(times / step).astype(np.int64)
+        steps = to_steps(times, step)
         if len(steps) and steps.max() >= 2**32:
             raise UserError(f"{src}: spike times beyond {2**32 * step:.0f} s do not fit an spk file at dt = {step} s")
         order = np.argsort(steps, kind="stable")

@@ -1,10 +1,13 @@
-"""Opening the user's files: operating-system errors become one-line InputFileErrors."""
+"""Reading the user's files (operating-system errors become one-line InputFileErrors) and
+writing files atomically (:func:`atomic_write`, the one home of temporary file, fsync, rename)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import IO, Any
 
 from superspike.errors import InputFileError
 
@@ -33,3 +36,52 @@ def read_bytes(path: str | Path, kind: str, limit: int | None = None) -> bytes:
             return Path(path).read_bytes()
         with open(path, "rb") as fh:
             return fh.read(limit)
+
+
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open ``path`` for writing so that a reader, a crash or a full disk never leaves a torn file:
+    the block writes a temporary file beside it, which is flushed, fsynced and renamed over
+    ``path`` when the block ends without an exception (then the folder is fsynced too, so the
+    rename survives a power cut). On an exception the temporary file is removed and ``path`` is
+    left as it was. ``mode`` is "wb" or "w" (text: UTF-8, lines end in \\n)::
+
+        with atomic_write(run / "config.toml") as fh:
+            tomli_w.dump(data, fh)
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
+    path = Path(path)
+    # the process id keeps two processes that write the same file from sharing a temporary file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, mode, **({"encoding": "utf-8", "newline": "\n"} if mode == "w" else {})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Write ``data`` (bytes, or text as UTF-8) to ``path`` atomically (see :func:`atomic_write`)."""
+    with atomic_write(path, "wb" if isinstance(data, bytes) else "w") as fh:
+        fh.write(data)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from superspike.errors import InputFileError
-from superspike.io.files import read_bytes
+from superspike.io.files import read_bytes, write_atomic
 
 MAX_ID = 2**32 - 1  #: largest neuron id (Auryn's NeuronID and the spk format are 32-bit unsigned)
 
@@ -154,7 +154,8 @@ def write_ras(
     The default, 6 decimals, keeps times to 1 us (a tenth of the default time step); reading the
     file back gives the times rounded to that precision and the ids exactly. ``header`` lines are
     written as ``# `` comments first; ``"neurons N, time grid G s"`` is read back by
-    :func:`read_ras`. Raises ValueError for NaN, infinite or negative times, or bad ids.
+    :func:`read_ras`. The file is written atomically (:func:`~superspike.io.files.atomic_write`).
+    Raises ValueError for NaN, infinite or negative times, or bad ids.
     """
     times = np.asarray(times, dtype=np.float64)
     ids = np.asarray(ids)
@@ -167,8 +168,7 @@ def write_ras(
     order = np.argsort(times, kind="stable")
     body = "".join(f"{t:.{decimals}f} {i}\n" for t, i in zip(times[order].tolist(), ids[order].tolist(), strict=True))
     head = "".join(f"# {line}\n" for line in header.splitlines()) if header else ""
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(head + body)
+    write_atomic(path, head + body)
 
 
 def _read_text(path: Path) -> str:

@@ -1,13 +1,20 @@
 """Weight archives (``weights.npz``), as :func:`numpy.savez` writes them.
 
-Format: a zip archive of ``.npy`` arrays, all float32.
+Format: a zip archive of ``.npy`` arrays, all float32, named by the network's graph
+(docs/FORMATS.md):
 
-- ``w0, w1, ...``: forward weights (V) of connection c (input -> first hidden layer is ``w0``,
-  the last one ends at the output group), shape ``[pre, post]``.
-- ``b1, b2, ...``: fixed feedback matrices of random or uniform feedback, ``b{c}`` carrying the
-  error of the layer above connection c down to the layer that connection ends at, shape
-  ``[upper layer, lower layer]``. Symmetric feedback needs none; a ``b{c}`` the network does not
-  use is ignored.
+- ``w/<connection>``: the weights (V) of each connection, shape ``[pre, post]``
+  (``w/input-hidden0``, ``w/hidden0-output``, ``w/hidden0-hidden0``, ``w/skip``, ...).
+- ``b/<feedback edge>``: the fixed feedback matrices of random, uniform or direct feedback,
+  shape ``[src, dst]`` (the group whose error is fed back, the hidden group it reaches). For
+  random and uniform feedback an edge is named after the connection it runs back along
+  (``b/hidden0-output``), for direct feedback ``<output group>-<hidden group>``. Symmetric
+  feedback needs none. ``b/`` arrays the network does not use are ignored (not read); a missing
+  one is drawn from the seed (the caller says so).
+
+Chain archives of earlier versions, ``w0, w1, ...`` and ``b1, b2, ...``, still load onto a chain
+network (input -> hidden0 -> ... -> output, as ``--hidden`` builds it without ``--recurrent``):
+``wK`` is the K-th connection of the chain and ``bK`` the feedback matrix that runs back along it.
 
 :func:`load_weights` reads the archive with pickling off: it inspects each array's header
 (shape, dtype) before reading its data, so object arrays are refused, never unpickled, and a
@@ -19,32 +26,46 @@ array and the problem.
 
 from __future__ import annotations
 
+import re
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import numpy.lib.format as npy
 
 from superspike.errors import InputFileError
-from superspike.io.files import reading
+from superspike.io.files import atomic_write, reading
+
+_LEGACY = re.compile(r"^[wb][0-9]+$")
 
 
-def save_weights(path: str | Path, weights: list[np.ndarray], feedback: dict[int, np.ndarray]) -> None:
-    """Save forward weights ``w{c}`` and feedback matrices ``b{c}`` (float32)."""
-    arrays = {f"w{c}": np.asarray(w, dtype=np.float32) for c, w in enumerate(weights)}
-    arrays.update({f"b{c}": np.asarray(b, dtype=np.float32) for c, b in feedback.items()})
-    with open(path, "wb") as fh:  # a file object: np.savez would append .npz to a name
+def save_weights(
+    path: str | Path, weights: Mapping[str, np.ndarray], feedback: Mapping[str, np.ndarray] | None = None
+) -> None:
+    """Save the weights ``w/<connection>`` and feedback matrices ``b/<edge>`` (float32), atomically."""
+    arrays = {f"w/{name}": np.asarray(w, dtype=np.float32) for name, w in weights.items()}
+    arrays.update({f"b/{name}": np.asarray(b, dtype=np.float32) for name, b in (feedback or {}).items()})
+    with atomic_write(path) as fh:  # a file object: np.savez would append .npz to a name
         np.savez(fh, **arrays)
 
 
 def load_weights(
-    path: str | Path, shapes: list[tuple[int, int]], feedback_shapes: dict[int, tuple[int, int]]
-) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
+    path: str | Path,
+    shapes: Mapping[str, tuple[int, int]],
+    feedback_shapes: Mapping[str, tuple[int, int]],
+    *,
+    chain: bool = False,
+    w_max: float | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Load and check a weight archive against the network's shapes.
 
-    ``shapes`` are the ``[pre, post]`` shapes of ``w0, w1, ...``; ``feedback_shapes`` the
-    feedback matrices the network uses. Every ``w{c}`` must be present; a ``b{c}`` may be missing
-    (the caller then draws it). Returns float32 arrays.
+    ``shapes``: ``[pre, post]`` of every connection by name, in creation order;
+    ``feedback_shapes``: ``[src, dst]`` of the fixed feedback matrices the network uses.
+    Every connection's weights must be present; a feedback matrix may be missing (the caller
+    then draws it). ``chain``: the network is a plain chain, so an archive of the earlier
+    ``w0, w1, ..., b1, ...`` form is read by position. ``w_max``: weights beyond +-w_max are an
+    error (the first update would clip them). Returns float32 arrays by connection and edge name.
     """
     path = Path(path)
     try:
@@ -60,15 +81,36 @@ def load_weights(
         except Exception:
             raise InputFileError(path, "not a readable npz archive") from None
         names = {m.removesuffix(".npy"): m for m in members}
-        n_conn = len(shapes)
-        expected = [f"w{c}" for c in range(n_conn)] + [f"b{c}" for c in range(1, n_conn)]
-        for name, member in names.items():
-            if not member.endswith(".npy") or name not in expected:
+        conns = list(shapes)
+        legacy = bool(names) and all(_LEGACY.match(n) for n in names)
+        if legacy:
+            # earlier chain archives: wK is connection K, bK the matrix back along connection K
+            if not chain:
                 raise InputFileError(
                     path,
-                    f"array {name!r} does not belong to a network with {n_conn} connections "
-                    f"(expects {', '.join(expected[:n_conn])}; feedback {', '.join(expected[n_conn:]) or 'none'})",
+                    "holds a chain archive (w0, w1, ...), which loads only onto a chain network (--hidden); "
+                    f"name the arrays w/<connection> (connections: {', '.join(conns)})",
                 )
+            w_key = {c: f"w{k}" for k, c in enumerate(conns)}
+            b_key = {e: f"b{conns.index(e)}" for e in feedback_shapes if e in conns}
+            fb = [f"b{k}" for k in range(1, len(conns))]
+            for name, member in names.items():
+                if not member.endswith(".npy") or name not in (*w_key.values(), *fb):
+                    raise InputFileError(
+                        path,
+                        f"array {name!r} does not belong to a chain network of {len(conns)} connections "
+                        f"(expects {', '.join(w_key.values())}; feedback {', '.join(fb) or 'none'})",
+                    )
+        else:
+            w_key = {c: f"w/{c}" for c in conns}
+            b_key = {e: f"b/{e}" for e in feedback_shapes}
+            for name, member in names.items():
+                if not member.endswith(".npy") or not (name in w_key.values() or name.startswith("b/")):
+                    raise InputFileError(
+                        path,
+                        f"array {name!r} does not belong to this network (expects w/<connection> for "
+                        f"{', '.join(conns)}, and b/<feedback edge>)",
+                    )
 
         def get(name: str, shape: tuple[int, int]) -> np.ndarray:
             if name not in names:
@@ -76,9 +118,16 @@ def load_weights(
                 raise InputFileError(path, f"array {name!r} is missing (the archive has: {have})")
             return _read_member(path, archive, names[name], name, shape)
 
-        weights = [get(f"w{c}", s) for c, s in enumerate(shapes)]
-        feedback = {c: get(f"b{c}", s) for c, s in feedback_shapes.items() if f"b{c}" in names}
-        return weights, feedback
+        weights = {c: get(w_key[c], s) for c, s in shapes.items()}
+        feedback = {e: get(b_key[e], s) for e, s in feedback_shapes.items() if e in b_key and b_key[e] in names}
+    if w_max is not None:
+        for c, w in weights.items():
+            if w.size and np.abs(w).max() > w_max:  # the first update would clip them: say so instead
+                what = w_key[c] + (f" (connection {c})" if legacy else "")
+                raise InputFileError(
+                    path, f"{what} has weights outside [-{w_max}, {w_max}] V (rule.w_max); clip them or raise w_max"
+                )
+    return weights, feedback
 
 
 def _read_member(path: Path, archive: zipfile.ZipFile, member: str, name: str, shape: tuple[int, int]) -> np.ndarray:
@@ -123,10 +172,10 @@ def _not_npz(path: Path) -> str:
     except OSError:  # pragma: no cover - it was just opened
         head = b""
     if head == b"\x93NUMPY":
-        return "holds a single .npy array, not an npz archive of w0, w1, ... (save with numpy.savez)"
+        return "holds a single .npy array, not an npz archive of w/<connection> arrays (save with numpy.savez)"
     if not head:
         return "is empty, not an npz archive"
-    return "not an npz archive (a zip of .npy arrays w0, w1, ...)"
+    return "not an npz archive (a zip of .npy arrays w/<connection>, ...)"
 
 
 def _one_line(exc: BaseException, limit: int = 120) -> str:

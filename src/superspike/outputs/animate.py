@@ -2,6 +2,7 @@
 
 One frame per cost line (subsampled to at most ``max_frames``): the output spikes of the last
 complete loop period before that line, then a last frame of the final loop period of the run.
+Several output groups are drawn one above the other, in the target's numbering.
 """
 
 from __future__ import annotations
@@ -48,11 +49,12 @@ def animate_run(
     frames = frame_times(run, max_frames)
     if not frames:
         raise UserError(f"{run_dir}: the run is shorter than one loop period; nothing to animate")
-    n, dt, length = run.sizes[-1], run.dt, run.period
+    n, dt, length = run.spec.nout, run.dt, run.period
     fig, (ax_out, ax_tg) = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True, layout="constrained")
     raster(ax_tg, *run.target, n, 0, length, dt, color="tab:red", title="target")
     ax_tg.set_xlabel("time in the loop period (s)")
-    raster(ax_out, np.empty(0, np.int64), np.empty(0, np.int64), n, 0, length, dt, title="output")
+    outputs = ", ".join(g.name for g in run.spec.output_groups)
+    raster(ax_out, np.empty(0, np.int64), np.empty(0, np.int64), n, 0, length, dt, title=outputs)
     ax_out.set_xlabel("time in the loop period (s)")
     ax_out.set_ylabel("neuron")
     dots = ax_out.collections[-1]
@@ -60,7 +62,7 @@ def animate_run(
 
     def draw(k: int) -> list:
         start, text = frames[k]
-        s, i = run.spikes("output", start, start + length)
+        s, i = run.output_spikes(start, start + length)
         dots.set_offsets(np.column_stack([(s - start) * dt, i]) if len(s) else np.empty((0, 2)))
         caption.set_text(text)
         return [dots, caption]

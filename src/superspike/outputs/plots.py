@@ -1,7 +1,8 @@
 """Figures of a run directory (the panels of the paper's Fig. 6 and 7), drawn with matplotlib (Agg).
 
-:func:`plot_run` draws the learning curve, the input, hidden and output rasters of the first and
-the last loop period of the run beside the target, and histograms of the hidden firing rates.
+:func:`plot_run` draws the learning curve, the rasters of every group (input groups, hidden
+groups, output groups, each by name) in the first and the last loop period of the run, the
+target beside each output group, and histograms of the hidden groups' firing rates.
 :func:`load_run` reads what a figure needs; :func:`raster` draws one raster panel.
 """
 
@@ -15,9 +16,10 @@ import numpy as np
 from superspike.errors import UserError
 from superspike.io import read_spk
 from superspike.io.ras import read_ras
+from superspike.network import NetworkSpec
 from superspike.outputs.rundir import CURVE, read_curve
 from superspike.params import steps as to_steps
-from superspike.run.config import RunConfig, load_config
+from superspike.run.config import RunConfig, load_config, network_spec
 from superspike.run.schedule import Schedule
 
 
@@ -28,12 +30,13 @@ class RunData:
     path: Path
     config: RunConfig
     curve: dict[str, np.ndarray]
-    names: list[str]  #: groups, input to output: input, hidden0, ..., output
-    sizes: tuple[int, ...]  #: neurons per group
+    spec: NetworkSpec  #: the run's network (groups by name, sizes, which are outputs)
+    names: list[str]  #: groups in the order the figure shows them: input, hidden, output groups
+    sizes: tuple[int, ...]  #: neurons per group, in that order
     dt: float
     period: int  #: loop period, steps
     end: int  #: last simulated step + 1 (the schedule's end, or the last cost line if unfinished)
-    target: tuple[np.ndarray, np.ndarray]  #: one loop period of the target: (steps, ids)
+    target: tuple[np.ndarray, np.ndarray]  #: one loop period of the target: (steps, ids of all output groups)
     windows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  #: (start, stop steps, ids)
 
     def spikes(self, group: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,6 +50,46 @@ class RunData:
         if group not in cache:
             cache[group] = read_spk(self.path / f"{group}.spk")
         return cache[group]
+
+    def output_spikes(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Spikes of all output groups in steps [start, stop), ids in the target's numbering
+        (output groups one after another, in declaration order)."""
+        parts, lo = [], 0
+        for g in self.spec.output_groups:
+            s, i = self.spikes(g.name, start, stop)
+            parts.append((s, i + lo))
+            lo += g.n
+        if len(parts) == 1:
+            return parts[0]
+        s = np.concatenate([p[0] for p in parts])
+        i = np.concatenate([p[1] for p in parts])
+        order = np.argsort(s, kind="stable")
+        return s[order], i[order]
+
+    def target_of(self, group: str) -> tuple[np.ndarray, np.ndarray]:
+        """The target (steps, ids) of one output group, ids local to the group (the task's target
+        ids are split over the output groups in declaration order)."""
+        lo = 0
+        for g in self.spec.output_groups:
+            if g.name == group:
+                s, i = self.target
+                keep = (i >= lo) & (i < lo + g.n)
+                return s[keep], i[keep] - lo
+            lo += g.n
+        raise KeyError(group)
+
+    def windows_of(self, group: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The windows of opportunity (start, stop, ids) of one output group, ids local to it."""
+        if self.windows is None:
+            return None
+        lo = 0
+        for g in self.spec.output_groups:
+            if g.name == group:
+                a, b, i = self.windows
+                keep = (i >= lo) & (i < lo + g.n)
+                return a[keep], b[keep], i[keep] - lo
+            lo += g.n
+        raise KeyError(group)
 
     @property
     def first_window(self) -> int:
@@ -68,25 +111,27 @@ def load_run(run_dir: str | Path) -> RunData:
         if not (path / name).is_file():
             raise UserError(f"{path}: not a run directory (no {name})")
     cfg = load_config(path / "config.toml")
-    if cfg.nin is None or cfg.nout is None or cfg.hidden is None or cfg.grid is None:
-        raise UserError(f"{path / 'config.toml'}: not a resolved run configuration (nin, nout, hidden, grid)")
+    if cfg.nin is None or cfg.nout is None or cfg.grid is None:
+        raise UserError(f"{path / 'config.toml'}: not a resolved run configuration (nin, nout, grid)")
+    spec = network_spec(cfg)
     curve = read_curve(path / CURVE)
-    dt = cfg.neuron.dt
-    sched = Schedule.create(cfg.burn_in, cfg.block_duration, cfg.blocks, cfg.grid, dt, cfg.eta)
+    dt = spec.neuron.dt
+    sched = Schedule.create(cfg.get("burn_in"), cfg.get("block_duration"), cfg.get("blocks"), cfg.grid, dt, 0.0)
     if (path / "weights.npz").is_file():
         end = sched.end
     else:  # unfinished: up to the last cost line
         end = to_steps(float(curve["time_s"][-1]) + dt / 2, dt)
     times, ids, _ = read_ras(path / "target.ras")
-    tsteps = np.floor(times / dt).astype(np.int64)
+    tsteps = to_steps(times, dt)
     order = np.argsort(tsteps, kind="stable")
-    names = ["input", *(f"hidden{k}" for k in range(len(cfg.hidden))), "output"]
+    shown = [*spec.input_groups, *spec.hidden_groups, *spec.output_groups]
     return RunData(
         path,
         cfg,
         curve,
-        names,
-        (cfg.nin, *cfg.hidden, cfg.nout),
+        spec,
+        [g.name for g in shown],
+        tuple(g.n for g in shown),
         dt,
         to_steps(cfg.grid, dt),
         end,
@@ -102,12 +147,12 @@ def _windows(cfg: RunConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None
     from superspike.task import get_task
 
     try:
-        task = get_task(cfg.task).make(cfg.seed, cfg.neuron.dt)
+        task = get_task(cfg.task).make(cfg.get("seed"), cfg.get("neuron").dt)
     except UserError:
         return None
     if task.windows is None:
         return None
-    return task.windows.steps(cfg.grid, cfg.neuron.dt)  # type: ignore[arg-type]
+    return task.windows.steps(cfg.grid, cfg.get("neuron").dt)  # type: ignore[arg-type]
 
 
 def raster(
@@ -137,11 +182,12 @@ def raster(
         ax.set_title(title, fontsize=9)  # type: ignore[attr-defined]
 
 
-def _shade_windows(ax: object, run: RunData, start: int, length: int) -> None:
-    """Light bands where an output neuron's window of opportunity is open."""
-    if run.windows is None:
+def _shade_windows(ax: object, run: RunData, group: str, start: int, length: int) -> None:
+    """Light bands where a neuron of output group ``group`` has its window of opportunity open."""
+    windows = run.windows_of(group)
+    if windows is None:
         return
-    a, b, wid = run.windows
+    a, b, wid = windows
     for loop in range(start // run.period, (start + length) // run.period + 1):
         base = loop * run.period - start
         for k in range(len(a)):
@@ -204,15 +250,21 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, window: float |
     length = run.period if window is None and run.period * dt <= 4.0 else to_steps(window or 4.0, dt)
     length = max(1, min(length, run.period))
     first, last = run.first_window, run.last_window
-    n_hidden = len(run.sizes) - 2
-    heights = [1.1, 0.9, *([1.0] * n_hidden), 1.3]
+    spec = run.spec
+    kinds = {g.name: "input" if g.kind == "input" else "output" if g.target else "hidden" for g in spec.groups}
+    n_hidden = len(spec.hidden_groups)
+    heights = [1.1, *({"input": 0.9, "hidden": 1.0, "output": 1.3}[kinds[name]] for name in run.names)]
     fig = plt.figure(figsize=(12, 2.0 * sum(heights) + 0.6), layout="constrained")
     gs = fig.add_gridspec(len(heights), 3, height_ratios=heights)
     cfg = run.config
-    arch = "-".join(str(s) for s in run.sizes)
+    if spec.is_chain():
+        arch = "-".join(str(s) for s in run.sizes)
+    else:
+        arch = ", ".join(f"{g.name} {g.n}" for g in spec.groups) + f"; {len(spec.connections)} connections"
     fig.suptitle(
         f"{run.path.name}: task {cfg.task or Path(cfg.target or '').name}, {arch}, "
-        f"{f'{cfg.feedback} feedback, ' if n_hidden else ''}{cfg.optimizer} eta {cfg.eta:g}, seed {cfg.seed}",
+        f"{f'{spec.feedback} feedback, ' if n_hidden else ''}{cfg.get('optimizer')} eta {cfg.get('eta'):g}, "
+        f"seed {cfg.get('seed')}",
         fontsize=11,
     )
     _curve_panels(fig.add_subplot(gs[0, :2]), fig.add_subplot(gs[0, 2]), run)
@@ -221,28 +273,30 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, window: float |
         return f"{label}: t = {start * dt:.1f} to {(start + length) * dt:.1f} s"
 
     for row, (name, n) in enumerate(zip(run.names, run.sizes, strict=True), start=1):
+        kind = kinds[name]
         axes = []
         for col, (start, label) in enumerate(((first, "first period"), (last, "last period"))):
             ax = fig.add_subplot(gs[row, col])
-            if name == "output":
-                _shade_windows(ax, run, start, length)
+            if kind == "output":
+                _shade_windows(ax, run, name, start, length)
                 if n <= 10:  # few outputs: the target as light ticks behind the spikes
-                    ts, ti = run.target
+                    ts, ti = run.target_of(name)
                     raster(ax, ts, ti, n, 0, length, dt, color="tab:red")
                     ax.collections[-1].set_alpha(0.35)
             s, i = run.spikes(name, start, start + length)
-            timed = row == 1 or name == "output"
+            timed = row == 1 or kind == "output"
             raster(ax, s, i, n, start, length, dt, title=f"{name}, {t_label(start, label)}" if timed else name)
             ax.set_ylabel("neuron")
             axes.append(ax)
         axes[-1].sharey(axes[0])
-        if name == "output":
+        if kind == "output":
             ax = fig.add_subplot(gs[row, 2], sharey=axes[0])
-            _shade_windows(ax, run, 0, length)
-            raster(ax, *run.target, n, 0, length, dt, color="tab:red", title="target")
+            _shade_windows(ax, run, name, 0, length)
+            title = "target" if len(spec.output_groups) == 1 else f"target of {name}"
+            raster(ax, *run.target_of(name), n, 0, length, dt, color="tab:red", title=title)
             for a in (*axes, ax):
                 a.set_xlabel("time in the window (s)")
-        elif name.startswith("hidden"):
+        elif kind == "hidden":
             ax = fig.add_subplot(gs[row, 2])
             r0, r1 = _rates(run, name, n, first), _rates(run, name, n, last)
             top = max(float(r0.max()), float(r1.max()), 1.0)
@@ -253,6 +307,8 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, window: float |
             ax.set_ylabel("neurons")
             ax.set_title(f"{name} rates", fontsize=9)
             ax.legend(fontsize=7, frameon=False)
+        elif row > 1:  # a second input group: nothing beside it
+            fig.add_subplot(gs[row, 2]).axis("off")
         else:
             ax = fig.add_subplot(gs[row, 2])
             ax.axis("off")

@@ -1,16 +1,17 @@
-"""The run directory: config.toml, learning_curve.tsv, one .spk file per group, weights.npz,
-and target.ras (the target pattern as used, one loop period)."""
+"""The run directory: config.toml, learning_curve.tsv, one Auryn spike file per group
+(``<group name>.spk``: ``input.spk``, ``hidden0.spk``, ``output.spk`` for a chain), weights.npz
+(``w/<connection>``, ``b/<feedback edge>``), and target.ras (the target pattern as used, one
+loop period). docs/FORMATS.md describes each file."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from superspike.errors import ConfigError
-from superspike.io import SpkWriter, save_weights, write_ras
+from superspike.io import SpkWriter, atomic_write, save_weights, write_ras
 from superspike.network import Network
 from superspike.run.config import RunConfig, save_config
 from superspike.task import Task
@@ -41,15 +42,6 @@ def prepare_directory(path: str | Path, force: bool = False, resume: bool = Fals
     return path
 
 
-def atomic_write(path: Path, write: callable) -> None:  # type: ignore[valid-type]
-    """Write through ``write(tmp_path)`` then rename, so a crash never leaves a torn file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 class RunDirectory:
     """Writes a run's outputs while it runs (spikes are streamed, memory stays flat)."""
 
@@ -61,20 +53,18 @@ class RunDirectory:
 
     def write_setup(self, cfg: RunConfig, task: Task) -> None:
         """The resolved configuration and the target pattern."""
-        atomic_write(self.path / "config.toml", lambda p: save_config(cfg, p))
-        atomic_write(
+        save_config(cfg, self.path / "config.toml")
+        write_ras(
             self.path / "target.ras",
-            lambda p: write_ras(
-                p,
-                task.target.times,
-                task.target.ids,
-                f"neurons {task.nout}, time grid {task.grid:.6f}s\ntarget of task {task.name}",
-            ),
+            task.target.times,
+            task.target.ids,
+            f"neurons {task.nout}, time grid {task.grid:.6f}s\ntarget of task {task.name}",
         )
 
-    def __call__(self, start: int, stop: int, spikes: list, target: tuple) -> None:
-        for name, (s, i) in zip(self.names, spikes, strict=True):
-            self.writers[name].write(s, i)
+    def __call__(self, start: int, stop: int, spikes: dict, target: tuple) -> None:
+        for name, writer in self.writers.items():
+            s, i = spikes[name]
+            writer.write(s, i)
 
     def curve_row(self, row: dict[str, float | int]) -> None:
         """Append one cost line to learning_curve.tsv (header first)."""
@@ -92,11 +82,12 @@ class RunDirectory:
         if self.curve_path.exists():
             lines = self.curve_path.read_text().splitlines(keepends=True)
             keep = lines[: 1 + curve_rows] if curve_rows else []
-            atomic_write(self.curve_path, lambda p: p.write_text("".join(keep)))
+            with atomic_write(self.curve_path, "w") as fh:
+                fh.write("".join(keep))
 
     def save_weights(self, net: Network) -> None:
-        """weights.npz: w0, w1, ... [pre, post] and feedback b1, ... (float32)."""
-        atomic_write(self.path / "weights.npz", lambda p: save_weights(p, net.weights, net.feedback))
+        """weights.npz: ``w/<connection>`` [pre, post] and ``b/<feedback edge>`` [src, dst] (float32)."""
+        save_weights(self.path / "weights.npz", net.weights, net.feedback)
 
     def flush(self) -> None:
         """Push streamed spikes to disk."""

@@ -1,9 +1,12 @@
 """Checkpoints: the whole simulation state plus the run's progress, in one npz written
-atomically (temporary file, fsync, rename). No pickling: plain arrays only."""
+atomically (:func:`superspike.io.files.atomic_write`). No pickling: plain arrays only.
+
+Keys: ``state/`` + :meth:`State.to_arrays` (``state/clock``, ``state/group/NAME/FIELD``,
+``state/conn/NAME/FIELD``, ...) and ``progress/`` + what the run loop needs to continue (cost
+lines written, spike records per group, ...)."""
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import numpy as np
 
 from superspike.engine import State
 from superspike.errors import InputFileError
+from superspike.io.files import atomic_write
 from superspike.network import Network
 
 CHECKPOINT = "checkpoint.npz"
@@ -20,17 +24,8 @@ def save_checkpoint(path: Path, state: State, progress: dict[str, np.ndarray]) -
     """Write state and progress atomically: a reader sees the old checkpoint or the new one."""
     arrays = {f"state/{k}": v for k, v in state.to_arrays().items()}
     arrays.update({f"progress/{k}": np.asarray(v) for k, v in progress.items()})
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_write(path) as fh:
         np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def load_checkpoint(path: Path, network: Network) -> tuple[State, dict[str, np.ndarray]]:

@@ -44,6 +44,8 @@ from typing import Any
 import tomli_w
 
 from superspike.errors import ConfigError, RunInterrupted, UserError
+from superspike.io.files import atomic_write, write_atomic
+from superspike.network import NetworkSpec
 from superspike.run.config import config_from_dict, config_to_dict
 
 RUNS = "runs"  #: folder of the run directories inside a sweep directory
@@ -298,16 +300,12 @@ def read_status(run_dir: str | Path) -> dict[str, Any] | None:
 
 def _write_status(run_dir: Path, status: dict[str, Any]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / f".{STATUS}.tmp"
-    with open(tmp, "w") as fh:
-        json.dump(status, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, run_dir / STATUS)
+    write_atomic(run_dir / STATUS, json.dumps(status, indent=1))
 
 
-def _summarize(curve: list[dict[str, float]], hidden: tuple[int, ...]) -> dict[str, float | None]:
-    """Final cost, van Rossum distance and rates: means over the last :data:`LAST_LINES` cost lines."""
+def _summarize(curve: list[dict[str, float]], spec: NetworkSpec) -> dict[str, float | None]:
+    """Final cost, van Rossum distance and rates: means over the last :data:`LAST_LINES` cost lines;
+    the rates of the hidden groups and of the output groups, each weighted by group size."""
     last = curve[-LAST_LINES:]
     if not last:
         return {"final_cost": None, "final_vr_distance": None, "rate_hidden_hz": None, "rate_output_hz": None}
@@ -315,11 +313,14 @@ def _summarize(curve: list[dict[str, float]], hidden: tuple[int, ...]) -> dict[s
     def mean(key: str) -> float:
         return float(sum(r[key] for r in last) / len(last))
 
+    def rate(groups: tuple) -> float | None:
+        sizes = [(f"rate_{g.name}_hz", g.n) for g in groups if f"rate_{g.name}_hz" in last[0]]
+        total = sum(n for _, n in sizes)
+        return sum(mean(key) * n for key, n in sizes) / total if total else None
+
     out: dict[str, float | None] = {"final_cost": mean("cost"), "final_vr_distance": mean("vr_distance")}
-    sizes = [(f"rate_hidden{k}_hz", n) for k, n in enumerate(hidden) if f"rate_hidden{k}_hz" in last[0]]
-    total = sum(n for _, n in sizes)
-    out["rate_hidden_hz"] = sum(mean(key) * n for key, n in sizes) / total if total else None
-    out["rate_output_hz"] = mean("rate_output_hz") if "rate_output_hz" in last[0] else None
+    out["rate_hidden_hz"] = rate(spec.hidden_groups)
+    out["rate_output_hz"] = rate(spec.output_groups)
     return out
 
 
@@ -330,8 +331,8 @@ def run_point(config: dict[str, Any], run_dir: str, name: str, source: str = "sw
     checkpoint, and redoes anything else from scratch. A failure is recorded, not raised; a
     signal (SIGTERM, SIGINT) leaves a checkpoint and returns status ``interrupted``.
     """
-    from superspike.run.config import load_config
-    from superspike.run.train import build_task, train
+    from superspike.run.config import load_config, resolve
+    from superspike.run.train import train
 
     path = Path(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -349,13 +350,13 @@ def run_point(config: dict[str, Any], run_dir: str, name: str, source: str = "sw
         resumable = (path / "checkpoint.npz").is_file() and (path / "config.toml").is_file() and not old
         if resumable:
             with contextlib.suppress(UserError):
-                if config_to_dict(load_config(path / "config.toml")) == config_to_dict(build_task(cfg)[1]):
+                if config_to_dict(load_config(path / "config.toml")) == config_to_dict(resolve(cfg).config):
                     result = train(None, path, resume=True, quiet=True)
         if result is None:
             if path.exists():
                 shutil.rmtree(path)  # ours (DIR/runs/NAME): a failed or half-written run
             result = train(cfg, path, quiet=True)
-        status.update(status="ok", **_summarize(result.curve, result.config.hidden or ()), error="")
+        status.update(status="ok", **_summarize(result.curve, result.network.spec), error="")
     except RunInterrupted as exc:
         return {**status, "status": "interrupted", "error": str(exc)}
     except Exception as exc:  # recorded, not raised: one bad run must not stop the sweep
@@ -452,9 +453,8 @@ def _run_sweep(
                 )
             if old.get("status") in ("ok", "failed"):
                 statuses[p.name] = old
-        with open(out / f".{SPEC_COPY}.tmp", "wb") as fh:
+        with atomic_write(out / SPEC_COPY) as fh:
             tomli_w.dump(sweep.to_dict(), fh)
-        os.replace(out / f".{SPEC_COPY}.tmp", out / SPEC_COPY)
 
         todo = [p for p in sweep.points if statuses.get(p.name, {}).get("status") != "ok"]
         done_before = len(sweep.points) - len(todo)
@@ -537,9 +537,7 @@ def write_results(sweep: Sweep, statuses: dict[str, dict[str, Any]], path: Path)
         row = [p.name, *(_fmt_csv(p.params[k]) for k in keys), p.seed]
         row += [_fmt_csv(s.get(c)) for c in RESULT_COLUMNS]
         writer.writerow(row)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
+    write_atomic(path, buf.getvalue())
 
 
 def _fmt_csv(value: Any) -> str:

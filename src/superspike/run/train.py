@@ -12,107 +12,51 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from superspike.errors import ConfigError, InputFileError, RunInterrupted, SimulationError
+from superspike.errors import ConfigError, RunInterrupted, SimulationError
 from superspike.io import load_weights
 from superspike.network import Network, NetworkSpec
 from superspike.outputs.rundir import RunDirectory, prepare_directory, read_curve_rows
-from superspike.params import RegularizerParams
 from superspike.rule.cost import van_rossum_per_neuron
 from superspike.run.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from superspike.run.config import RunConfig, load_config
+from superspike.run.config import RunConfig, load_config, network_spec, resolve
 from superspike.run.schedule import Schedule
 from superspike.run.simulation import Simulation, SpikeRecorder
-from superspike.task import Task, get_task, load_raster
-from superspike.task.raster import check_grid
+from superspike.task import Task
+from superspike.task.replay import Replay
 from superspike.task.windows import window_accuracy
 
-DEFAULT_GRID = 1.89  #: s, the loop period of the reference Oxford demo (SPEC 3)
+__all__ = ["RunResult", "build_network", "build_task", "train"]
 
 
 def build_task(cfg: RunConfig) -> tuple[Task, RunConfig, list[str]]:
-    """The task of a configuration, the configuration with every default resolved, and notes."""
-    dt = cfg.neuron.dt
-    notes: list[str] = []
-    # weight files are saved in config.toml as absolute paths, so that it reruns from anywhere
-    cfg = replace(
-        cfg, **{k: str(Path(v).resolve()) for k in ("init_weights", "init_from") if (v := getattr(cfg, k)) is not None}
-    )
-    if cfg.input is None:
-        builtin = get_task(cfg.task or "default")
-        task = builtin.make(cfg.seed, dt)
-        for key, value in (("nin", task.nin), ("nout", task.nout), ("grid", task.grid)):
-            given = getattr(cfg, key)
-            if given is not None and given != value:
-                raise ConfigError(key, f"task {builtin.name!r} has {key} = {value}, got {given}")
-        hidden = cfg.hidden if cfg.hidden is not None else builtin.suggested.get("hidden", ())
-        resolved = replace(cfg, task=builtin.name, nin=task.nin, nout=task.nout, grid=task.grid, hidden=hidden)
-        return task, resolved, notes
-    inp, h_in, _ = load_raster(cfg.input, cfg.nin, role="input")
-    tgt, h_tg, dropped = load_raster(
-        cfg.target, cfg.nout, id_offset=cfg.id_offset, drop_out_of_range=cfg.drop_out_of_range
-    )
-    if dropped:
-        notes.append(
-            f"{cfg.target}: dropped {dropped} target spikes with ids outside 0..{tgt.n - 1} (--drop-out-of-range)"
-        )
-    for role, raster, given in (("input", inp, cfg.nin), ("output", tgt, cfg.nout)):
-        if given is None and raster.ids.size and raster.ids.min() > 0:
-            notes.append(
-                f"{raster.source}: {raster.n} {role} neurons inferred from the largest id, and id 0 has no spike; "
-                f"if the ids start at 1, pass {'--id-offset -1 ' if role == 'output' else ''}--n{role[:3]} "
-                f"{raster.n - 1}"
-            )
-    grid = cfg.grid or h_tg.grid or h_in.grid or DEFAULT_GRID
-    check_grid(inp, grid, dt)
-    check_grid(tgt, grid, dt)
-    task = Task(inp, tgt, grid, name=Path(cfg.target).resolve().parent.name)
-    resolved = replace(
-        cfg,
-        input=str(Path(cfg.input).resolve()),
-        target=str(Path(cfg.target).resolve()),
-        nin=inp.n,
-        nout=tgt.n,
-        grid=grid,
-        hidden=cfg.hidden if cfg.hidden is not None else (),
-    )
-    return task, resolved, notes
+    """The task of a configuration, the configuration with every setting decided, and notes
+    (:func:`superspike.run.config.resolve`, as a tuple)."""
+    r = resolve(cfg)
+    return r.task, r.config, list(r.notes)
 
 
-def build_network(cfg: RunConfig) -> tuple[Network, list[str]]:
-    """The network of a resolved configuration: weights from ``init_from`` (NIR), ``init_weights`` (npz) or
-    drawn from the seed."""
-    reg = RegularizerParams(cfg.reg_strength, cfg.reg_exponent, cfg.reg_tau) if cfg.regularizer else None
-    assert cfg.nin is not None and cfg.nout is not None and cfg.hidden is not None
-    spec = NetworkSpec(
-        cfg.nin,
-        cfg.hidden,
-        cfg.nout,
-        cfg.feedback,
-        cfg.feedback_delay,
-        reg,
-        cfg.fixed_hidden,
-        cfg.linear,
-        cfg.neuron,
-        cfg.rule,
-    )
-    drawn = Network.initialize(spec, cfg.seed, cfg.w0)
+def build_network(cfg: RunConfig, spec: NetworkSpec | None = None) -> tuple[Network, list[str]]:
+    """The network of a resolved configuration: weights from ``init_from`` (NIR), ``init_weights``
+    (npz) or drawn from the seed; and notes. ``spec``: the configuration's network, if at hand."""
+    spec = spec if spec is not None else network_spec(cfg)
+    drawn = Network.initialize(spec, cfg.get("seed"), cfg.get("w0"))
     if cfg.init_from is not None:  # a NIR graph (superspike.outputs.nir; needs the nir extra)
         from superspike.outputs.nir import network_from_nir
 
         return network_from_nir(cfg.init_from, spec, drawn)
     if cfg.init_weights is None:
         return drawn, []
-    weights, feedback = load_weights(cfg.init_weights, spec.shapes, spec.feedback_shapes)
-    wmax = spec.rule.w_max
-    for c, w in enumerate(weights):
-        if np.abs(w).max() > wmax:  # the first update would clip them: say so instead of altering them
-            raise InputFileError(
-                cfg.init_weights, f"w{c} has weights outside [-{wmax}, {wmax}] V (rule.w_max); clip them or raise w_max"
-            )
+    chain = spec.is_chain()
+    weights, feedback = load_weights(
+        cfg.init_weights, spec.shapes, spec.feedback_shapes, chain=chain, w_max=spec.rule.w_max
+    )
+    names = list(spec.shapes)
     notes = [
-        f"{cfg.init_weights}: no b{c}; feedback matrix b{c} drawn from seed {cfg.seed}"
-        for c in spec.feedback_shapes
-        if c not in feedback
+        f"{cfg.init_weights}: no feedback matrix for edge {e} (b/{e}"
+        + (f" or b{names.index(e)}" if chain and e in names else "")
+        + f"); drawn from seed {cfg.get('seed')}"
+        for e in spec.feedback_shapes
+        if e not in feedback
     ]
     return Network(spec, weights, {**drawn.feedback, **feedback}), notes
 
@@ -130,22 +74,35 @@ class RunResult:
 
 
 class _Tracker:
-    """Spike counts since the last cost line, and the output spikes of the last loop period."""
+    """Spike counts of the LIF groups since the last cost line, and the output spikes of the last
+    loop period (ids in the task's target space: output groups one after another, SPEC 2.4)."""
 
-    def __init__(self, n_groups: int, period: int) -> None:
-        self.counts = np.zeros(n_groups, np.int64)
+    def __init__(self, spec: NetworkSpec, period: int) -> None:
+        self.lif = [g.name for g in spec.lif_groups]
+        self.counts = np.zeros(len(self.lif), np.int64)
+        self.offsets: dict[str, int] = {}
+        off = 0
+        for g in spec.output_groups:
+            self.offsets[g.name] = off
+            off += g.n
         self.period = period
         self.recent: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def __call__(self, start: int, stop: int, spikes: list, target: tuple) -> None:
-        for g, (s, _) in enumerate(spikes):
-            self.counts[g] += s.size
+    def __call__(self, start: int, stop: int, spikes: dict, target: tuple) -> None:
+        for k, name in enumerate(self.lif):
+            self.counts[k] += spikes[name][0].size
+        parts = [(spikes[name][0], spikes[name][1] + off) for name, off in self.offsets.items()]
+        if len(parts) > 1:  # several output groups: one time-ordered stream
+            s = np.concatenate([p[0] for p in parts])
+            i = np.concatenate([p[1] for p in parts])
+            order = np.argsort(s, kind="stable")
+            parts = [(s[order], i[order])]
         lo = stop - self.period
-        kept = [(s[s >= lo], i[s >= lo]) for s, i in [*self.recent, spikes[-1]]]
+        kept = [(s[s >= lo], i[s >= lo]) for s, i in [*self.recent, *parts]]
         self.recent = [(s, i) for s, i in kept if s.size]
 
     def last_period(self, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """Output spikes (steps, ids) of the loop period that ends at ``stop``."""
+        """Output spikes (steps, target-space ids) of the loop period that ends at ``stop``."""
         if not self.recent:
             return np.empty(0, np.int64), np.empty(0, np.int64)
         s = np.concatenate([r[0] for r in self.recent])
@@ -200,8 +157,10 @@ def train(
         cfg = RunConfig()
     if engine is not None:
         cfg = replace(cfg, engine=engine)
-    task, resolved, notes = build_task(cfg)
-    network, more = build_network(resolved)
+    resolved = resolve(cfg)
+    task, config, spec = resolved.task, resolved.config, resolved.spec
+    notes = list(resolved.notes)
+    network, more = build_network(config, spec)
     notes += more
     if not quiet and not resume:
         for note in notes:
@@ -214,29 +173,32 @@ def train(
         if resume:
             state, progress = load_checkpoint(path / CHECKPOINT, network)
     sim = Simulation(
-        network, task, engine=resolved.engine, optimizer=resolved.optimizer, epsilon=resolved.epsilon, state=state
+        network, task, engine=config.engine, optimizer=config.optimizer, epsilon=config.epsilon, state=state
     )
-    dt = network.spec.neuron.dt
-    U = sim.update_steps
+    dt = spec.neuron.dt
+    U = spec.update_steps
     sched = Schedule.create(
-        resolved.burn_in,
-        resolved.block_duration,
-        resolved.blocks,
+        config.burn_in,
+        config.block_duration,
+        config.blocks,
         task.grid,
         dt,
-        resolved.eta,
-        resolved.lr_drop_block,
-        resolved.lr_drop_factor,
+        config.eta,
+        config.lr_drop_block,
+        config.lr_drop_factor,
     )
-    result = RunResult(resolved, network, out=path, notes=notes)
-    tracker = _Tracker(len(sim.names), sched.period)
+    target = Replay.from_raster(task.target, task.grid, dt)
+    result = RunResult(config, network, out=path, notes=notes)
+    tracker = _Tracker(spec, sched.period)
+    names = [g.name for g in spec.groups]
+    sizes = {g.name: g.n for g in spec.groups}
     rundir = None
     wall_before = 0.0
     last = 0
     if path is not None:
-        rundir = RunDirectory(path, sim.names, dt, append=resume)
+        rundir = RunDirectory(path, names, dt, append=resume)
         if progress is None:
-            rundir.write_setup(resolved, task)
+            rundir.write_setup(config, task)
         else:
             if int(progress["finished"]):
                 rundir.close()
@@ -247,7 +209,7 @@ def train(
                 return result
             rows = int(progress["curve_rows"])
             result.curve = read_curve_rows(path)[:rows]
-            rundir.truncate(rows, {n: int(progress[f"spk_{n}"]) for n in sim.names})
+            rundir.truncate(rows, {n: int(progress[f"spk_{n}"]) for n in names})
             tracker.counts[:] = progress["tracker_counts"]
             if progress["recent_steps"].size:
                 tracker.recent = [(progress["recent_steps"], progress["recent_ids"])]
@@ -320,12 +282,12 @@ def train(
         span = max(stop - last, 1) * dt
         row: dict[str, float] = {"block": block, "time_s": round(sim.time, 6), "cost": sim.cost(), "eta": eta}
         s, i = tracker.last_period(stop)
-        ts, ti = sim.engine.target.events(max(stop - sched.period, 0), stop)
+        ts, ti = target.events(max(stop - sched.period, 0), stop)
         row["vr_distance"] = float(van_rossum_per_neuron(s * dt, i, ts * dt, ti, task.nout).mean())
         if task.windows is not None:  # trials scored over the last loop period (XOR, Fig. 5)
             row["accuracy"] = window_accuracy(task.windows, task.grid, dt, s, i, max(stop - sched.period, 0), stop)
-        for g, name in enumerate(sim.names):
-            row[f"rate_{name}_hz"] = float(tracker.counts[g] / (span * network.spec.sizes[g]))
+        for k, name in enumerate(tracker.lif):  # mean firing rate of each LIF group since the last line
+            row[f"rate_{name}_hz"] = float(tracker.counts[k] / (span * sizes[name]))
         row["wall_s"] = round(elapsed(), 3)
         tracker.counts[:] = 0
         last = stop
@@ -335,7 +297,7 @@ def train(
         bar.set_postfix(block=block, cost=f"{row['cost']:.4g}")
 
     # (start, stop, learning, eta, block, cost line written at stop)
-    segments: list[tuple[int, int, bool, float, int, int | None]] = [(0, sched.burn_in, False, resolved.eta, 0, 0)]
+    segments: list[tuple[int, int, bool, float, int, int | None]] = [(0, sched.burn_in, False, config.eta, 0, 0)]
     for b in range(sched.blocks):
         segments.append((sched.block_start(b), sched.block_start(b + 1), True, sched.block_eta(b), b, b + 1))
     segments.append((sched.training_end, sched.end, False, 0.0, sched.blocks, None))

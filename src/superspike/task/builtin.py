@@ -9,11 +9,11 @@ Everything is generated in code, except the ``auryn`` pattern, which ships with 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +21,6 @@ from superspike.errors import ConfigError, InputFileError
 from superspike.io.ras import write_ras
 from superspike.task.raster import Raster, Task, load_raster
 from superspike.task.xor import xor_task
-
-if TYPE_CHECKING:
-    from superspike.run.config import RunConfig
 
 
 def poisson_raster(n: int, rate: float, duration: float, dt: float, rng: np.random.Generator) -> Raster:
@@ -128,7 +125,9 @@ class BuiltinTask:
     name: str
     summary: str  #: one line for ``superspike tasks``
     make: Callable[[int, float], Task]  #: (seed, dt) -> Task
-    suggested: dict[str, Any] = field(default_factory=dict)  #: e.g. {"hidden": (4,), "blocks": 15}
+    #: settings (RunConfig field -> value) below the configuration file and the options, e.g.
+    #: {"hidden": (4,), "blocks": 15}; superspike.run.config.resolve applies them
+    suggested: dict[str, Any] = field(default_factory=dict)
 
 
 def _default(seed: int, dt: float) -> Task:
@@ -212,20 +211,6 @@ register(
         {"hidden": (256,)},
     )
 )
-
-
-def with_suggestions(cfg: RunConfig, given: Collection[str] = ()) -> RunConfig:
-    """``cfg`` with its built-in task's suggested settings, except for the options in ``given``
-    (those set explicitly, in a configuration file or on the command line). A configuration with
-    input/target files is returned unchanged."""
-    if cfg.input is not None:
-        return cfg
-    task = get_task(cfg.task or "default")
-    changes = {k: v for k, v in task.suggested.items() if k not in given}
-    try:
-        return replace(cfg, **changes) if changes else cfg
-    except ConfigError as exc:
-        raise ConfigError(exc.key, exc.problem, f"suggested settings of task {task.name!r}") from None
 
 
 def get_task(name: str) -> BuiltinTask:

@@ -141,7 +141,7 @@ def check_grid(raster: Raster, grid: float, dt: float) -> None:
     period = steps(grid, dt)
     if period < 1:
         raise ConfigError("grid", f"must be at least one time step ({dt} s), got {grid} s")
-    s = np.floor(raster.times / dt).astype(np.int64)
+    s = steps(raster.times, dt)
     beyond = s >= period
     if beyond.any():
         k = int(np.argmax(beyond))

@@ -24,7 +24,7 @@ class Replay:
         """Compile a raster; times become steps as floor(t/dt) in float64 (SPEC 3)."""
         check_grid(raster, grid, dt)
         period = steps(grid, dt)
-        s = np.floor(raster.times / dt).astype(np.int64)
+        s = steps(raster.times, dt)
         order = np.lexsort((raster.ids, s))
         counts = np.bincount(s, minlength=period)
         ptr = np.zeros(period + 1, dtype=np.int64)

@@ -57,8 +57,8 @@ class ErrorWindows:
         Every window must fit in one loop period and windows of a neuron must not overlap.
         """
         period = steps(grid, dt)
-        a = np.floor(self.starts / dt).astype(np.int64)
-        b = np.floor(self.stops / dt).astype(np.int64)
+        a = steps(self.starts, dt)
+        b = steps(self.stops, dt)
         if (b <= a).any():
             k = int(np.flatnonzero(b <= a)[0])
             raise ConfigError("windows", f"window {k} is shorter than one time step of {dt} s")
