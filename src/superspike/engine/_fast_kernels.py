@@ -1,16 +1,24 @@
-"""Compiled kernels of the fast engine (SPEC 5). See :mod:`superspike.engine.fast` for the maths.
+"""Compiled kernels of the fast engine (docs/MODEL.md, section 5; SPEC 5). See
+:mod:`superspike.engine.fast` for the maths.
 
-Layout: all groups share one global neuron index (input first, then hidden layers, output last).
-The *pre space* holds the neurons of groups 0..L-1 (the presynaptic side of connections 0..L-1;
-pre index = global index), the *post space* those of groups 1..L (post index = global - nin).
-Per-neuron state of connection c therefore lives in a contiguous segment of a flat array: its
-presynaptic traces at [goff[c], goff[c+1]) of the pre space, its error traces at
-[goff[c+1] - nin, goff[c+2] - nin) of the post space.
+Layout (:class:`Layout`): every neuron has a *global index* in kernel order (input groups first,
+then the LIF groups, each in declaration order; :mod:`superspike.engine.base`). The *post space*
+holds the LIF neurons (post index = global index - nin): neuron state, the error state and the
+recorded series S and E, one contiguous segment per LIF group. The *pre space* holds one segment
+per plastic connection (in creation order; ``poff``): that connection's presynaptic traces z and
+z~, its delay line of z~ (the post group's length D), its cut-off flags and its events, for the
+neurons of its pre group. A group that sends several plastic connections (itself included) has a
+segment in each. Fixed connections only deliver spikes and have no segment.
+
+The kernels take named structures: the rule's, the neurons' and the graph's (``RuleConsts``,
+``NeuronConsts``, ``Topology`` of :mod:`superspike.engine.base`) and the NamedTuples below, whose
+fields they read by name. The innermost loops take flat arrays and offsets (see the helpers).
 """
 
 from __future__ import annotations
 
 import platform
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -91,9 +99,207 @@ SCAN = 32
 P_GROWTH_LIMIT = 460.0
 
 
+# -- the named structures the kernels take ----------------------------------------------------
+
+
+class Layout(NamedTuple):
+    """The flat layout of the fast engine's arrays (see the module docstring). Connections in
+    creation order (``c``), feedback edges in ``spec.feedback_edges`` order (``e``)."""
+
+    nin: int  #: input neurons (global indices below it)
+    nglobal: int  #: all neurons
+    npost: int  #: LIF neurons (the post space)
+    npre: int  #: the pre space: pre neurons of all plastic connections
+    nout: int  #: output neurons (the target space)
+    woff: np.ndarray  #: (C+1) offset of connection c's weights [pre, post] in ``Weights.w``
+    foff: np.ndarray  #: (E) offset of edge e's feedback matrix [src, dst] in ``Weights.fb``
+    poff: np.ndarray  #: (C+1) first pre index of connection c (an empty segment if fixed)
+    moff: np.ndarray  #: (C+1) offset of connection c's synapses in the sweep's sums (empty if fixed)
+    fl_off: np.ndarray  #: (C) offset of connection c's flags in ``Tracker.fl`` (multiples of 8)
+    tg_post: np.ndarray  #: (nout) post index of each target id
+
+
+class Chunk(NamedTuple):
+    """One call of the forward kernel: steps t0 .. t0 + n - 1."""
+
+    t0: int  #: first step (the clock)
+    n: int  #: steps
+    rec_x: bool  #: record x densely (``Record.x``, the "gemm" method) instead of events
+    k_old: int  #: "gemm": rows below this also get their maxima (``Record.xmax``, ``smax``)
+
+
+class Inputs(NamedTuple):
+    """The task on the loop grid (SPEC 3): input events of loop step s are
+    ``in_ids[in_ptr[s]:in_ptr[s+1]]`` (task id = global index); targets likewise (target ids);
+    windows of opportunity (``superspike.task.windows``) if ``has_win``."""
+
+    in_ptr: np.ndarray
+    in_ids: np.ndarray
+    tg_ptr: np.ndarray
+    tg_ids: np.ndarray
+    has_win: bool
+    wo_ptr: np.ndarray
+    wo_ids: np.ndarray
+    wc_ptr: np.ndarray
+    wc_ids: np.ndarray
+
+
+class Weights(NamedTuple):
+    """The weights, fixed during an advance (float32, flat; :class:`Layout` offsets)."""
+
+    w: np.ndarray  #: every connection's weights [pre, post], row-major
+    fb: np.ndarray  #: every feedback edge's matrix F [src, dst] (symmetric: the transposed weights)
+
+
+class FwdState(NamedTuple):
+    """The state the forward kernel advances, in the flat layout. Post-space fields are the LIF
+    groups' fields of ``GroupState`` concatenated, pre-space fields the plastic connections' of
+    ``ConnectionState`` (``engine.fast`` packs them by these names)."""
+
+    hist: np.ndarray  #: int8 (R, nglobal) ring of spike counts
+    target_hist: np.ndarray  #: int8 (R, nout)
+    window_state: np.ndarray  #: int8 (nout)
+    spk: np.ndarray  #: int64 (R, nglobal): the distinct emitters of each ring slot, ascending
+    spkn: np.ndarray  #: int64 (R): how many
+    spko: np.ndarray  #: int64 (R, G+1): where each group's emitters start in ``spk``
+    u: np.ndarray  #: post space
+    i_syn: np.ndarray
+    ref: np.ndarray  #: int32
+    err: np.ndarray
+    tr_err: np.ndarray
+    tr_err_flt: np.ndarray
+    avg: np.ndarray
+    het: np.ndarray  #: advanced by :func:`regulariser`, not by the forward kernel
+    err_hist: np.ndarray  #: (R, npost)
+    sig_line: np.ndarray  #: (Dmax, npost), a group's first D rows
+    tr_pre: np.ndarray  #: pre space
+    tr_psp: np.ndarray
+    psp_line: np.ndarray  #: (Dmax, npre), a connection's first D rows (D of its post group)
+
+
+class Record(NamedTuple):
+    """What the forward kernel records over a chunk (row k = step t0 + k)."""
+
+    s: np.ndarray  #: float32 (rows, npost): delayed sigma'
+    e: np.ndarray  #: float32 (rows, npost): tr_err_flt where |tr_err_flt| >= err_cut, else 0
+    x: np.ndarray  #: float32 (rows, npre): delayed z~ with the PSP cut-off ("gemm" only)
+    xmax: np.ndarray  #: int32 (rows, C): max of x per plastic connection, as float32 bits ("gemm")
+    smax: np.ndarray  #: int32 (rows, C): max of s over its post group ("gemm")
+    rec_t: np.ndarray  #: int64: step of each LIF spike
+    rec_i: np.ndarray  #: int64: its global index
+
+
+class Events(NamedTuple):
+    """Presynaptic events (see engine.fast): from chunk row ``r`` on, x of pre ``j`` (pre
+    index) gains the free decay of z~ = a, z = b. For the sweep, sorted by connection:
+    connection c's are ``[lo[c], hi[c])``, in time order."""
+
+    r: np.ndarray
+    j: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+class Tracker(NamedTuple):
+    """The forward kernel's bookkeeping of events (pre space) and its tables of powers."""
+
+    mprev: np.ndarray  #: int8: z~ pushed in the last step was above the PSP cut-off
+    run_t: np.ndarray  #: start, z~ and z of a running cut-off stretch (float64, exact)
+    run_zt: np.ndarray
+    run_z: np.ndarray
+    net_t: np.ndarray  #: time, z~ and z of the state the events emitted so far add up to
+    net_a: np.ndarray
+    net_b: np.ndarray
+    fl: np.ndarray  #: int8 flags of the pres with something to record, per connection padded to 8
+    upk: np.ndarray  #: int64 scratch: the flagged pres
+    qp: np.ndarray  #: q^m
+    dp: np.ndarray  #: d^m
+    gt: np.ndarray  #: G(m)
+
+
+class SweepConsts(NamedTuple):
+    """float64 constants of the sweep's recurrences (see :func:`sweep`): q, d, kk and the
+    products it needs per row."""
+
+    q: float
+    d: float
+    kk: float
+    cq: float  #: c = kk / (q - d)
+    dc: float  #: d c
+    cqq: float  #: c q
+    cqd: float  #: c d
+    rqd: float  #: q / d
+    rdq: float  #: d / q
+
+
+class SweepTables(NamedTuple):
+    """Per chunk row k: d^(n-k), G(n-1-k), q^(n-k) (float64)."""
+
+    dk: np.ndarray
+    gk: np.ndarray
+    qk: np.ndarray
+
+
+class Sums(NamedTuple):
+    """The sweep's results: per synapse (flat, ``Layout.moff``) the products M (el_sum), PD (el),
+    PG (el_flt); per post the weights ALPHA, BETA of the carried-in el_flt and el (float64)."""
+
+    m: np.ndarray
+    pd: np.ndarray
+    pg: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+
+
+class Columns(NamedTuple):
+    """The sweep's per-column state of one block (float64): the error sums Eq, Ed; y = S Et of a
+    row fed by the delay line and its u, z factors; the discounted sums r0, r1 of y and P, Q, C
+    of S (see :func:`sweep`)."""
+
+    eq: np.ndarray
+    ed: np.ndarray
+    y: np.ndarray
+    yd: np.ndarray
+    yg: np.ndarray
+    r0: np.ndarray
+    r1: np.ndarray
+    rp: np.ndarray
+    rq: np.ndarray
+    rc: np.ndarray
+
+
+class Synapses(NamedTuple):
+    """One plastic connection's synapse arrays [pre, post] (float32, the state's own)."""
+
+    el: np.ndarray
+    el_flt: np.ndarray
+    el_sum: np.ndarray
+    w: np.ndarray
+
+
+class Terms(NamedTuple):
+    """One connection's share of the chunk's sums, for :func:`synapse_update`: M, PD, PG
+    [pre, post] (float64, or float32 from "gemm"), and per post of the connection ALPHA, BETA and
+    the regulariser sum RS; ``dn, qn, gn1`` = d^n, q^n, G(n-1)."""
+
+    m: np.ndarray
+    pd: np.ndarray
+    pg: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    rs: np.ndarray
+    dn: float
+    qn: float
+    gn1: float
+
+
 @njit(cache=True, error_model="numpy")
-def rebuild_spike_lists(HIST, SPK, SPKN):
-    """Distinct emitters of every ring slot, ascending global index (delivery order, SPEC 1)."""
+def rebuild_spike_lists(st, g_off):
+    """Distinct emitters of every ring slot of ``st.hist``, ascending global index (the order of
+    delivery, SPEC 1), and where each group's start (:class:`FwdState`)."""
+    HIST, SPK, SPKN = st.hist, st.spk, st.spkn
     R, N = HIST.shape
     for r in range(R):
         n = 0
@@ -102,6 +308,19 @@ def rebuild_spike_lists(HIST, SPK, SPKN):
                 SPK[r, n] = j
                 n += 1
         SPKN[r] = n
+        _group_starts(SPK, n, st.spko, r, g_off)
+
+
+@njit(cache=True, error_model="numpy")
+def _group_starts(SPK, n, SPKO, r, g_off):
+    # SPKO[r, g]: first entry of the ascending list SPK[r, :n] in group g (G+1 entries)
+    e = 0
+    G = g_off.shape[0] - 1
+    for g in range(G):
+        SPKO[r, g] = e
+        while e < n and SPK[r, e] < g_off[g + 1]:
+            e += 1
+    SPKO[r, G] = n
 
 
 # -- loops of the forward kernel over contiguous runs of neurons. They take flat arrays and
@@ -112,16 +331,19 @@ def rebuild_spike_lists(HIST, SPK, SPKN):
 
 
 @njit(cache=True, error_model="numpy")
-def _lif(U, I, REF, H, oh, n, k_mem, u_rest, thr, ref_steps, dec_syn):
-    # SPEC 1, the reference's order: membrane, threshold/refractoriness, current decay
-    oh = U64(oh)
+def _lif(U, I, REF, H, oh, o, n, nc, li):
+    # SPEC 1, the reference's order: membrane, threshold/refractoriness, current decay; LIF group
+    # li's constants, its neurons at post index o and ring offset oh
+    k_mem, u_rest, thr, dec_syn = nc.k_mem[li], nc.u_rest[li], nc.thr[li], nc.dec_syn[li]
+    ref_steps = nc.ref_steps[li]
+    oh, o = U64(oh), U64(o)
     for q in range(U64(n)):
-        uq = U[q] + k_mem * ((u_rest - U[q]) + I[q])
-        r = REF[q]
+        uq = U[o + q] + k_mem * ((u_rest - U[o + q]) + I[o + q])
+        r = REF[o + q]
         sp = (r == 0) & (uq > thr)
-        U[q] = u_rest if (sp | (r > 0)) else uq
-        REF[q] = ref_steps if sp else (r - 1 if r > 0 else r)
-        I[q] = I[q] * dec_syn
+        U[o + q] = u_rest if (sp | (r > 0)) else uq
+        REF[o + q] = ref_steps if sp else (r - 1 if r > 0 else r)
+        I[o + q] = I[o + q] * dec_syn
         H[oh + q] = 1 if sp else 0
 
 
@@ -194,7 +416,9 @@ def _copy_f(A, o, B, n):
 
 
 @njit(cache=True, error_model="numpy")
-def _sig_line(S, os, L, ol, U, o, n, linear, thr, beta, u_cut):
+def _sig_line(S, os, L, ol, U, o, n, rc, thr):
+    # 4a for one LIF group (threshold thr): record the delayed sigma', push sigma'(U)
+    linear, beta, u_cut = rc.linear, rc.beta, rc.u_cut
     os, ol, o = U64(os), U64(ol), U64(o)
     for q in range(U64(n)):
         S[os + q] = L[ol + q]
@@ -202,10 +426,11 @@ def _sig_line(S, os, L, ol, U, o, n, linear, thr, beta, u_cut):
 
 
 @njit(cache=True, error_model="numpy")
-def _pre_pass(TRP, TRZ, H, oh, L, ol, MPREV, FL, of, o, n, dec_rise, k_decay, psp_cut):
+def _pre_pass(TRP, TRZ, H, oh, L, ol, MPREV, FL, of, o, n, rc):
     # one presynaptic neuron at a time: z (step 1, delayed spikes), push z~ into the delay line
     # (4a), z~ (6). FL flags the neurons with a spike arriving or whose pushed z~ crossed the PSP
     # cut-off (4b) since the last step; returns whether any is flagged
+    dec_rise, k_decay, psp_cut = rc.dec_rise, rc.k_decay, rc.psp_cut
     oh, ol, o, of = U64(oh), U64(ol), U64(o), U64(of)
     anyf = np.int8(0)
     for i in range(U64(n)):
@@ -222,8 +447,9 @@ def _pre_pass(TRP, TRZ, H, oh, L, ol, MPREV, FL, of, o, n, dec_rise, k_decay, ps
 
 
 @njit(cache=True, error_model="numpy")
-def _pre_pass_x(TRP, TRZ, H, oh, L, ol, X, ox, o, n, dec_rise, k_decay, psp_cut):
+def _pre_pass_x(TRP, TRZ, H, oh, L, ol, X, ox, o, n, rc):
     # as _pre_pass, recording the delayed z~ with the cut-off applied (the "gemm" method)
+    dec_rise, k_decay, psp_cut = rc.dec_rise, rc.k_decay, rc.psp_cut
     oh, ol, ox, o = U64(oh), U64(ol), U64(ox), U64(o)
     for i in range(U64(n)):
         z = (TRP[o + i] + H[oh + i]) * dec_rise
@@ -296,20 +522,22 @@ def _flush(RS, o, R32, n):
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def regulariser(E, n, t0, REC_T, REC_I, nrec, nin, HET, RS, cf, i0, i1):
-    """The heterosynaptic regulariser (SPEC 2.3) of post columns [i0, i1) (hidden) over a chunk.
+def regulariser(rec, nrec, ch, rc, nin, het, rs, i0, i1):
+    """The heterosynaptic regulariser (SPEC 2.3) of post columns [i0, i1) over a chunk.
 
-    Advances the activity trace ``h <- (h + own spikes) dec_het`` with the chunk's spikes
-    (``REC_T``/``REC_I``: absolute step and global index, in step order, as the forward kernel
-    records them) and adds ``sum_k rho h(k)^a`` over the steps where the post's error is active
-    (``E``, the forward kernel's error series) to ``RS`` (float64; float32 partial sums of
-    REG_FLUSH steps, as the per-step loop of the reference engine sums in float32). The float32
-    arithmetic is the reference's, with denormals flushed to zero as in :func:`forward` (h of a
-    silent neuron otherwise sticks at a denormal value, where x86 arithmetic is slow: twice the
-    time of this kernel). Run after the forward kernel, in the threads of the sums, it is off the
-    serial forward path. Releases the GIL.
+    Advances the activity trace ``h <- (h + own spikes) dec_het`` (``het``, post space) with the
+    chunk's spikes (``rec.rec_t``/``rec.rec_i``, ``nrec`` of them: absolute step and global
+    index, in step order, as the forward kernel records them) and adds ``sum_k rho h(k)^a`` over
+    the steps where the post's error is active (``rec.e``) to ``rs`` (float64; float32 partial
+    sums of REG_FLUSH steps, as the per-step loop of the reference engine sums in float32). The
+    float32 arithmetic is the reference's, with denormals flushed to zero as in :func:`forward`
+    (h of a silent neuron otherwise sticks at a denormal value, where x86 arithmetic is slow: twice
+    the time of this kernel). Run after the forward kernel, in the threads of the sums, it is off
+    the serial forward path. Releases the GIL.
     """
-    err_cut, rho, reg_a, dec_het = cf[12], cf[13], cf[14], cf[15]
+    err_cut, rho, reg_a, dec_het = rc.err_cut, rc.rho, rc.reg_a, rc.dec_het
+    REC_T, REC_I, E = rec.rec_t, rec.rec_i, rec.e
+    n, t0 = ch.n, ch.t0
     always = not (err_cut > 0)
     ia = np.int64(reg_a)
     int_exp = np.float32(ia) == reg_a and ia >= 0 and ia <= 15
@@ -330,61 +558,65 @@ def regulariser(E, n, t0, REC_T, REC_I, nrec, nin, HET, RS, cf, i0, i1):
         while e < nrec and REC_T[e] == t:
             g = REC_I[e]
             if g >= g0 and g < g1:
-                HET[g - nin] = HET[g - nin] + np.float32(1.0)
+                het[g - nin] = het[g - nin] + np.float32(1.0)
             e += 1
-        _scale(HET, i0, w, dec_het)
+        _scale(het, i0, w, dec_het)
         if int_exp:
-            _reg(R32, HET, i0, Ef, k * NQ + i0, w, always, rho, ia)
+            _reg(R32, het, i0, Ef, k * NQ + i0, w, always, rho, ia)
         else:
-            _reg_pow(R32, HET, i0, Ef, k * NQ + i0, w, always, rho, reg_a)
+            _reg_pow(R32, het, i0, Ef, k * NQ + i0, w, always, rho, reg_a)
         if (k + 1) % REG_FLUSH == 0 or k == n - 1:
-            _flush(RS, i0, R32, w)
+            _flush(rs, i0, R32, w)
     _ldmxcsr(fp_saved)
 
 
 @njit(cache=True, error_model="numpy")
-def forward(
-    t0, n_steps, cf, ci, L, nin, goff, grp, dlen,
-    in_ptr, in_ids, tg_ptr, tg_ids,
-    HIST, TGH, SPK, SPKN,
-    U, I, REF,
-    WF, woff, FF, foff,
-    ERR, TRE, TREF, AVG, ERRH, TRP, TRZ, SIGL, PSPL,
-    S, E, UPK,
-    rec_x, X, k_old, XMAX, SMAX,
-    QP, DP, GT, EVR, EVJ, EVA, EVB, MPREV, RUN_T, RUN_ZT, RUN_Z, NET_T, NET_A, NET_B, FL, fl_off,
-    REC_T, REC_I,
-    has_win, wo_ptr, wo_ids, wc_ptr, wc_ids, WIN,
-):  # fmt: skip
-    """Forward dynamics of ``n_steps`` steps with fixed weights; record the per-neuron series.
+def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
+    """Forward dynamics of ``ch.n`` steps with fixed weights; record the per-neuron series.
 
     Reproduces the neuron, trace, error and delay-line arithmetic of the reference engine
-    (SPEC 1, 2.1 steps 1-3, 4a, 6) operation for operation in float32, so spikes are identical
-    (denormals are flushed to zero, see the top of this module). Instead of steps 4b-4d it
-    records, for chunk step k: ``S[k, post]`` the delayed sigma'(U), ``E[k, post]`` tr_err_flt
-    where |tr_err_flt| >= the error cut-off (else 0). The regulariser (its trace h and the sum of
-    rho h^a) is left to :func:`regulariser`, which needs only E and the spikes.
+    (docs/MODEL.md sections 1-4; SPEC 1, 2.1 steps 1-3, 4a, 6) operation for operation in
+    float32, so spikes are identical (denormals are flushed to zero, see the top of this module).
+    Instead of steps 4b-4d it records, for chunk step k: ``rec.s[k, post]`` the delayed
+    sigma'(U), ``rec.e[k, post]`` tr_err_flt where |tr_err_flt| >= the error cut-off (else 0).
+    The regulariser (its trace h and the sum of rho h^a) is left to :func:`regulariser`, which
+    needs only E and the spikes.
 
-    The presynaptic factor x_j(k) (delayed z~ with the PSP cut-off) is recorded either densely,
-    ``X[k, pre]`` (``rec_x``; with the row maxima ``XMAX``/``SMAX`` of steps k < ``k_old``), or
-    as events (row, pre, a, b) meaning "from chunk row ``row`` on, x_j gains the free decay of
-    z~ = a, z = b" (see engine.fast): the trace state at the chunk start, every spike arrival
-    (b = count), and, around each stretch where z~ is at or below the cut-off, a negative event
-    cancelling the decay there and a positive one restoring it after (``QP``, ``DP``, ``GT``:
-    q^m, d^m, G(m) tables). Returns (spikes recorded in ``REC_T``/``REC_I`` as (step, global
-    index), events recorded; -1 if the event buffer was too small).
+    The presynaptic factor x_j(k) (delayed z~ with the PSP cut-off) of every plastic connection is
+    recorded either densely, ``rec.x[k, pre]`` (``ch.rec_x``; with the row maxima ``rec.xmax``,
+    ``rec.smax`` of steps k < ``ch.k_old``), or as events ``ev`` (row, pre, a, b) meaning "from
+    chunk row ``row`` on, x_j gains the free decay of z~ = a, z = b" (see engine.fast): the trace
+    state at the chunk start, every spike arrival (b = count), and, around each stretch where z~
+    is at or below the cut-off, a negative event cancelling the decay there and a positive one
+    restoring it after (``trk.qp``, ``dp``, ``gt``: q^m, d^m, G(m) tables). Returns (spikes
+    recorded in ``rec.rec_t``/``rec_i`` as (step, global index), events recorded; -1 if the event
+    buffer was too small).
     """
-    u_rest, thr, k_mem, dec_syn = cf[0], cf[1], cf[2], cf[3]
-    dec_rise, k_rise, k_decay, dec_avg = cf[4], cf[5], cf[6], cf[7]
-    dt, beta, u_cut, psp_cut, err_cut = cf[8], cf[9], cf[10], cf[11], cf[12]
-    delay, ref_steps, fb_lag = ci[1], ci[2], ci[3]
-    linear, mask = ci[6] == 1, ci[7]
-    ref_steps32 = np.int32(ref_steps)
+    t0, n_steps, rec_x, k_old = ch.t0, ch.n, ch.rec_x, ch.k_old
+    dec_rise, k_rise, k_decay, dec_avg = rc.dec_rise, rc.k_rise, rc.k_decay, rc.dec_avg
+    dt, psp_cut, err_cut = rc.dt, rc.psp_cut, rc.err_cut
+    delay, fb_lag, mask = rc.delay, rc.fb_lag, rc.mask
+    g_off, g_lif_index, g_target, g_dlen = topo.g_off, topo.g_lif_index, topo.g_target, topo.g_dlen
+    c_pre, c_post, c_plastic = topo.c_pre, topo.c_post, topo.c_plastic
+    e_src, e_dst = topo.e_src, topo.e_dst
+    nin, N, NQ, NP, nout = lay.nin, lay.nglobal, lay.npost, lay.npre, lay.nout
+    woff, foff, poff, fl_off, tg_post = lay.woff, lay.foff, lay.poff, lay.fl_off, lay.tg_post
+    in_ptr, in_ids, tg_ptr, tg_ids = inp.in_ptr, inp.in_ids, inp.tg_ptr, inp.tg_ids
+    has_win, wo_ptr, wo_ids, wc_ptr, wc_ids = inp.has_win, inp.wo_ptr, inp.wo_ids, inp.wc_ptr, inp.wc_ids
+    WF, FF = wts.w, wts.fb
+    HIST, TGH, WIN, SPK, SPKN, SPKO = st.hist, st.target_hist, st.window_state, st.spk, st.spkn, st.spko
+    U, I, REF = st.u, st.i_syn, st.ref
+    ERR, TRE, TREF, AVG, ERRH = st.err, st.tr_err, st.tr_err_flt, st.avg, st.err_hist
+    TRP, TRZ, SIGL, PSPL = st.tr_pre, st.tr_psp, st.sig_line, st.psp_line
+    S, E, X, XMAX, SMAX, REC_T, REC_I = rec.s, rec.e, rec.x, rec.xmax, rec.smax, rec.rec_t, rec.rec_i
+    EVR, EVJ, EVA, EVB = ev.r, ev.j, ev.a, ev.b
+    MPREV, RUN_T, RUN_ZT, RUN_Z = trk.mprev, trk.run_t, trk.run_zt, trk.run_z
+    NET_T, NET_A, NET_B, FL, UPK = trk.net_t, trk.net_a, trk.net_b, trk.fl, trk.upk
+    QP, DP, GT = trk.qp, trk.dp, trk.gt
+    G = g_off.shape[0] - 1
+    C = c_pre.shape[0]
+    NE = e_src.shape[0]
     p_in, p_tg = in_ptr.shape[0] - 1, tg_ptr.shape[0] - 1
-    N = goff[L + 1]
-    NQ = N - nin
-    nout = N - goff[L]
-    o_out = goff[L] - nin  # post index of the first output neuron
     # flat views, made once (see the helpers above)
     Hf = HIST.ravel()
     TGf = TGH.ravel()
@@ -398,7 +630,6 @@ def forward(
     Xi = Xf.view(np.int32)
     Si = Sf.view(np.int32)
     FL64 = FL.view(np.uint64)
-    NP = goff[L]
     fp_saved = _stmxcsr()
     if X86:
         _ldmxcsr(fp_saved | np.uint32(FTZ_DAZ))
@@ -413,9 +644,9 @@ def forward(
     # up to, RUN the state of a running cut-off stretch; both float64 and exact, so that the
     # events of a stretch cancel to float64 rounding (not float32's)
     if not rec_x:
-        for c in range(L):
-            row = dlen[c]
-            for j in range(goff[c], goff[c + 1]):
+        for c in range(C):
+            row = g_dlen[c_post[c]]
+            for j in range(poff[c], poff[c + 1]):
                 p = np.float64(TRZ[j])
                 z = np.float64(TRP[j])
                 NET_T[j] = t0
@@ -448,7 +679,7 @@ def forward(
         _zero(Hf, hs, nin)
         nsp = 0
         s = t % p_in
-        for e in range(in_ptr[s], in_ptr[s + 1]):
+        for e in range(in_ptr[s], in_ptr[s + 1]):  # ids ascending within a step
             j = in_ids[e]
             if HIST[slot, j] == 0:
                 SPK[slot, nsp] = j
@@ -459,8 +690,11 @@ def forward(
         for e in range(tg_ptr[s], tg_ptr[s + 1]):
             TGH[slot, tg_ids[e]] += 1
 
-        # -- neuron groups (SPEC 1), all LIF groups at once -------------------------------------
-        _lif(U, I, REF, Hf, hs + nin, NQ, k_mem, u_rest, thr, ref_steps32, dec_syn)
+        # -- neuron groups (SPEC 1), each LIF group with its own constants ---------------------
+        for g in range(G):
+            li = g_lif_index[g]
+            if li >= 0:
+                _lif(U, I, REF, Hf, hs + g_off[g], g_off[g] - nin, g_off[g + 1] - g_off[g], nc, li)
         if _any_i8(Hf, hs + nin, NQ):
             # the spiking neurons, ascending; 32 at a time skipped when none spiked (a scalar
             # scan of every neuron cost a quarter of the step on the Oxford network)
@@ -474,16 +708,22 @@ def forward(
                             REC_I[rec_n] = nin + q
                             rec_n += 1
         SPKN[slot] = nsp
+        _group_starts(SPK, nsp, SPKO, slot, g_off)
 
-        # -- spike delivery: I_syn += w for spikes emitted at t - delay, ascending pre id -----
-        for e in range(SPKN[dslot]):
-            j = SPK[dslot, e]
-            c = grp[j]
-            if c == L:
+        # -- spike delivery: I_syn += w for spikes emitted at t - delay; connections in creation
+        #    order, each pre group's spikes ascending (the order of the float32 sums) -------------
+        for c in range(C):
+            gp, gq = c_pre[c], c_post[c]
+            e0, e1 = SPKO[dslot, gp], SPKO[dslot, gp + 1]
+            if e1 == e0:
                 continue
-            npost = goff[c + 2] - goff[c + 1]
-            for _ in range(HIST[dslot, j]):
-                _add_row(I, goff[c + 1] - nin, WF, woff[c] + (j - goff[c]) * npost, npost)
+            a = g_off[gp]
+            q0 = g_off[gq] - nin
+            npost = g_off[gq + 1] - g_off[gq]
+            for e in range(e0, e1):
+                j = SPK[dslot, e]
+                for _ in range(HIST[dslot, j]):
+                    _add_row(I, q0, WF, woff[c] + (j - a) * npost, npost)
 
         # -- plasticity step 1: error traces (z: in the presynaptic pass below) ------------------
         _err_traces(ERR, TRE, TREF, NQ, k_rise, k_decay)  # err from the previous step
@@ -495,62 +735,73 @@ def forward(
         if has_win:
             # windows of opportunity (superspike.task.windows), as in the reference engine
             for i in range(nout):
-                ERR[o_out + i] = np.float32(0.0)
+                ERR[tg_post[i]] = np.float32(0.0)
             if t >= delay:
                 s = (t - delay) % (wo_ptr.shape[0] - 1)
                 for e in range(wc_ptr[s], wc_ptr[s + 1]):
                     i = wc_ids[e]
                     if WIN[i] == 1:
-                        ERR[o_out + i] += np.float32(1.0)
+                        ERR[tg_post[i]] += np.float32(1.0)
                     WIN[i] = 0
                 for e in range(wo_ptr[s], wo_ptr[s + 1]):
                     WIN[wo_ids[e]] = 1
                 for i in range(nout):
-                    own = HIST[dslot, goff[L] + i]
+                    own = HIST[dslot, nin + tg_post[i]]
                     if own > 0:
                         if WIN[i] == 0:
-                            ERR[o_out + i] -= np.float32(own)
+                            ERR[tg_post[i]] -= np.float32(own)
                         else:
                             WIN[i] = 2
-        else:
-            _out_err(ERR, o_out, TGf, dslot * nout, Hf, hd + goff[L], nout)
+        for g in range(G):
+            if g_lif_index[g] < 0:
+                continue
+            q0, ng = g_off[g] - nin, g_off[g + 1] - g_off[g]
+            if g_target[g] < 0:
+                _zero(ERR, q0, ng)  # hidden: the accumulator of the feedback below
+            elif not has_win:  # output: target - own, both delayed
+                _out_err(ERR, q0, TGf, dslot * nout + g_target[g], Hf, hd + g_off[g], ng)
         lslot = (t - fb_lag) & mask
-        for c in range(L - 1):
-            # err of layer c+1 = F_c^T err(layer c+2)(t - lag), F_c = W_{c+1}^T (symmetric) or
-            # B (random/uniform), [upper, lower] (SPEC 2.2). Only nonzero upper errors are added,
+        for e in range(NE):
+            # err of hidden group dst += F^T err(src)(t - lag), F = W_via^T (symmetric) or B
+            # (fixed), [src, dst] (SPEC 2.2), edges in order. Only nonzero src errors are added,
             # in ascending order: the same float32 sums as the reference's dense loop.
-            q0 = goff[c + 1] - nin
-            nlo = goff[c + 2] - goff[c + 1]
-            u0 = goff[c + 2] - nin
-            nup = goff[c + 3] - goff[c + 2]
-            _zero(ERR, q0, nlo)
-            for m0 in range(0, nup, SCAN):  # as above: skip 32 upper neurons at a time
+            src, dst = e_src[e], e_dst[e]
+            u0, nup = g_off[src] - nin, g_off[src + 1] - g_off[src]
+            q0, nlo = g_off[dst] - nin, g_off[dst + 1] - g_off[dst]
+            for m0 in range(0, nup, SCAN):  # as above: skip 32 src neurons at a time
                 if _any_bits(ERRHi, lslot * NQ + u0 + m0, min(SCAN, nup - m0)):
                     for m in range(m0, min(m0 + SCAN, nup)):
                         v = ERRH[lslot, u0 + m]
                         if v != 0:
-                            _add_row_scaled(ERR, q0, FF, foff[c] + m * nlo, nlo, v)
+                            _add_row_scaled(ERR, q0, FF, foff[e] + m * nlo, nlo, v)
         _copy_f(ERRHf, slot * NQ, ERR, NQ)
 
         # -- 4a. delay lines; record the delayed series; presynaptic events ------------------------
-        for c in range(L):
-            pos = t % dlen[c]
-            q0, q1 = goff[c + 1] - nin, goff[c + 2] - nin
-            _sig_line(Sf, k * NQ + q0, SIGLf, pos * NQ + q0, U, q0, q1 - q0, linear, thr, beta, u_cut)
-            p0, p1 = goff[c], goff[c + 1]
+        for g in range(G):
+            li = g_lif_index[g]
+            if li >= 0:
+                q0 = g_off[g] - nin
+                pos = t % g_dlen[g]
+                _sig_line(Sf, k * NQ + q0, SIGLf, pos * NQ + q0, U, q0, g_off[g + 1] - g_off[g], rc, nc.thr[li])
+        for c in range(C):
+            if c_plastic[c] == 0:
+                continue
+            gp, gq = c_pre[c], c_post[c]
+            dl = g_dlen[gq]
+            pos = t % dl
+            p0, p1 = poff[c], poff[c + 1]
+            a = g_off[gp]  # global index of the segment's first pre
             if rec_x:
                 # z (step 1, delayed spikes), delay line of z~ (4a), z~ (6) in one pass; the
                 # traces of one presynaptic neuron depend on nothing else
-                _pre_pass_x(TRP, TRZ, Hf, hd + p0, PSPLf, pos * NP + p0, Xf, k * NP + p0, p0, p1 - p0,
-                            dec_rise, k_decay, psp_cut)  # fmt: skip
+                _pre_pass_x(TRP, TRZ, Hf, hd + a, PSPLf, pos * NP + p0, Xf, k * NP + p0, p0, p1 - p0, rc)
                 if k < k_old:
                     XMAX[k, c] = _max_nonneg(Xi, k * NP + p0, p1 - p0)
-                    SMAX[k, c] = _max_nonneg(Si, k * NQ + q0, q1 - q0)
+                    SMAX[k, c] = _max_nonneg(Si, k * NQ + g_off[gq] - nin, g_off[gq + 1] - g_off[gq])
                 continue
-            if not _pre_pass(TRP, TRZ, Hf, hd + p0, PSPLf, pos * NP + p0, MPREV, FL, fl_off[c], p0, p1 - p0,
-                             dec_rise, k_decay, psp_cut):  # fmt: skip
+            if not _pre_pass(TRP, TRZ, Hf, hd + a, PSPLf, pos * NP + p0, MPREV, FL, fl_off[c], p0, p1 - p0, rc):
                 continue
-            row = k + dlen[c]
+            row = k + dl
             # the flagged neurons, found eight flags at a time
             nj = 0
             for wd in range(fl_off[c] // 8, (fl_off[c] + p1 - p0 + 7) // 8):
@@ -563,32 +814,32 @@ def forward(
             for jj in range(nj):
                 j = UPK[jj]
                 m = 1 if PSPL[pos, j] > psp_cut else 0
-                cnt = HIST[dslot, j]
+                cnt = HIST[dslot, a + j - p0]
                 if m:
                     if MPREV[j] == 0:
                         # a cut-off stretch ended at t - 1: restore the free decay from t on
                         lr = t - RUN_T[j]
-                        g = GT[lr - 1] if lr > 0 else 0.0
-                        a = QP[lr] * RUN_ZT[j] + d64 * g * RUN_Z[j]
-                        b = DP[lr] * RUN_Z[j]
-                        NET_A[j] = a
-                        NET_B[j] = b
+                        gv = GT[lr - 1] if lr > 0 else 0.0
+                        av = QP[lr] * RUN_ZT[j] + d64 * gv * RUN_Z[j]
+                        bv = DP[lr] * RUN_Z[j]
+                        NET_A[j] = av
+                        NET_B[j] = bv
                         NET_T[j] = t
                         if row < n_steps:
                             if ev_n < ev_cap:
                                 EVR[ev_n] = row
                                 EVJ[ev_n] = j
-                                EVA[ev_n] = a
-                                EVB[ev_n] = b
+                                EVA[ev_n] = av
+                                EVB[ev_n] = bv
                                 ev_n += 1
                             else:
                                 overflow = True
                     if cnt:
                         lr = t - NET_T[j]
-                        g = GT[lr - 1] if lr > 0 else 0.0
-                        a = QP[lr] * NET_A[j] + d64 * g * NET_B[j]
+                        gv = GT[lr - 1] if lr > 0 else 0.0
+                        av = QP[lr] * NET_A[j] + d64 * gv * NET_B[j]
                         NET_B[j] = DP[lr] * NET_B[j] + cnt
-                        NET_A[j] = a
+                        NET_A[j] = av
                         NET_T[j] = t
                         if row < n_steps:
                             if ev_n < ev_cap:
@@ -604,35 +855,35 @@ def forward(
                         # z~ pushed now is at or below the cut-off: cancel the free decay of
                         # everything emitted so far (exactly), and keep it as the stretch's state
                         lr = t - NET_T[j]
-                        g = GT[lr - 1] if lr > 0 else 0.0
-                        a = QP[lr] * NET_A[j] + d64 * g * NET_B[j]
-                        b = DP[lr] * NET_B[j]
+                        gv = GT[lr - 1] if lr > 0 else 0.0
+                        av = QP[lr] * NET_A[j] + d64 * gv * NET_B[j]
+                        bv = DP[lr] * NET_B[j]
                         if row < n_steps:
                             if ev_n < ev_cap:
                                 EVR[ev_n] = row
                                 EVJ[ev_n] = j
-                                EVA[ev_n] = -a
-                                EVB[ev_n] = -b
+                                EVA[ev_n] = -av
+                                EVB[ev_n] = -bv
                                 ev_n += 1
                             else:
                                 overflow = True
                         RUN_T[j] = t
-                        RUN_ZT[j] = a
-                        RUN_Z[j] = b
+                        RUN_ZT[j] = av
+                        RUN_Z[j] = bv
                         NET_A[j] = 0.0
                         NET_B[j] = 0.0
                         NET_T[j] = t
                     if cnt:
                         # a spike arriving inside a stretch joins its free decay
                         lr = t - RUN_T[j]
-                        g = GT[lr - 1] if lr > 0 else 0.0
-                        a = QP[lr] * RUN_ZT[j] + d64 * g * RUN_Z[j]
+                        gv = GT[lr - 1] if lr > 0 else 0.0
+                        av = QP[lr] * RUN_ZT[j] + d64 * gv * RUN_Z[j]
                         RUN_Z[j] = DP[lr] * RUN_Z[j] + cnt
-                        RUN_ZT[j] = a
+                        RUN_ZT[j] = av
                         RUN_T[j] = t
                 MPREV[j] = m
 
-        # -- 4d (the per-neuron factors): error of active posts, regulariser -------------------
+        # -- 4d (the per-neuron factor): error of active posts ----------------------------------
         _err_row(Ef, k * NQ, TREF, NQ, err_cut)
 
     _ldmxcsr(fp_saved)
@@ -640,14 +891,16 @@ def forward(
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def backward(S, E, n, q_f, d_f, k_f, ALPHA, BETA, a0, a1):
-    """Backward-filter the errors of a chunk; ``S <- S * Et`` in place (rows 0..n-1).
+def backward(rec, n, sk, alpha, beta, a0, a1):
+    """Backward-filter the errors of a chunk ("gemm"); ``S <- S * Et`` in place (rows 0..n-1).
 
     For every post column: ``Et(k) = sum_{m>=k} G(m-k) E(m)`` with G the response of el_flt to a
     unit coincidence (SPEC 5), via ``Bd(k) = E(k) + d Bd(k+1)``, ``Et(k) = q Et(k+1) + kk Bd(k)``
-    (float64). ``ALPHA = sum_k E(k) q^(k+1)`` and ``BETA = Et(0)`` weigh the eligibility carried
+    (float64). ``alpha = sum_k E(k) q^(k+1)`` and ``beta = Et(0)`` weigh the eligibility carried
     into the chunk. Columns [a0, a1); releases the GIL (column ranges can run in threads).
     """
+    S, E = rec.s, rec.e
+    q_f, d_f, k_f = sk.q, sk.d, sk.kk
     if a1 > a0:
         w = a1 - a0
         bd = np.zeros(w)
@@ -661,80 +914,76 @@ def backward(S, E, n, q_f, d_f, k_f, ALPHA, BETA, a0, a1):
                 bq[i] = q_f * (e + bq[i])
                 S[k, a0 + i] = np.float32(S[k, a0 + i] * et[i])
         for i in range(w):
-            ALPHA[a0 + i] = bq[i]
-            BETA[a0 + i] = et[i]
+            alpha[a0 + i] = bq[i]
+            beta[a0 + i] = et[i]
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def sweep(
-    S, E, n, q_f, d_f, k_f, DK, GK, QK, blocks, ev_lo, ev_hi, EVR, EVJ, EVA, EVB,
-    goff, nin, moff, M, PD, PG, dlen, XL, ALPHA, BETA,
-):  # fmt: skip
+def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
     """The chunk's plasticity from per-neuron series and presynaptic events (SPEC 5), backwards.
 
-    For each post column i (``blocks``: rows of (first, end) post index), over rows k = n-1..0:
-    ``Et(k) = sum_{m>=k} G(m-k) E(m)`` as ``c (q Eq(k) - d Ed(k))`` with ``Eq(k) = E(k) +
-    q Eq(k+1)``, ``Ed`` likewise and ``c = kk/(q-d)``. Three right-hand factors have their
-    discounted sums ``Rq(k) = y(k) + q Rq(k+1)`` and ``Rd`` taken: ``y = S Et`` (el_sum),
-    ``u = S d^(n-k)`` (el, ``DK``) and ``z = S G(n-1-k)`` (el_flt, ``GK``). For y they are
-    carried as such (r0, r1). For u and z, whose weights are powers, three sums of S carry them
-    all, with fewer operations per row: ``P(k) = S(k) + (q/d) P(k+1)``, ``Q(k) = S(k) + (d/q)
-    Q(k+1)`` and ``C(k) = S(k) + C(k+1)`` give, with ``dk = d^(n-k)`` and ``qk = q^(n-k)``
-    (``QK``), ``Rq(u) = dk P``, ``Rd(u) = dk C``, ``Rq(z) = c (qk C - dk P)``, ``Rd(z) = c (qk Q -
-    dk C)``. P grows by q/d per row (Q by d/q, should d exceed q); the engine keeps chunks short
-    enough for float64 (:data:`P_GROWTH_LIMIT`).
+    For each post column i (``blocks``: rows of (first, end) post index, a block within one LIF
+    group), over rows k = n-1..0: ``Et(k) = sum_{m>=k} G(m-k) E(m)`` as ``c (q Eq(k) - d Ed(k))``
+    with ``Eq(k) = E(k) + q Eq(k+1)``, ``Ed`` likewise and ``c = kk/(q-d)``. Three right-hand
+    factors have their discounted sums ``Rq(k) = y(k) + q Rq(k+1)`` and ``Rd`` taken: ``y = S Et``
+    (el_sum), ``u = S d^(n-k)`` (el, ``tab.dk``) and ``z = S G(n-1-k)`` (el_flt, ``tab.gk``). For y
+    they are carried as such (r0, r1). For u and z, whose weights are powers, three sums of S
+    carry them all, with fewer operations per row: ``P(k) = S(k) + (q/d) P(k+1)``, ``Q(k) = S(k) +
+    (d/q) Q(k+1)`` and ``C(k) = S(k) + C(k+1)`` give, with ``dk = d^(n-k)`` and ``qk = q^(n-k)``
+    (``tab.qk``), ``Rq(u) = dk P``, ``Rd(u) = dk C``, ``Rq(z) = c (qk C - dk P)``, ``Rd(z) = c (qk
+    Q - dk C)``. P grows by q/d per row (Q by d/q, should d exceed q); the engine keeps chunks
+    short enough for float64 (:data:`P_GROWTH_LIMIT`).
 
-    An event (row r, pre j, a, b) adds ``a Rq(r) + b d c (Rq(r) - Rd(r))`` (= sum over k >= r of
-    its presynaptic trace times the factor) to row j of M (PD, PG). Rows without events are
-    advanced up to four at a time (:func:`_sweep_rows`; their states are loaded and stored
-    once). Rows k < D take x from the delay line, ``XL[k, pre]`` (dense). ``ALPHA = q Eq(0)``,
-    ``BETA = Et(0)``. All float64. M, PD and PG are zeroed here, the block's columns only.
-    Releases the GIL: blocks of columns can run in threads.
+    An event (row r, pre j, a, b) of any plastic connection into the block's group adds ``a Rq(r)
+    + b d c (Rq(r) - Rd(r))`` (= sum over k >= r of its presynaptic trace times the factor) to row
+    j of that connection's M (PD, PG): the column recurrences are shared by all of them. Rows
+    without events are advanced up to four at a time (:func:`_sweep_rows`; their states are
+    loaded and stored once). Rows k < D take x from the delay line, ``xl[k, pre]`` (dense).
+    ``sums.alpha = q Eq(0)``, ``sums.beta = Et(0)``. All float64. The block's columns of M, PD
+    and PG are zeroed here. Releases the GIL: blocks of columns can run in threads.
     """
-    cq = k_f / (q_f - d_f)
-    dc = d_f * cq
-    cqq, cqd, rqd, rdq = cq * q_f, cq * d_f, q_f / d_f, d_f / q_f
-    L = goff.shape[0] - 2
+    S, E = rec.s, rec.e
+    q_f, d_f, cq, dc = sk.q, sk.d, sk.cq, sk.dc
+    DK, GK, QK = tab.dk, tab.gk, tab.qk
+    M, PD, PG = sums.m, sums.pd, sums.pg
+    EVR, EVJ, EVA, EVB, ev_lo, ev_hi = ev.r, ev.j, ev.a, ev.b, ev.lo, ev.hi
+    g_off, c_post, c_plastic, g_dlen = topo.g_off, topo.c_post, topo.c_plastic, topo.g_dlen
+    nin, poff, moff = lay.nin, lay.poff, lay.moff
+    C = c_post.shape[0]
     NQ = S.shape[1]
     Sf = S.ravel()
     Ef = E.ravel()
     for b in range(blocks.shape[0]):
         i0, i1 = blocks[b, 0], blocks[b, 1]
         w = i1 - i0
-        eq = np.zeros(w)
-        ed = np.zeros(w)
-        y = np.zeros(w)
-        yd = np.zeros(w)
-        yg = np.zeros(w)
-        r0 = np.zeros(w)
-        r1 = np.zeros(w)
-        rp = np.zeros(w)
-        rq = np.zeros(w)
-        rc = np.zeros(w)
-        # connections whose post columns overlap the block, and their events (newest first)
-        cs = np.empty(L, np.int64)
+        # the block's group (blocks never span two) and the plastic connections into it
+        g = 0
+        while g_off[g + 1] - nin <= i0:
+            g += 1
+        qa = g_off[g] - nin
+        npost = g_off[g + 1] - g_off[g]
+        cs = np.empty(C, np.int64)
         nc = 0
-        for c in range(L):
-            if goff[c + 2] - nin > i0 and goff[c + 1] - nin < i1:
+        for c in range(C):
+            if c_plastic[c] != 0 and c_post[c] == g:
                 cs[nc] = c
                 nc += 1
-        e_ptr = np.empty(L, np.int64)
-        dmax = 0
-        for c in range(L):
-            e_ptr[c] = ev_hi[c] - 1
+        if nc == 0:
+            continue
+        dmax = g_dlen[g]
+        col = Columns(
+            np.zeros(w), np.zeros(w), np.zeros(w), np.zeros(w), np.zeros(w),
+            np.zeros(w), np.zeros(w), np.zeros(w), np.zeros(w), np.zeros(w),
+        )  # fmt: skip
+        e_ptr = np.empty(C, np.int64)
         for u in range(nc):
             c = cs[u]
-            dmax = max(dmax, dlen[c])
+            e_ptr[c] = ev_hi[c] - 1  # events newest first
             # this block's columns of the sums start at zero (here, in the block's thread)
-            qa = goff[c + 1] - nin
-            npost = goff[c + 2] - goff[c + 1]
-            lo = max(i0, qa)
-            hi = min(i1, qa + npost)
-            for j in range(goff[c + 1] - goff[c]):
-                base = moff[c] + j * npost + (lo - qa)
-                _zero(M, base, hi - lo)
-                _zero(PD, base, hi - lo)
-                _zero(PG, base, hi - lo)
+            for j in range(poff[c + 1] - poff[c]):
+                _zero(M, moff[c] + j * npost + (i0 - qa), w)
+                _zero(PD, moff[c] + j * npost + (i0 - qa), w)
+                _zero(PG, moff[c] + j * npost + (i0 - qa), w)
         k = n - 1
         while k >= 0:
             # rows k, k-1, ... with no events (and not fed by the delay line) are advanced
@@ -745,122 +994,126 @@ def sweep(
                 c = cs[u]
                 if e_ptr[c] >= ev_lo[c]:
                     nxt = max(nxt, EVR[e_ptr[c]])
+            o = U64(k * NQ + i0)
             if nxt <= k - 3 and k - 3 >= dmax:
-                o = U64(k * NQ + i0)
-                _sweep_rows(Ef, Sf, (o, o - U64(NQ), o - U64(2 * NQ), o - U64(3 * NQ)), w, eq, ed, r0, r1, rp, rq,
-                            rc, q_f, d_f, cqq, cqd, rqd, rdq)  # fmt: skip
+                _sweep_rows(Ef, Sf, (o, o - U64(NQ), o - U64(2 * NQ), o - U64(3 * NQ)), w, col, sk)
                 k -= 3
             elif nxt <= k - 1 and k - 1 >= dmax:
-                o = U64(k * NQ + i0)
-                _sweep_rows(Ef, Sf, (o, o - U64(NQ)), w, eq, ed, r0, r1, rp, rq, rc, q_f, d_f, cqq, cqd, rqd, rdq)
+                _sweep_rows(Ef, Sf, (o, o - U64(NQ)), w, col, sk)
                 k -= 1
             elif k >= dmax:
                 # a row with events: alone (the tuple kernel, 2.5 times faster than _sweep_row)
-                _sweep_rows(Ef, Sf, (U64(k * NQ + i0),), w, eq, ed, r0, r1, rp, rq, rc, q_f, d_f, cqq, cqd, rqd, rdq)
+                _sweep_rows(Ef, Sf, (o,), w, col, sk)
             else:  # a row fed by the delay line also needs y
-                _sweep_row(Ef, Sf, k * NQ + i0, w, eq, ed, y, r0, r1, rp, rq, rc, q_f, d_f, cqq, cqd, rqd, rdq)
+                _sweep_row(Ef, Sf, o, w, col, sk)
             dk, qk = DK[k], QK[k]
+            if k < dmax:
+                # a row fed by the delay line: x pushed in the previous chunk, this row only
+                for i in range(w):
+                    v = np.float64(S[k, i0 + i])
+                    col.yd[i] = v * dk
+                    col.yg[i] = v * GK[k]
             for u in range(nc):
                 c = cs[u]
-                qa = goff[c + 1] - nin
-                npost = goff[c + 2] - goff[c + 1]
-                lo = max(i0, qa)
-                hi = min(i1, qa + npost)
-                if k < dlen[c]:
-                    # a row fed by the delay line: x pushed in the previous chunk, this row only
-                    for i in range(lo - i0, hi - i0):
-                        v = np.float64(S[k, i0 + i])
-                        yd[i] = v * dk
-                        yg[i] = v * GK[k]
-                    for j in range(goff[c], goff[c + 1]):
-                        x = XL[k, j]
+                p0 = poff[c]
+                if k < dmax:
+                    for j in range(p0, poff[c + 1]):
+                        x = xl[k, j]
                         if x != 0.0:
-                            base = moff[c] + (j - goff[c]) * npost + (lo - qa)
-                            _add_x(M, PD, PG, base, x, y, yd, yg, lo - i0, hi - lo)
+                            _add_x(sums, moff[c] + (j - p0) * npost + (i0 - qa), x, col, w)
                 ep = e_ptr[c]
                 while ep >= ev_lo[c] and EVR[ep] == k:
-                    base = moff[c] + (EVJ[ep] - goff[c]) * npost + (lo - qa)
                     # a Rq + bb (Rq - Rd) = A Rq - B Rd per factor, Rq and Rd of u and z as above
                     bb = EVB[ep] * dc
                     A = EVA[ep] + bb
-                    _apply_event(M, PD, PG, base, A, -bb, A * dk, -bb * dk, cq * (A * qk + bb * dk), -A * cq * dk,
-                                 -bb * cq * qk, r0, r1, rp, rq, rc, lo - i0, hi - lo)  # fmt: skip
+                    coef = (A, -bb, A * dk, -bb * dk, cq * (A * qk + bb * dk), -A * cq * dk, -bb * cq * qk)
+                    _apply_event(sums, moff[c] + (EVJ[ep] - p0) * npost + (i0 - qa), coef, col, w)
                     ep -= 1
                 e_ptr[c] = ep
             k -= 1
         for i in range(w):
-            ALPHA[i0 + i] = q_f * eq[i]
-            BETA[i0 + i] = cq * (q_f * eq[i] - d_f * ed[i])
+            sums.alpha[i0 + i] = q_f * col.eq[i]
+            sums.beta[i0 + i] = cq * (q_f * col.eq[i] - d_f * col.ed[i])
 
 
 # the sweep's helpers are float64 sums (not part of the bit-exact forward): FMA contraction is fine
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _sweep_row(Ef, Sf, off, w, eq, ed, y, r0, r1, rp, rq, rc, q_f, d_f, cqq, cqd, rqd, rdq):
+def _sweep_row(Ef, Sf, off, w, col, sk):
+    # one row, also storing y = S Et (a row fed by the delay line)
+    eq, ed, y, r0, r1, rp, rq, rc = col.eq, col.ed, col.y, col.r0, col.r1, col.rp, col.rq, col.rc
     off = U64(off)
     for i in range(U64(w)):
         a, b, v, x0, x1, p, qs, cs = _row_step(
-            np.float64(Ef[off + i]), np.float64(Sf[off + i]), eq[i], ed[i], r0[i], r1[i], rp[i], rq[i], rc[i],
-            q_f, d_f, cqq, cqd, rqd, rdq,
-        )  # fmt: skip
+            np.float64(Ef[off + i]), np.float64(Sf[off + i]), eq[i], ed[i], r0[i], r1[i], rp[i], rq[i], rc[i], sk
+        )
         eq[i], ed[i], y[i], r0[i], r1[i], rp[i], rq[i], rc[i] = a, b, v, x0, x1, p, qs, cs
 
 
 @njit(inline="always", fastmath={"contract"})
-def _row_step(e, s, a, bd, x0, x1, p, qs, cs, q_f, d_f, cqq, cqd, rqd, rdq):
+def _row_step(e, s, a, bd, x0, x1, p, qs, cs, sk):
     # one row of the sweep's recurrences for one column: Eq, Ed, y = S Et (el_sum's factor), its
     # discounted sums r0, r1, and the sums P, Q, C of S (see sweep)
-    a = e + q_f * a
-    bd = e + d_f * bd
-    v = s * (cqq * a - cqd * bd)
-    return a, bd, v, v + q_f * x0, v + d_f * x1, s + rqd * p, s + rdq * qs, s + cs
+    a = e + sk.q * a
+    bd = e + sk.d * bd
+    v = s * (sk.cqq * a - sk.cqd * bd)
+    return a, bd, v, v + sk.q * x0, v + sk.d * x1, s + sk.rqd * p, s + sk.rdq * qs, s + cs
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _sweep_rows(Ef, Sf, offs, w, eq, ed, r0, r1, rp, rq, rc, q_f, d_f, cqq, cqd, rqd, rdq):
+def _sweep_rows(Ef, Sf, offs, w, col, sk):
     # several rows of _sweep_row (offsets ``offs``, a tuple, top row first), states loaded and
     # stored once; the tuple's length is a compile-time constant, so the row loop is unrolled and
     # the column loop vectorised (one compiled version per length used: 1, 2 and 4)
+    eq, ed, r0, r1, rp, rq, rc = col.eq, col.ed, col.r0, col.r1, col.rp, col.rq, col.rc
     for i in range(U64(w)):
         a, b, x0, x1, p, qs, cs = eq[i], ed[i], r0[i], r1[i], rp[i], rq[i], rc[i]
         for r in range(len(offs)):
             o = offs[r]
             a, b, _, x0, x1, p, qs, cs = _row_step(
-                np.float64(Ef[o + i]), np.float64(Sf[o + i]), a, b, x0, x1, p, qs, cs, q_f, d_f, cqq, cqd, rqd, rdq
+                np.float64(Ef[o + i]), np.float64(Sf[o + i]), a, b, x0, x1, p, qs, cs, sk
             )
         eq[i], ed[i], r0[i], r1[i], rp[i], rq[i], rc[i] = a, b, x0, x1, p, qs, cs
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _add_x(M, PD, PG, base, x, y, yd, yg, o, n):
-    base, o = U64(base), U64(o)
+def _add_x(sums, base, x, col, n):
+    # a delay-line row: M += x y, PD += x yd, PG += x yg
+    M, PD, PG, y, yd, yg = sums.m, sums.pd, sums.pg, col.y, col.yd, col.yg
+    base = U64(base)
     for i in range(U64(n)):
-        M[base + i] += x * y[o + i]
-        PD[base + i] += x * yd[o + i]
-        PG[base + i] += x * yg[o + i]
+        M[base + i] += x * y[i]
+        PD[base + i] += x * yd[i]
+        PG[base + i] += x * yg[i]
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _apply_event(M, PD, PG, base, m0, m1, d0, d1, gc, gp, gq, r0, r1, rp, rq, rc, o, n):
+def _apply_event(sums, base, coef, col, n):
     # M += m0 r0 + m1 r1; PD += d0 P + d1 C; PG += gc C + gp P + gq Q (coefficients: see sweep)
-    base, o = U64(base), U64(o)
+    m0, m1, d0, d1, gc, gp, gq = coef
+    M, PD, PG = sums.m, sums.pd, sums.pg
+    r0, r1, rp, rq, rc = col.r0, col.r1, col.rp, col.rq, col.rc
+    base = U64(base)
     for i in range(U64(n)):
-        j = o + i
-        M[base + i] += m0 * r0[j] + m1 * r1[j]
-        PD[base + i] += d0 * rp[j] + d1 * rc[j]
-        PG[base + i] += gc * rc[j] + gp * rp[j] + gq * rq[j]
+        M[base + i] += m0 * r0[i] + m1 * r1[i]
+        PD[base + i] += d0 * rp[i] + d1 * rc[i]
+        PG[base + i] += gc * rc[i] + gp * rp[i] + gq * rq[i]
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def synapse_update(EL, ELF, ELS, W, M, PD, PG, alpha, beta, rs, dn, qn, gn1, r0, r1, c0, c1):
+def synapse_update(syn, terms, rows, cols):
     """Per synapse: el_sum += M + el_flt alpha + el beta - w rs; then the end-of-chunk el, el_flt.
 
-    ``M`` is the chunk's product X^T (S Et); ``PD``/``PG`` the products giving the chunk's
-    own contribution to el/el_flt. Coefficients as in SPEC 5 (see engine.fast). The synapses of
-    pre rows [r0, r1) and post columns [c0, c1) of one connection (``alpha``, ``beta``, ``rs``:
-    per post of the connection); releases the GIL.
+    ``terms`` (:class:`Terms`): ``m`` the chunk's product X^T (S Et); ``pd``/``pg`` the products
+    giving the chunk's own contribution to el/el_flt; coefficients as in SPEC 5 (see
+    engine.fast). The synapses of pre rows ``rows`` = (first, end) and post columns ``cols`` of
+    one connection (``syn``: its arrays; the per-post factors are the connection's); releases
+    the GIL.
     """
-    for j in range(U64(r0), U64(r1)):
-        for i in range(U64(c0), U64(c1)):
+    EL, ELF, ELS, W = syn.el, syn.el_flt, syn.el_sum, syn.w
+    M, PD, PG, alpha, beta, rs = terms.m, terms.pd, terms.pg, terms.alpha, terms.beta, terms.rs
+    dn, qn, gn1 = terms.dn, terms.qn, terms.gn1
+    for j in range(U64(rows[0]), U64(rows[1])):
+        for i in range(U64(cols[0]), U64(cols[1])):
             e0 = np.float64(EL[j, i])
             f0 = np.float64(ELF[j, i])
             g = np.float64(M[j, i]) + f0 * alpha[i] + e0 * beta[i] - np.float64(W[j, i]) * rs[i]

@@ -1,4 +1,5 @@
-"""The fast engine (SPEC 5): a per-neuron forward simulation, then the rule per chunk in bulk.
+"""The fast engine (docs/MODEL.md, section 5; SPEC 5): a per-neuron forward simulation, then the
+rule per chunk in bulk.
 
 Within one call the weights are fixed, so the forward dynamics do not depend on the rule. A
 compiled kernel (:func:`~superspike.engine._fast_kernels.forward`) runs the neurons, traces,
@@ -52,8 +53,15 @@ the kernels exceed 1e-10 of their peak); a bound on the rest is checked and the 
 over the whole chunk if it could matter (a whole layer went quiet). About 3x slower on the
 Oxford demo and O(steps x synapses); kept as a cross-check and to measure the products.
 
-Errors of hidden layers are per-neuron and event-driven (the output error is nonzero only at
-target and own spike events), with the reference's float32 sums (SPEC 2.2). The forward kernel
+**Graphs.** Every LIF group is a block of post columns with its own neuron constants; every
+plastic connection has its own presynaptic segment (x, events), read through its post group's
+delay line. The column recurrences of a post group are shared by all plastic connections into
+it: the sweep applies the events of each to that connection's own sums (a block of columns never
+spans two groups). Fixed connections only deliver spikes.
+
+Errors of hidden groups are per-neuron and event-driven (the output error is nonzero only at
+target and own spike events), with the reference's float32 sums (SPEC 2.2; per feedback edge, in
+the order of ``spec.feedback_edges``). The forward kernel
 flushes denormals to zero (see :mod:`~superspike.engine._fast_kernels`): no spike and no cut-off
 decision changes, and states differ from the reference's by less than 1.2e-38 there.
 
@@ -90,7 +98,12 @@ KERNEL_TOL = 1e-10
 #: benchmarks/bench_fast.py), while the per-chunk synapse pass stays a few percent.
 MAX_BLOCK = {"events": 2500, "gemm": 5000}
 METHODS = ("events", "gemm")
-_NO_WINDOWS = WindowReplay.empty()
+#: fields of :class:`~superspike.engine._fast_kernels.FwdState` packed from the LIF groups'
+#: ``GroupState`` (one value per neuron, concatenated in kernel order: the post space), and from
+#: the plastic connections' ``ConnectionState`` (per pre neuron: the pre space). A new per-neuron
+#: state variable is a field there, its name here and its arithmetic in the forward kernel.
+POST_FIELDS = ("u", "i_syn", "ref", "err", "tr_err", "tr_err_flt", "avg", "het")
+PRE_FIELDS = ("tr_pre", "tr_psp")
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
 
@@ -141,20 +154,21 @@ def default_threads() -> int:
     return max(1, min(4, cpus))
 
 
-def sweep_blocks(bounds: list[int], threads: int, slack: float = 1.2, min_width: int = 32) -> list[np.ndarray]:
+def sweep_blocks(
+    ranges: list[tuple[int, int]], threads: int, slack: float = 1.2, min_width: int = 32
+) -> list[np.ndarray]:
     """Column blocks of the "events" sweep, one array of (first, end) post columns per thread.
 
-    ``bounds`` are the post-space boundaries of the connections (their post columns are
-    ``[bounds[c], bounds[c+1])``). A block never spans two connections: the sweep advances rows
-    without events several at a time, and which rows those are must depend on the connection's
-    own events only, so that results do not depend on the number of threads. Connections wider
-    than ``slack`` times a thread's fair share are halved (down to ``min_width`` columns), then
-    the pieces go to the least loaded thread, widest first. Oxford (256 + 200 columns, two
-    threads): one connection per thread, which measured 0.72 ms per 2500-step chunk against
-    0.93 ms for two equal halves (one of which spanned both connections).
+    ``ranges`` are the post columns of the LIF groups that need the sweep (one (first, end) each).
+    A block never spans two groups: the sweep advances rows without events several at a time, and
+    which rows those are must depend on the group's own events only, so that results do not depend
+    on the number of threads. Groups wider than ``slack`` times a thread's fair share are halved
+    (down to ``min_width`` columns), then the pieces go to the least loaded thread, widest first.
+    Oxford (256 + 200 columns, two threads): one group per thread, which measured 0.72 ms per
+    2500-step chunk against 0.93 ms for two equal halves (one of which spanned both groups).
     """
-    pieces = [(a, b) for a, b in pairwise(bounds) if b > a]
-    fair = (bounds[-1] - bounds[0]) / max(threads, 1)
+    pieces = [(int(a), int(b)) for a, b in ranges if b > a]
+    fair = sum(b - a for a, b in pieces) / max(threads, 1)
     while pieces:
         a, b = max(pieces, key=lambda p: p[1] - p[0])
         if b - a <= slack * fair or b - a < 2 * min_width:
@@ -199,41 +213,85 @@ class FastEngine(Engine):
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         self.method = method
         spec = network.spec
-        self.L = L = spec.n_connections
-        sizes = spec.sizes
-        self.nin = sizes[0]
-        self.goff = np.zeros(L + 2, np.int64)
-        np.cumsum(sizes, out=self.goff[1:])
-        self.N = int(self.goff[-1])
-        self.NP = int(self.goff[L])  # pre space: groups 0..L-1
-        self.NQ = self.N - self.nin  # post space: groups 1..L
-        self.grp = np.repeat(np.arange(L + 1), sizes).astype(np.int64)
-        self.dlen = np.array([spec.delay_line_steps(c) for c in range(L)], np.int64)
+        topo = self.topo
+        g_off = topo.g_off
+        self.nin = nin = spec.nin
+        self.N = int(g_off[-1])
+        self.NQ = self.N - nin  # post space: the LIF neurons
         self.R = ring_size(spec.neuron.delay_steps, spec.feedback_lag())
-        self.woff = np.zeros(L + 1, np.int64)
-        np.cumsum([a * b for a, b in spec.shapes], out=self.woff[1:])
-        # feedback matrices [upper, lower] of connections c < L-1, flat (SPEC 2.2)
-        fshapes = [(sizes[c + 2], sizes[c + 1]) for c in range(L - 1)]
-        self.foff = np.zeros(max(L, 1), np.int64)
-        for c in range(1, L - 1):
-            self.foff[c] = self.foff[c - 1] + fshapes[c - 1][0] * fshapes[c - 1][1]
-        self.FF = np.zeros(max(1, sum(a * b for a, b in fshapes)), np.float32)
-        self._WF = np.zeros(max(1, int(self.woff[-1])), np.float32)
-        self.symmetric = spec.feedback == "symmetric"
-        if not self.symmetric:
-            for c in range(L - 1):
-                b = self.feedback[c + 1]
-                self.FF[self.foff[c] : self.foff[c] + b.size] = b.ravel()
+        gidx = {name: g for g, name in enumerate(self.group_order)}
+        #: per connection (creation order): name, kernel index of pre and post group, plastic
+        self.conn_names = [c.name for c in spec.connections]
+        self.plastic_names = [c.name for c in spec.connections if c.plastic]
+        C = len(self.conn_names)
+        gsize = np.diff(g_off)
+        npre = [int(gsize[gidx[c.pre]]) for c in spec.connections]
+        npost = [int(gsize[gidx[c.post]]) for c in spec.connections]
+        plastic = [c.plastic for c in spec.connections]
+        cum = np.cumsum
+        woff = np.concatenate([[0], cum([a * b for a, b in zip(npre, npost, strict=True)])]).astype(np.int64)
+        self.poff = poff = np.concatenate([[0], cum([a if p else 0 for a, p in zip(npre, plastic, strict=True)])])
+        self.poff = poff = poff.astype(np.int64)
+        self.NP = int(poff[-1])  # pre space: one segment per plastic connection
+        sizes = [a * b if p else 0 for a, b, p in zip(npre, npost, plastic, strict=True)]
+        self.moff = moff = np.concatenate([[0], cum(sizes)]).astype(np.int64)
+        edges = spec.feedback_edges
+        esz = [int(gsize[gidx[e.src]] * gsize[gidx[e.dst]]) for e in edges]
+        foff = np.concatenate([[0], cum(esz)]).astype(np.int64)
+        self.FF = np.zeros(max(1, int(foff[-1])), np.float32)
+        self._WF = np.zeros(max(1, int(woff[-1])), np.float32)
+        #: symmetric feedback edges: (offset in FF, connection whose transposed weights it holds)
+        self._sym = [
+            (int(foff[k]), self.conn_names[int(topo.e_via[k])]) for k in range(len(edges)) if topo.e_via[k] >= 0
+        ]
+        for k in range(len(edges)):
+            if topo.e_fix[k] >= 0:  # fixed matrices, packed once
+                b = self.fixed_feedback[int(topo.e_fix[k])]
+                self.FF[foff[k] : foff[k] + b.size] = b.ravel()
+        # per plastic connection, flags of the presynaptic neurons with something to record this
+        # step, padded to whole 8-byte words (the kernel scans them eight at a time)
+        pad = [-(-n // 8) * 8 if p else 0 for n, p in zip(npre, plastic, strict=True)]
+        fl_off = np.concatenate([[0], cum(pad)[:-1]]).astype(np.int64) if C else np.zeros(0, np.int64)
+        tg_post = np.zeros(spec.nout, np.int64)
+        for g in range(len(self.group_order)):
+            if topo.g_target[g] >= 0:
+                a = int(topo.g_target[g])
+                tg_post[a : a + gsize[g]] = np.arange(g_off[g], g_off[g + 1]) - nin
+        self.layout = fk.Layout(
+            nin, self.N, self.NQ, self.NP, spec.nout, woff, foff[:-1].copy(), poff, moff, fl_off, tg_post
+        )
+        #: post columns (first, end) of each LIF group by kernel index, and the groups' connections
+        self.group_cols = {g: (int(g_off[g] - nin), int(g_off[g + 1] - nin)) for g in range(len(g_off) - 1)}
+        self.into = {g: [c for c in range(C) if plastic[c] and int(topo.c_post[c]) == g] for g in self.group_cols}
+        lif = [g for g in self.group_cols if topo.g_lif[g]]
+        self._reg_cols = [self.group_cols[g] for g in lif if topo.g_reg[g]]
+        swept = [self.group_cols[g] for g in lif if self.into[g] or topo.g_reg[g]]
+        self.dmax = int(max(topo.g_dlen[g] for g in lif))
+        win = self.windows if self.windows is not None else WindowReplay.empty()
+        self._inputs = fk.Inputs(
+            self.input.ptr, self.input.ids, self.target.ptr, self.target.ids, self.windows is not None,
+            win.open_ptr, win.open_ids, win.close_ptr, win.close_ids,
+        )  # fmt: skip
+        # input arrivals per input group and loop step, cumulative (bounds the events of a chunk)
+        self._in_cum = []
+        step_of = np.repeat(np.arange(self.input.period), np.diff(self.input.ptr))
+        for g in range(len(self.group_order)):
+            if not topo.g_lif[g]:
+                m = (self.input.ids >= g_off[g]) & (self.input.ids < g_off[g + 1])
+                counts = np.bincount(step_of[m], minlength=self.input.period)
+                self._in_cum.append(np.concatenate([[0], np.cumsum(counts)]))
         self.max_block = int(MAX_BLOCK[method] if max_block is None else max_block)
-        cf = self._cf
-        self.k_decay, self.dec_rise = float(cf[6]), float(cf[4])
-        self.psp_cut = cf[11]
+        rc = self.consts
+        self.k_decay, self.dec_rise = float(rc.k_decay), float(rc.dec_rise)
         self.q = 1.0 - self.k_decay
         # the sweep's sum P (or Q, if d > q) grows by q/d (d/q) per step: keep it finite. d > q can
         # happen for a rise time close to the decay time (q = 1 - dt/tau_decay < exp(-dt/tau_decay))
         growth = abs(math.log(self.q / self.dec_rise))
         if method == "events" and growth > 0:
             self.max_block = max(1, min(self.max_block, int(fk.P_GROWTH_LIMIT / growth)))
+        q, d, kk = self.q, self.dec_rise, self.k_decay
+        cq = kk / (q - d)
+        self._sk = fk.SweepConsts(q, d, kk, cq, d * cq, cq * q, cq * d, q / d, d / q)
         # "gemm" only: windows of the end-of-chunk products
         self.wd, self.wg = kernel_windows(self.k_decay, self.dec_rise, tol) if method == "gemm" else (1, 1)
         nk = max(self.max_block, self.wg, self.wd) + 2
@@ -249,27 +307,18 @@ class FastEngine(Engine):
         self.full_end_products = 0
         self._buffers_n = 0
         self._scratch_bufs: dict[str, np.ndarray] = {}
-        pre = self.NP
-        self._MPREV = np.zeros(pre, np.int8)
-        self._RUN_T = np.zeros(pre, np.int64)
-        self._RUN_ZT = np.zeros(pre, np.float64)
-        self._RUN_Z = np.zeros(pre, np.float64)
-        self._NET_T = np.zeros(pre, np.int64)
-        self._NET_A = np.zeros(pre, np.float64)
-        self._NET_B = np.zeros(pre, np.float64)
-        # per connection, flags of the presynaptic neurons with something to record this step,
-        # padded to whole 8-byte words (the kernel scans them eight at a time)
-        pad = [-(-(int(self.goff[c + 1] - self.goff[c])) // 8) * 8 for c in range(L)]
-        self._fl_off = np.concatenate([[0], np.cumsum(pad)[:-1]]).astype(np.int64)
-        self._FL = np.zeros(sum(pad) + 8, np.int8)
-        self._UPK = np.zeros(max(sizes) + 8, np.int64)
-        self.moff = np.zeros(L + 1, np.int64)
-        np.cumsum([a * b for a, b in spec.shapes], out=self.moff[1:])
+        P = self.NP
+        self._tracker = fk.Tracker(
+            np.zeros(P, np.int8), np.zeros(P, np.int64), np.zeros(P), np.zeros(P),
+            np.zeros(P, np.int64), np.zeros(P), np.zeros(P),
+            np.zeros(sum(pad) + 8, np.int8), np.zeros(max(npre, default=0) + 8, np.int64),
+            self._QP, self._DP, self._G,
+        )  # fmt: skip
         self.threads = max(1, default_threads() if threads is None else int(threads))
         # column ranges of the "gemm" error filter: one per thread
-        edges = np.linspace(0, self.NQ, self.threads + 1).round().astype(int)
-        self._col_ranges = [(int(a), int(b)) for a, b in pairwise(edges) if b > a]
-        self._blocks = sweep_blocks([int(g - self.nin) for g in self.goff[1:]], self.threads)
+        cols = np.linspace(0, self.NQ, self.threads + 1).round().astype(int)
+        self._col_ranges = [(int(a), int(b)) for a, b in pairwise(cols) if b > a]
+        self._blocks = sweep_blocks(swept, self.threads)
         #: wall time (s) spent in the parts of an advance, for benchmarks: the forward kernel, the
         #: backward sweep (all the sums of "events"; the error filter of "gemm"), the BLAS products
         #: ("gemm"), the per-synapse updates ("events": each thread's follows its sweep; the
@@ -314,14 +363,15 @@ class FastEngine(Engine):
         if n <= self._buffers_n:
             return
         f32 = np.float32
+        C = len(self.conn_names)
         self.S = np.empty((n, self.NQ), f32)
         self.E = np.empty((n, self.NQ), f32)
         if self.method == "gemm":
             self.X = np.empty((n, self.NP), f32)
             self.YD = np.empty((min(n, self.wd), self.NQ), f32)
             self.YG = np.empty((min(n, self.wg), self.NQ), f32)
-            self.XMAX = np.zeros((n, self.L), np.int32)
-            self.SMAX = np.zeros((n, self.L), np.int32)
+            self.XMAX = np.zeros((n, max(C, 1)), np.int32)
+            self.SMAX = np.zeros((n, max(C, 1)), np.int32)
         else:
             self.X = np.zeros((1, 1), f32)
             self.XMAX = self.SMAX = np.zeros((1, 1), np.int32)
@@ -340,157 +390,177 @@ class FastEngine(Engine):
             t, i = parts[0]
         else:
             t, i = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        out = []
-        for g in range(1, self.L + 1):
-            m = (i >= self.goff[g]) & (i < self.goff[g + 1])
-            out.append((t[m], i[m] - self.goff[g]))
+        g_off = self.topo.g_off
+        out = {}
+        for g, name in enumerate(self.group_order):
+            if self.topo.g_lif[g]:
+                m = (i >= g_off[g]) & (i < g_off[g + 1])
+                out[name] = (t[m], i[m] - g_off[g])
         return StepResult(out)
 
     def _pack_weights(self, state: State) -> None:
         """The weights, fixed during an advance, in the flat layout of the forward kernel (``_WF``,
         connection c at ``woff[c]``), and for symmetric feedback the transposed weights of the
-        next connection (``FF``, SPEC 2.2), into buffers kept between calls: once per advance,
-        not once per chunk."""
-        for c, cc in enumerate(state.conns):
-            self._WF[self.woff[c] : self.woff[c + 1]].reshape(cc.w.shape)[...] = cc.w
-        if self.symmetric:
-            for c in range(self.L - 1):
-                w = state.conns[c + 1].w
-                self.FF[self.foff[c] : self.foff[c] + w.size].reshape(w.shape[::-1])[...] = w.T
+        connections that carry it (``FF``, SPEC 2.2), into buffers kept between calls: once per
+        advance, not once per chunk."""
+        woff = self.layout.woff
+        for c, name in enumerate(self.conn_names):
+            w = state.conns[name].w
+            self._WF[woff[c] : woff[c + 1]].reshape(w.shape)[...] = w
+        for off, name in self._sym:
+            w = state.conns[name].w
+            self.FF[off : off + w.size].reshape(w.shape[::-1])[...] = w.T
 
     def _event_capacity(self, t0: int, n: int) -> int:
         """Upper bound on the events of a chunk: trace states, arrivals and cut-off stretches."""
         p = self.input.period
         lo, hi = t0 - self.network.spec.neuron.delay_steps, t0 + n
         k0, k1 = lo // p, (hi - 1) // p
-        ptr = self.input.ptr
+        per_group = []
+        for cum in self._in_cum:
+            arrivals = 0
+            for k in range(k0, k1 + 1):
+                a, b = max(lo - k * p, 0), min(hi - k * p, p)
+                if b > a:
+                    arrivals += int(cum[b] - cum[a])
+            per_group.append(arrivals)
+        topo = self.topo
+        ref = int(self.neurons.ref_steps.min())
         arrivals = 0
-        for k in range(k0, k1 + 1):
-            a, b = max(lo - k * p, 0), min(hi - k * p, p)
-            if b > a:
-                arrivals += int(ptr[b] - ptr[a])
-        lif = self.NP - self.nin
-        arrivals += lif * (n // (self.network.spec.neuron.refractory_steps + 1) + 2)
+        for c in range(len(self.conn_names)):
+            if not topo.c_plastic[c]:
+                continue
+            g = int(topo.c_pre[c])
+            if topo.g_lif[g]:
+                arrivals += int(topo.g_off[g + 1] - topo.g_off[g]) * (n // (ref + 1) + 2)
+            else:
+                arrivals += per_group[g]  # input groups come first in kernel order
         # the state at the start, arrivals, and per stretch below the cut-off one event at each
         # end; a stretch ends only after an arrival (or once after the start)
         return 4 * self.NP + 3 * arrivals + 16
 
+    # -- the state in the flat layout --------------------------------------------------------
+    def _pack(self, state: State) -> fk.FwdState:
+        """The state as the forward kernel takes it (copies, but the target ring and window
+        state, which the kernel advances in place)."""
+        g_off, R = self.topo.g_off, self.R
+        f32 = np.float32
+        HIST = np.empty((R, self.N), np.int8)
+        for g, name in enumerate(self.group_order):
+            HIST[:, g_off[g] : g_off[g + 1]] = state.groups[name].hist
+        lif = [state.groups[name] for name in self.lif_order]
+        post = {f: np.concatenate([getattr(gs, f) for gs in lif]) for f in POST_FIELDS}
+        SIGL = np.zeros((self.dmax, self.NQ), f32)
+        for gs, (_, (a, b)) in zip(lif, self._lif_cols(), strict=True):
+            SIGL[: gs.sig_line.shape[0], a:b] = gs.sig_line
+        conns = [state.conns[name] for name in self.plastic_names]
+        pre = {f: np.concatenate([getattr(cs, f) for cs in conns]) if conns else np.zeros(0, f32) for f in PRE_FIELDS}
+        PSPL = np.zeros((self.dmax, self.NP), f32)
+        for cs, (p0, p1) in zip(conns, self._pre_segments(), strict=True):
+            PSPL[: cs.psp_line.shape[0], p0:p1] = cs.psp_line
+        SPK = self._scratch("spk", R * self.N, np.int64).reshape(R, self.N)
+        SPKN = np.zeros(R, np.int64)
+        SPKO = np.zeros((R, len(g_off)), np.int64)
+        st = fk.FwdState(
+            hist=HIST, target_hist=state.target_hist, window_state=state.window_state,
+            spk=SPK, spkn=SPKN, spko=SPKO, **post,
+            err_hist=np.concatenate([gs.err_hist for gs in lif], axis=1),
+            sig_line=SIGL, **pre, psp_line=PSPL,
+        )  # fmt: skip
+        fk.rebuild_spike_lists(st, g_off)
+        return st
+
+    def _unpack(self, st: fk.FwdState, state: State) -> None:
+        """Copy the flat state back into ``state``'s groups and connections."""
+        g_off = self.topo.g_off
+        for g, name in enumerate(self.group_order):
+            state.groups[name].hist[...] = st.hist[:, g_off[g] : g_off[g + 1]]
+        for name, (a, b) in self._lif_cols():
+            gs = state.groups[name]
+            for f in POST_FIELDS:
+                getattr(gs, f)[...] = getattr(st, f)[a:b]
+            gs.err_hist[...] = st.err_hist[:, a:b]
+            gs.sig_line[...] = st.sig_line[: gs.sig_line.shape[0], a:b]
+        for name, (p0, p1) in zip(self.plastic_names, self._pre_segments(), strict=True):
+            cs = state.conns[name]
+            for f in PRE_FIELDS:
+                getattr(cs, f)[...] = getattr(st, f)[p0:p1]
+            cs.psp_line[...] = st.psp_line[: cs.psp_line.shape[0], p0:p1]
+
+    def _lif_cols(self) -> list[tuple[str, tuple[int, int]]]:
+        """(name, post columns) of each LIF group in kernel order."""
+        return [(name, self.group_cols[g]) for g, name in enumerate(self.group_order) if self.topo.g_lif[g]]
+
+    def _pre_segments(self) -> list[tuple[int, int]]:
+        """Pre-space segments (first, end) of the plastic connections in creation order."""
+        poff = self.poff
+        return [(int(poff[c]), int(poff[c + 1])) for c in range(len(self.conn_names)) if self.topo.c_plastic[c]]
+
     def _advance_block(self, state: State, n: int) -> tuple[np.ndarray, np.ndarray]:
         t_start = time.perf_counter()
-        L, N, nin, goff = self.L, self.N, self.nin, self.goff
-        spec = self.network.spec
         gemm = self.method == "gemm"
         self._ensure_buffers(max(n, min(self.max_block, 5000)))
         f32 = np.float32
-        R = self.R
         t0 = state.clock
-        # -- pack the state into the flat layout of the kernels --------------------------------
-        HIST = np.empty((R, N), np.int8)
-        for g, gs in enumerate(state.groups):
-            HIST[:, goff[g] : goff[g + 1]] = gs.hist
-        lif = state.groups[1:]
-        U = np.concatenate([g.u for g in lif])
-        I = np.concatenate([g.i_syn for g in lif])
-        REF = np.concatenate([g.ref for g in lif])
-        cs = state.conns
-        ERR = np.concatenate([c.err for c in cs])
-        TRE = np.concatenate([c.tr_err for c in cs])
-        TREF = np.concatenate([c.tr_err_flt for c in cs])
-        AVG = np.concatenate([c.avg for c in cs])
-        HET = np.concatenate([c.het for c in cs])
-        ERRH = np.concatenate([c.err_hist for c in cs], axis=1)
-        TRP = np.concatenate([c.tr_pre for c in cs])
-        TRZ = np.concatenate([c.tr_psp for c in cs])
-        Dmax = int(self.dlen.max())
-        SIGL = np.zeros((Dmax, self.NQ), f32)
-        PSPL = np.zeros((Dmax, self.NP), f32)
-        Dn = min(n, Dmax)
+        st = self._pack(state)
+        Dn = min(n, self.dmax)
         XL = np.zeros((Dn, self.NP))  # rows k < D: x from the delay line (pushed in the previous chunk)
-        for c, cc in enumerate(cs):
-            D = int(self.dlen[c])
-            SIGL[:D, goff[c + 1] - nin : goff[c + 2] - nin] = cc.sig_line
-            PSPL[:D, goff[c] : goff[c + 1]] = cc.psp_line
-            if not gemm:
-                rows = cc.psp_line[(t0 + np.arange(min(n, D))) % D]
-                XL[: rows.shape[0], goff[c] : goff[c + 1]] = np.where(rows > self.psp_cut, rows, f32(0))
-        WF = self._WF  # packed by advance
-        SPK = self._scratch("spk", R * N, np.int64).reshape(R, N)
-        SPKN = np.zeros(R, np.int64)
-        fk.rebuild_spike_lists(HIST, SPK, SPKN)
-        RS = np.zeros(self.NQ, np.float64)
-        cap = self.NQ * (n // (spec.neuron.refractory_steps + 1) + 1)
-        REC_T = self._scratch("rec_t", cap, np.int64)
-        REC_I = self._scratch("rec_i", cap, np.int64)
-        win = self.windows if self.windows is not None else _NO_WINDOWS
-        WIN = state.window_state if self.windows is not None else np.zeros(0, np.int8)
+        if not gemm:
+            for name, (p0, p1) in zip(self.plastic_names, self._pre_segments(), strict=True):
+                line = state.conns[name].psp_line
+                D = line.shape[0]
+                rows = line[(t0 + np.arange(min(n, D))) % D]
+                XL[: rows.shape[0], p0:p1] = np.where(rows > self.consts.psp_cut, rows, f32(0))
+        refr = int(self.neurons.ref_steps.min())
+        cap = self.NQ * (n // (refr + 1) + 1)
+        rec = fk.Record(
+            self.S, self.E, self.X, self.XMAX, self.SMAX,
+            self._scratch("rec_t", cap, np.int64), self._scratch("rec_i", cap, np.int64),
+        )  # fmt: skip
         ecap = 1 if gemm else self._event_capacity(t0, n)
-        EVR = self._scratch("evr", ecap, np.int64)
-        EVJ = self._scratch("evj", ecap, np.int64)
-        EVA = self._scratch("eva", ecap, np.float64)
-        EVB = self._scratch("evb", ecap, np.float64)
+        none = np.zeros(0, np.int64)
+        ev = fk.Events(
+            self._scratch("evr", ecap, np.int64), self._scratch("evj", ecap, np.int64),
+            self._scratch("eva", ecap, np.float64), self._scratch("evb", ecap, np.float64), none, none,
+        )  # fmt: skip
+        chunk = fk.Chunk(t0, n, gemm, n - min(n, self.wd))
+        wts = fk.Weights(self._WF, self.FF)
         t1 = time.perf_counter()
         fp_control = fk.get_fp_control()
         try:
             nrec, nev = fk.forward(
-            t0, n, self._cf, self._ci, L, nin, goff, self.grp, self.dlen,
-            self.input.ptr, self.input.ids, self.target.ptr, self.target.ids,
-            HIST, state.target_hist, SPK, SPKN, U, I, REF, WF, self.woff, self.FF, self.foff,
-            ERR, TRE, TREF, AVG, ERRH, TRP, TRZ, SIGL, PSPL,
-            self.S, self.E, self._UPK,
-            gemm, self.X, n - min(n, self.wd), self.XMAX, self.SMAX,
-            self._QP, self._DP, self._G, EVR, EVJ, EVA, EVB,
-            self._MPREV, self._RUN_T, self._RUN_ZT, self._RUN_Z, self._NET_T, self._NET_A, self._NET_B,
-            self._FL, self._fl_off,
-            REC_T, REC_I,
-            self.windows is not None, win.open_ptr, win.open_ids, win.close_ptr, win.close_ids, WIN,
-            )  # fmt: skip
+                chunk, self.consts, self.neurons, self.topo, self.layout, self._inputs, wts, st, rec, ev, self._tracker
+            )
         finally:  # the kernel flushes denormals (see _fast_kernels); never leak that setting
             fk.set_fp_control(fp_control)
         if nev < 0:
             raise RuntimeError("fast engine: event buffer too small (please report)")
         t2 = time.perf_counter()
-        # -- unpack the per-neuron state --------------------------------------------------------
-        for g, gs in enumerate(state.groups):
-            gs.hist[...] = HIST[:, goff[g] : goff[g + 1]]
-        for g, gs in enumerate(lif):
-            a, b = goff[g + 1] - nin, goff[g + 2] - nin
-            gs.u[...] = U[a:b]
-            gs.i_syn[...] = I[a:b]
-            gs.ref[...] = REF[a:b]
-        for c, cc in enumerate(cs):
-            a, b = goff[c + 1] - nin, goff[c + 2] - nin
-            p0, p1 = goff[c], goff[c + 1]
-            cc.err[...] = ERR[a:b]
-            cc.tr_err[...] = TRE[a:b]
-            cc.tr_err_flt[...] = TREF[a:b]
-            cc.avg[...] = AVG[a:b]
-            cc.err_hist[...] = ERRH[:, a:b]
-            cc.tr_pre[...] = TRP[p0:p1]
-            cc.tr_psp[...] = TRZ[p0:p1]
-            D = self.dlen[c]
-            cc.sig_line[...] = SIGL[:D, a:b]
-            cc.psp_line[...] = PSPL[:D, p0:p1]
         # -- plasticity over the chunk (SPEC 5) -------------------------------------------------
         # the regulariser (SPEC 2.3) runs with the sweep, in its threads: rho h^a summed into RS
-        # for the hidden posts, h advanced by the chunk's own spikes
-        reg = (t0, REC_T, REC_I, nrec, nin, HET, RS, self._cf) if self._ci[5] == 1 else None
+        # for the posts of regularised groups, h advanced by the chunk's own spikes
+        RS = np.zeros(self.NQ, np.float64)
+        reg = (rec, nrec, chunk, self.consts, self.nin, st.het, RS) if self._reg_cols else None
         coef = (self.dec_rise**n, self.q**n, float(self._G[n - 1]))  # d^n, q^n, G(n-1)
         if gemm:
             terms, alpha, beta, t_back, t_prod = self._plasticity_gemm(n, reg)
             t3 = time.perf_counter()
             jobs = []
-            for c, cc in enumerate(cs):
-                npre, npost = cc.el.shape
-                parts = max(1, min(self.threads, npre // 16)) if L == 1 else 1
+            single = len(self.plastic_names) == 1
+            for c in terms:
+                name = self.conn_names[c]
+                npre = state.conns[name].el.shape[0]
+                parts = max(1, min(self.threads, npre // 16)) if single else 1
                 edges = np.linspace(0, npre, parts + 1).round().astype(int)
-                jobs += [self._synapse_job(cs, c, terms, alpha, beta, RS, coef, r, (0, npost)) for r in pairwise(edges)]
+                cols = self.group_cols[int(self.topo.c_post[c])]
+                for r in pairwise(edges):
+                    jobs.append(self._synapse_job(state, c, terms[c], alpha, beta, RS, coef, r, (0, cols[1] - cols[0])))
             self._run(fk.synapse_update, jobs)
             t_syn = time.perf_counter() - t3
         else:
-            t_back, t_syn = self._plasticity_events(cs, n, nev, EVR, EVJ, EVA, EVB, XL, reg, RS, coef)
+            t_back, t_syn = self._plasticity_events(state, rec, n, nev, ev, XL, reg, RS, coef)
             t_prod = 0.0
-        for c, cc in enumerate(cs):
-            cc.het[...] = HET[goff[c + 1] - nin : goff[c + 2] - nin]
+        self._unpack(st, state)
         t4 = time.perf_counter()
         state.clock += n
         tm = self.timing
@@ -499,30 +569,32 @@ class FastEngine(Engine):
         tm["products"] += t_prod
         tm["synapses"] += t_syn
         tm["other"] += (t4 - t_start) - (t2 - t1) - t_back - t_prod - t_syn
-        return REC_T[:nrec].copy(), REC_I[:nrec].copy()
+        return rec.rec_t[:nrec].copy(), rec.rec_i[:nrec].copy()
 
-    def _synapse_job(self, cs, c: int, terms, alpha, beta, RS, coef, rows, cols) -> tuple:
-        """Arguments of :func:`~superspike.engine._fast_kernels.synapse_update` for connection c,
-        its pre rows ``rows`` and post columns ``cols`` ((first, end), of the connection)."""
-        cc = cs[c]
-        a, b = self.goff[c + 1] - self.nin, self.goff[c + 2] - self.nin
-        M, PD, PG = terms[c]
-        return (cc.el, cc.el_flt, cc.el_sum, cc.w, M, PD, PG, alpha[a:b], beta[a:b], RS[a:b], *coef, *rows, *cols)
+    def _synapse_job(self, state: State, c: int, mpp, alpha, beta, RS, coef, rows, cols) -> tuple:
+        """Arguments of :func:`~superspike.engine._fast_kernels.synapse_update` for plastic
+        connection c, its pre rows ``rows`` and post columns ``cols`` ((first, end), of the
+        connection); ``mpp`` its (M, PD, PG)."""
+        cs = state.conns[self.conn_names[c]]
+        a, b = self.group_cols[int(self.topo.c_post[c])]
+        terms = fk.Terms(*mpp, alpha[a:b], beta[a:b], RS[a:b], *coef)
+        return (fk.Synapses(cs.el, cs.el_flt, cs.el_sum, cs.w), terms, tuple(rows), tuple(cols))
 
-    def _plasticity_job(self, fn, args: tuple, cols, n: int, reg: tuple | None, synapses=(), timed=None) -> None:
+    def _plasticity_job(self, fn, args: tuple, cols, reg: tuple | None, synapses=(), timed=None) -> None:
         """One thread's share of a chunk's plasticity: ``fn(*args)`` (the sweep, or the error
-        filter of "gemm"), then the regulariser of the hidden post columns among ``cols``
+        filter of "gemm"), then the regulariser of the regularised post columns among ``cols``
         ((first, end) ranges), then ``synapses`` (args of synapse_update, for the same columns);
         the time of that last part is added to ``timed[0]`` if given. The kernels release the
         GIL."""
         fn(*args)
         if reg is not None:
-            hidden = int(self.goff[self.L] - self.nin)
             fp_control = fk.get_fp_control()
             try:
                 for a, b in cols:
-                    if a < hidden:
-                        fk.regulariser(self.E, n, *reg, int(a), int(min(b, hidden)))
+                    for ra, rb in self._reg_cols:
+                        lo, hi = max(int(a), ra), min(int(b), rb)
+                        if hi > lo:
+                            fk.regulariser(*reg, lo, hi)
             finally:  # it flushes denormals, like the forward kernel
                 fk.set_fp_control(fp_control)
         t = time.perf_counter()
@@ -532,74 +604,67 @@ class FastEngine(Engine):
             timed[0] += time.perf_counter() - t
 
     # -- the sums over the chunk, "events" ------------------------------------------------------
-    def _plasticity_events(self, cs, n, nev, EVR, EVJ, EVA, EVB, XL, reg, RS, coef) -> tuple[float, float]:
+    def _plasticity_events(self, state, rec, n, nev, ev, XL, reg, RS, coef) -> tuple[float, float]:
         """The sweep and regulariser, then the per-synapse pass, of each column block in its
         thread (the pass needs only the block's own columns of the sums). Returns the wall time
         and the calling thread's time in the per-synapse pass."""
-        goff, nin = self.goff, self.nin
         ta = time.perf_counter()
+        C = len(self.conn_names)
         # events of each connection, in order of rows (the kernel writes them in time order)
-        conn = self.grp[EVJ[:nev]]
+        conn = np.searchsorted(self.poff, ev.j[:nev], side="right") - 1
         order = np.argsort(conn, kind="stable")
-        EVR, EVJ, EVA, EVB = EVR[order], EVJ[order], EVA[order], EVB[order]
-        bounds = np.searchsorted(conn[order], np.arange(self.L + 1))
-        ev_lo, ev_hi = bounds[:-1].copy(), bounds[1:].copy()
+        bounds = np.searchsorted(conn[order], np.arange(C + 1))
+        evs = fk.Events(
+            ev.r[:nev][order], ev.j[:nev][order], ev.a[:nev][order], ev.b[:nev][order],
+            bounds[:-1].copy(), bounds[1:].copy(),
+        )  # fmt: skip
         tot = int(self.moff[-1])
         M = self._scratch("m", tot, np.float64)  # the sweep zeroes them, in its threads
         PD = self._scratch("pd", tot, np.float64)
         PG = self._scratch("pg", tot, np.float64)
         k = np.arange(n)
-        DK = self._DP[n - k]  # d^(n-k)
-        GK = self._G[n - 1 - k]  # G(n-1-k)
-        QK = self._QP[n - k]  # q^(n-k)
-        alpha = np.empty(self.NQ)
-        beta = np.empty(self.NQ)
-        terms = []
-        for c in range(self.L):
-            shape = (int(goff[c + 1] - goff[c]), int(goff[c + 2] - goff[c + 1]))
-            terms.append(tuple(T[self.moff[c] : self.moff[c + 1]].reshape(shape) for T in (M, PD, PG)))
+        tab = fk.SweepTables(self._DP[n - k], self._G[n - 1 - k], self._QP[n - k])  # d^(n-k), G(n-1-k), q^(n-k)
+        sums = fk.Sums(M, PD, PG, np.empty(self.NQ), np.empty(self.NQ))
         timed = [0.0]
         jobs = []
         for t, blk in enumerate(self._blocks):
             syn = []
-            for a, b in blk:  # a block lies within one connection (sweep_blocks)
-                c = int(self.grp[a + nin]) - 1
-                qa = int(goff[c + 1] - nin)
-                syn.append(
-                    self._synapse_job(cs, c, terms, alpha, beta, RS, coef, (0, cs[c].el.shape[0]), (a - qa, b - qa))
-                )
-            jobs.append((
-                fk.sweep, (self.S, self.E, n, self.q, self.dec_rise, self.k_decay, DK, GK, QK, blk, ev_lo, ev_hi,
-                           EVR, EVJ, EVA, EVB, goff, nin, self.moff, M, PD, PG, self.dlen, XL, alpha, beta),
-                blk, n, reg, syn, timed if t == 0 else None,
-            ))  # fmt: skip
+            for a, b in blk:  # a block lies within one group (sweep_blocks)
+                g = int(np.searchsorted(self.topo.g_off, a + self.nin, side="right")) - 1
+                qa = self.group_cols[g][0]
+                for c in self.into[g]:
+                    mpp = tuple(T[self.moff[c] : self.moff[c + 1]].reshape(-1, self.group_cols[g][1] - qa)
+                                for T in (M, PD, PG))  # fmt: skip
+                    npre = int(self.poff[c + 1] - self.poff[c])
+                    syn.append(self._synapse_job(state, c, mpp, sums.alpha, sums.beta, RS, coef, (0, npre),
+                                                 (int(a) - qa, int(b) - qa)))  # fmt: skip
+            args = (rec, n, self._sk, tab, blk, self.topo, self.layout, evs, sums, XL)
+            jobs.append((fk.sweep, args, blk, reg, syn, timed if t == 0 else None))
         self._run(self._plasticity_job, jobs)
         tb = time.perf_counter()
         return tb - ta - timed[0], timed[0]
 
     # -- the sums over the chunk, "gemm" --------------------------------------------------------
     def _plasticity_gemm(self, n, reg):
-        goff, nin = self.goff, self.nin
         t_prod = 0.0
         ta = time.perf_counter()
-        ends = [self._end_products(c, n) for c in range(self.L)]
+        plastic = [c for c in range(len(self.conn_names)) if self.topo.c_plastic[c]]
+        ends = {c: self._end_products(c, n) for c in plastic}
         tb = time.perf_counter()
         t_prod += tb - ta
         alpha = np.empty(self.NQ)
         beta = np.empty(self.NQ)
-        jobs = [
-            (fk.backward, (self.S, self.E, n, self.q, self.dec_rise, self.k_decay, alpha, beta, a, b), [(a, b)], n, reg)
-            for a, b in self._col_ranges
-        ]
+        rec = fk.Record(self.S, self.E, self.X, self.XMAX, self.SMAX, self.S, self.S)
+        jobs = [(fk.backward, (rec, n, self._sk, alpha, beta, a, b), [(a, b)], reg) for a, b in self._col_ranges]
         self._run(self._plasticity_job, jobs)
         tc = time.perf_counter()
-        terms = []
-        for c in range(self.L):
-            a, b = goff[c + 1] - nin, goff[c + 2] - nin
-            p0, p1 = goff[c], goff[c + 1]
+        terms = {}
+        for c in plastic:
+            a, b = self.group_cols[int(self.topo.c_post[c])]
+            p0, p1 = self.poff[c], self.poff[c + 1]
             M = self.X[:n, p0:p1].T @ self.S[:n, a:b]
             self.flops += 2.0 * n * (p1 - p0) * (b - a)
-            terms.append((M, *ends[c]))
+            terms[c] = (M, *ends[c])
         td = time.perf_counter()
         t_prod += td - tc
         return terms, alpha, beta, tc - tb, t_prod
@@ -609,12 +674,11 @@ class FastEngine(Engine):
         ``X^T (S d^(n-k))`` and ``X^T (S G(n-1-k))`` over the last wd / wg steps.
 
         The steps left out contribute at most ``sum_k kernel(k) max_j x_j(k) max_i s_i(k)``; if
-        that exceeds 1e-7 of the largest entry (a whole layer went quiet), the product is
+        that exceeds 1e-7 of the largest entry (a whole group went quiet), the product is
         redone over the whole chunk.
         """
-        goff, nin = self.goff, self.nin
-        a, b = goff[c + 1] - nin, goff[c + 2] - nin
-        p0, p1 = goff[c], goff[c + 1]
+        a, b = self.group_cols[int(self.topo.c_post[c])]
+        p0, p1 = self.poff[c], self.poff[c + 1]
         out = []
         for kern, w, Y in ((self._DKr, min(n, self.wd), self.YD), (self._GKr, min(n, self.wg), self.YG)):
             Yw = Y[:w, : b - a]
