@@ -3,7 +3,7 @@ differs from a chain.
 
 ``_graph_model`` is an independent, plain transcription of one step on a graph (numpy, float32,
 loops where the order of float32 sums matters), written from the step semantics, not from the
-engine; the engine must match it on every state variable for recurrent, skip, DFA, mixed
+engine; the engine must match it bit for bit on every state variable for recurrent, skip, DFA, mixed
 fixed/plastic, multi-input/output and per-group-tau graphs. Small hand-made cases pin down the
 details that can go wrong: delivery order, the delay of a self connection, feedback through
 direct matrices, the splitting of the task's input and target ids over several groups.
@@ -191,8 +191,9 @@ def _graph_model(net: Network, task: Task, n_steps: int) -> dict[str, dict[str, 
 
 
 def _check_against_model(net: Network, task: Task, n_steps: int, min_spikes: int = 5) -> State:
-    """Run the engine in uneven calls and compare with the model: spikes exactly, state to float32
-    rounding (exactly where the model keeps the engine's order)."""
+    """Run the engine in uneven calls and compare with the model: spikes and state exactly, except
+    el_sum under the regulariser (numpy's float32 power h**a may differ from the compiled one in
+    the last bit)."""
     model = _graph_model(net, task, n_steps)
     eng = ReferenceEngine(net, task)
     st = State.initial(net)
@@ -210,7 +211,10 @@ def _check_against_model(net: Network, task: Task, n_steps: int, min_spikes: int
         kind, name = key.split("/")
         obj = st.groups[name] if kind == "group" else st.conns[name]
         for f, v in fields.items():
-            np.testing.assert_allclose(getattr(obj, f), v, rtol=2e-6, atol=1e-12, err_msg=f"{key}/{f}")
+            if f == "el_sum" and net.spec.regularizer is not None:
+                np.testing.assert_allclose(getattr(obj, f), v, rtol=2e-6, err_msg=f"{key}/{f}")
+            else:
+                np.testing.assert_array_equal(getattr(obj, f), v, err_msg=f"{key}/{f}")
     return st
 
 
