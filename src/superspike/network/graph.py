@@ -164,14 +164,14 @@ class NetworkSpec:
         interval = self.rule.update_interval / self.neuron.dt
         if abs(interval - round(interval)) > 1e-6:
             raise ConfigError("rule.update_interval", "must be a whole number of time steps")
-        receives = {e.dst for e in self.feedback_edges}
+        carries = self.error_groups
         for c in self.connections:
             post = by_name[c.post]
-            if c.plastic and not post.target and post.name not in receives:
+            if c.plastic and post.name not in carries:
                 raise ConfigError(
                     f"network.connection.{c.name}",
-                    f"is plastic, but its post group {c.post!r} receives no error: it has no connection "
-                    "to a group with an error other than recurrent ones (make it fixed, or use --feedback direct)",
+                    f"is plastic, but its post group {c.post!r} receives no error: no chain of non-recurrent "
+                    "connections leads from it to an output group (make it fixed, or use --feedback direct)",
                 )
 
     # -- construction ------------------------------------------------------------------------
@@ -322,6 +322,21 @@ class NetworkSpec:
             via = c.name if self.feedback == "symmetric" else None
             edges.append(FeedbackEdge(c.name, post.name, pre.name, via))
         return tuple(edges)
+
+    @property
+    def error_groups(self) -> frozenset[str]:
+        """The LIF groups that carry an error: the output groups, and every hidden group that a
+        feedback edge reaches from a group carrying one."""
+        carries = {g.name for g in self.output_groups}
+        edges = self.feedback_edges
+        grown = True
+        while grown:
+            grown = False
+            for e in edges:
+                if e.src in carries and e.dst not in carries:
+                    carries.add(e.dst)
+                    grown = True
+        return frozenset(carries)
 
     @property
     def feedback_shapes(self) -> dict[str, tuple[int, int]]:
