@@ -2,12 +2,16 @@
 
 One :class:`neo.Block` per run, one :class:`neo.Segment` per time window (by default one per
 phase of the SPEC 3 schedule: the burn-in, each training block, and the test after training),
-and in each segment one :class:`neo.SpikeTrain` per neuron of every group (``input``,
-``hidden0``, ..., ``output``, and ``target``: the target pattern replayed on the loop grid).
-Spike times are in s: a spike in time step s is at ``s * dt``; windows are aligned to the step
-grid (``floor(t/dt)``, SPEC 3). Each train is annotated with its ``group`` and ``neuron`` id; the
-block has one :class:`neo.Group` per group of neurons, holding that group's trains of every
-segment::
+and in each segment one :class:`neo.SpikeTrain` per neuron of every group of the network, named
+as the network names them (``input``, ``hidden0``, ..., ``output`` for a chain; any names for a
+graph), and of ``target``: the target pattern replayed on the loop grid, the target ids of all
+output groups in their declaration order. Spike times are in s: a spike in time step s is at
+``s * dt``; windows are aligned to the step grid (``floor(t/dt)``, SPEC 3). Each train is named
+``"<group> <neuron>"`` and annotated with its ``group``, the group's ``kind`` (``input``,
+``hidden``, ``output`` or ``target``) and its ``neuron`` id within the group; a target train also
+with the ``output_group`` and ``output_neuron`` it is the target of. The block has one
+:class:`neo.Group` per group of neurons (annotated with ``kind``), holding that group's trains of
+every segment::
 
     from superspike.outputs.neo import run_to_neo
     from elephant.statistics import mean_firing_rate
@@ -50,13 +54,19 @@ def spikes_to_neo(
     dt: float,
     name: str = "superspike run",
     annotations: dict[str, Any] | None = None,
+    group_annotations: dict[str, dict[str, Any]] | None = None,
+    neuron_annotations: dict[str, dict[str, Sequence[Any]]] | None = None,
 ) -> Any:
     """A neo Block from spikes in time steps.
 
     ``groups`` maps a group name to (steps int64, ids int64, number of neurons); ``windows`` are
     (first step, stop step, segment name, segment annotations), stop exclusive; ``dt`` in s.
+    ``group_annotations[g]`` annotate every train of group g and its neo.Group;
+    ``neuron_annotations[g][key][k]`` annotates the trains of neuron k of group g.
     """
     neo, pq = import_neo()
+    group_annotations = group_annotations or {}
+    neuron_annotations = neuron_annotations or {}
     block = neo.Block(name=name, **(annotations or {}))
     by_group: dict[str, list[Any]] = {g: [] for g in groups}
     sorted_groups = {}
@@ -73,6 +83,8 @@ def spikes_to_neo(
             order = np.argsort(wi, kind="stable")
             ws, wi = ws[order], wi[order]
             bounds = np.searchsorted(wi, np.arange(n + 1))
+            extra = group_annotations.get(g, {})
+            per_neuron = neuron_annotations.get(g, {})
             for k in range(n):
                 st = neo.SpikeTrain(
                     ws[bounds[k] : bounds[k + 1]] * dt,
@@ -83,12 +95,14 @@ def spikes_to_neo(
                     group=g,
                     neuron=k,
                     dt=dt,
+                    **extra,
+                    **{key: values[k] for key, values in per_neuron.items()},
                 )
                 seg.spiketrains.append(st)
                 by_group[g].append(st)
         block.segments.append(seg)
     for g, trains in by_group.items():
-        block.groups.append(neo.Group(trains, name=g, allowed_types=[neo.SpikeTrain]))
+        block.groups.append(neo.Group(trains, name=g, allowed_types=[neo.SpikeTrain], **group_annotations.get(g, {})))
     block.check_relationships()
     return block
 
@@ -101,8 +115,10 @@ def schedule_windows(cfg: Any, window: float | None = None, end: int | None = No
     """
     from superspike.run.schedule import Schedule
 
-    dt = cfg.neuron.dt
-    sched = Schedule.create(cfg.burn_in, cfg.block_duration, cfg.blocks, cfg.grid, dt, cfg.eta)
+    dt = cfg.get("neuron").dt
+    sched = Schedule.create(
+        cfg.get("burn_in"), cfg.get("block_duration"), cfg.get("blocks"), cfg.grid, dt, cfg.get("eta")
+    )
     phases: list[_Window] = []
     if sched.burn_in > 0:
         phases.append((0, sched.burn_in, "burn-in", {"block": 0, "phase": "burn-in", "learning": False}))
@@ -136,30 +152,39 @@ def run_to_neo(
     ``windows``: (start, stop) pairs in s, one Segment each (edges on the step grid); by default
     one Segment per phase of the schedule (burn-in, training blocks, test), each cut to its first
     ``window`` s if given.
-    ``groups``: which of input, hidden0..., output, target to include (default: all).
+    ``groups``: which groups of the run's network (and ``target``) to include (default: all).
+    The groups come from the ``[network]`` table of the run's config.toml (a chain's from
+    ``nin``, ``hidden`` and ``nout`` in a config.toml written before networks were graphs); each
+    group's spikes from its ``<group>.spk`` file.
     """
+    from superspike.errors import ConfigError
     from superspike.io import read_ras, read_spk
-    from superspike.run.config import load_config
+    from superspike.run.config import load_config, network_spec
     from superspike.task import Raster
     from superspike.task.replay import Replay
 
     import_neo()
     run_dir = Path(run_dir)
-    if not (run_dir / "config.toml").exists():
+    config = run_dir / "config.toml"
+    if not config.exists():
         raise InputFileError(run_dir, "not a run directory (no config.toml)")
-    cfg = load_config(run_dir / "config.toml")
-    if cfg.nin is None or cfg.nout is None or cfg.hidden is None or cfg.grid is None:
-        raise InputFileError(run_dir / "config.toml", "lacks nin, nout, hidden or grid; not the config.toml of a run")
-    dt = cfg.neuron.dt
-    names = ["input", *(f"hidden{k}" for k in range(len(cfg.hidden))), "output"]
-    sizes = dict(zip(names, (cfg.nin, *cfg.hidden, cfg.nout), strict=True))
-    wanted = list(groups) if groups is not None else [*names, "target"]
+    cfg = load_config(config)
+    try:
+        spec = network_spec(cfg)
+    except ConfigError as exc:
+        raise InputFileError(config, f"{exc}; not the config.toml of a run") from None
+    if cfg.grid is None:
+        raise InputFileError(config, "lacks grid; not the config.toml of a run")
+    dt = spec.neuron.dt
+    sizes = {g.name: g.n for g in spec.groups}
+    names = [*sizes, "target"]
+    wanted = list(groups) if groups is not None else names
     for g in wanted:
-        if g not in sizes and g != "target":
-            raise UserError(f"{run_dir}: no group {g!r}; the run has {', '.join([*names, 'target'])}")
+        if g not in names:
+            raise UserError(f"{run_dir}: no group {g!r}; the run has {', '.join(names)}")
     data: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
     last = 0
-    for g in names:
+    for g in sizes:
         s, i = read_spk(run_dir / f"{g}.spk", dt=dt, n_neurons=sizes[g])
         last = max(last, int(s[-1]) + 1 if s.size else 0)
         if g in wanted:
@@ -175,13 +200,26 @@ def run_to_neo(
             wins.append((_step(a, dt), _step(b, dt), f"window {k}", {"phase": "window"}))
     if "target" in wanted:
         t, i, _ = read_ras(run_dir / "target.ras")
-        replay = Replay.from_raster(Raster(t, i, cfg.nout, str(run_dir / "target.ras")), cfg.grid, dt)
+        replay = Replay.from_raster(Raster(t, i, spec.nout, str(run_dir / "target.ras")), cfg.grid, dt)
         parts = [replay.events(a, b) for a, b, _, _ in wins]
         ts = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
         ti = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, np.int64)
-        data["target"] = (ts, ti, cfg.nout)
-    ann = {"run_dir": str(run_dir.resolve()), "dt": dt, "task": cfg.task or str(cfg.target), "grid": cfg.grid}
-    return spikes_to_neo({g: data[g] for g in wanted}, wins, dt, name=run_dir.name, annotations=ann)
+        data["target"] = (ts, ti, spec.nout)
+    task = cfg.task or str(cfg.target)
+    ann = {"run_dir": str(run_dir.resolve()), "dt": dt, "task": task, "grid": cfg.grid}
+    group_ann, neuron_ann = _annotations(spec)
+    return spikes_to_neo({g: data[g] for g in wanted}, wins, dt, run_dir.name, ann, group_ann, neuron_ann)
+
+
+def _annotations(spec: Any) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, list[Any]]]]:
+    """Each group's kind; for the target trains, the output group and neuron each is the target of
+    (the task's target ids are split over the output groups in declaration order)."""
+    kinds = {g.name: "input" if g.kind == "input" else "output" if g.target else "hidden" for g in spec.groups}
+    group_ann: dict[str, dict[str, Any]] = {name: {"kind": kind} for name, kind in kinds.items()}
+    group_ann["target"] = {"kind": "target"}
+    out_group = [g.name for g in spec.output_groups for _ in range(g.n)]
+    out_neuron = [k for g in spec.output_groups for k in range(g.n)]
+    return group_ann, {"target": {"output_group": out_group, "output_neuron": out_neuron}}
 
 
 def _step(t: float, dt: float) -> int:
@@ -211,15 +249,18 @@ def recorder_to_neo(
     windows: Sequence[tuple[float, float]] | None = None,
     t_stop: float | None = None,
 ) -> Any:
-    """The spikes of a :class:`~superspike.run.simulation.SpikeRecorder` as a neo Block.
+    """The spikes of a :class:`~superspike.run.simulation.SpikeRecorder` as a neo Block: one
+    neo.Group per group of ``network`` (a Network or its NetworkSpec) and ``target``.
 
     ``windows`` (s) default to the recorder's own windows, else one Segment from 0 to ``t_stop``
     (s; default: just after the last spike).
     """
     import_neo()
-    dt = network.spec.neuron.dt
-    sizes = dict(zip(recorder.names, (*network.spec.sizes, network.spec.nout), strict=True))
-    data = {g: (*recorder.spikes(g), sizes[g]) for g in recorder.names}
+    spec = getattr(network, "spec", network)
+    dt = spec.neuron.dt
+    sizes = {**{g.name: g.n for g in spec.groups}, "target": spec.nout}
+    recorded = getattr(recorder, "names", list(sizes))
+    data = {g: (*recorder.spikes(g), n) for g, n in sizes.items() if g in recorded}
     if windows is not None:
         wins = [(_step(a, dt), _step(b, dt), f"window {k}", {"phase": "window"}) for k, (a, b) in enumerate(windows)]
     elif recorder.windows is not None:
@@ -229,4 +270,5 @@ def recorder_to_neo(
         if t_stop is not None:
             stop = _step(t_stop, dt)
         wins = [(0, stop, "recording", {"phase": "recording"})]
-    return spikes_to_neo(data, wins, dt)
+    group_ann, neuron_ann = _annotations(spec)
+    return spikes_to_neo(data, wins, dt, group_annotations=group_ann, neuron_annotations=neuron_ann)
