@@ -6,6 +6,9 @@ After every chunk the spikes must be identical and every field of the state equa
 fields exactly, float fields to ``rtol`` with an absolute floor of ``rtol`` times the field's
 largest magnitude (float32 sums in a different order). After every update the weights agree to
 relative 1e-4 (with a floor of 1e-4 eta for weights near zero), and so does the reported cost.
+Chains (``CONFIGS``) and graphs (``GRAPHS``: recurrence, skip connections, groups with their own
+neuron constants, direct feedback alignment, fixed and plastic connections mixed, several input
+and output groups) are checked alike, with both methods of forming the sums.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from superspike.engine.fast import FastEngine, default_threads, forward_kernels,
 from superspike.engine.reference import ReferenceEngine
 from superspike.io import read_spk
 from superspike.network import Network, NetworkSpec
+from superspike.network.graph import Connection, Group
 from superspike.optim import RMaxProp
-from superspike.params import RegularizerParams, RuleParams, cost_scale
+from superspike.params import NeuronParams, RegularizerParams, RuleParams
+from superspike.rule.cost import reported_mse
 from superspike.task import Task, load_raster
 
 UPDATE = 5000
@@ -32,12 +37,19 @@ ETA = 5e-3  # five times the demo's, so that weights change visibly
 
 
 def _cost(state: State, spec: NetworkSpec) -> float:
-    t = state.clock * spec.neuron.dt
-    return (
-        cost_scale(spec.rule)
-        * float(np.mean(state.conns[-1].avg, dtype=np.float64))
-        / (1 - math.exp(-t / spec.rule.tau_cost) + 1e-9)
-    )
+    avg = np.concatenate([state.groups[g.name].avg for g in spec.output_groups])
+    return reported_mse(avg, state.clock * spec.neuron.dt, spec.rule)
+
+
+def _optimizer(spec: NetworkSpec) -> RMaxProp:
+    return RMaxProp(spec.rule.update_interval, spec.rule.tau_rms, 1e-12, spec.rule.w_max)
+
+
+def _update(opt: RMaxProp, state: State, spec: NetworkSpec, eta: float = ETA, learning: bool = True) -> None:
+    """Step 5 on every plastic connection (fixed ones have no gradient)."""
+    for c in spec.plastic_connections:
+        cs = state.conns[c.name]
+        opt.step(cs.w, cs.el_sum, cs.grad2, UPDATE, eta, learning)
 
 
 def _compare_states(ref: State, fast: State, where: str, rtol: float = 1e-4) -> None:
@@ -74,28 +86,31 @@ def _cuts(kind: str, total: int) -> list[int]:
 
 def _agree(net: Network, task: Task, cuts: str = "run", updates: int = 3, method: str = "events",
            **engine_kw: object) -> FastEngine:  # fmt: skip
+    spec = net.spec
     ref_engine = ReferenceEngine(net, task)
     fast_engine = FastEngine(net, task, method=method, **engine_kw)
     ref, fast = State.initial(net), State.initial(net)
-    opt = RMaxProp(net.spec.rule.update_interval, net.spec.rule.tau_rms, 1e-12, net.spec.rule.w_max)
-    spikes = 0
+    opt = _optimizer(spec)
+    spikes = {g.name: 0 for g in spec.lif_groups}
     for n in _cuts(cuts, updates * UPDATE + 1):
         ra, rb = ref_engine.advance(ref, n), fast_engine.advance(fast, n)
-        for (sa, ia), (sb, ib) in zip(ra.spikes, rb.spikes, strict=True):
-            np.testing.assert_array_equal(sb, sa, err_msg=f"spike steps before {ref.clock}")
-            np.testing.assert_array_equal(ib, ia, err_msg=f"spike ids before {ref.clock}")
-            spikes += len(sa)
+        assert list(rb.spikes) == list(ra.spikes) == [g.name for g in spec.lif_groups]
+        for name, (sa, ia) in ra.spikes.items():
+            sb, ib = rb.spikes[name]
+            np.testing.assert_array_equal(sb, sa, err_msg=f"{name}: spike steps before {ref.clock}")
+            np.testing.assert_array_equal(ib, ia, err_msg=f"{name}: spike ids before {ref.clock}")
+            spikes[name] += len(sa)
         _compare_states(ref, fast, f"at step {ref.clock}")
         if (ref.clock - 1) % UPDATE == 0:
-            for c, (ca, cb) in enumerate(zip(ref.conns, fast.conns, strict=True)):
-                learn = net.spec.plastic(c)
-                opt.step(ca, UPDATE, ETA, learn)
-                opt.step(cb, UPDATE, ETA, learn)
-                np.testing.assert_allclose(cb.w, ca.w, rtol=1e-4, atol=1e-4 * ETA, err_msg=f"w{c}, {ref.clock}")
-            assert _cost(fast, net.spec) == pytest.approx(_cost(ref, net.spec), rel=1e-4)
-    assert spikes > 20, "the test network should spike"
+            _update(opt, ref, spec)
+            _update(opt, fast, spec)
+            for c in spec.plastic_connections:
+                wa, wb = ref.conns[c.name].w, fast.conns[c.name].w
+                np.testing.assert_allclose(wb, wa, rtol=1e-4, atol=1e-4 * ETA, err_msg=f"{c.name}, {ref.clock}")
+            assert _cost(fast, spec) == pytest.approx(_cost(ref, spec), rel=1e-4)
+    assert sum(spikes.values()) > 20, "the test network should spike"
     # the weights did move
-    assert any(not np.allclose(c.w, w0) for c, w0 in zip(ref.conns, net.weights, strict=True))
+    assert any(not np.allclose(ref.conns[c.name].w, net.weights[c.name]) for c in spec.plastic_connections)
     return fast_engine
 
 
@@ -103,7 +118,7 @@ def _agree(net: Network, task: Task, cuts: str = "run", updates: int = 3, method
 
 
 def test_kernels_match_the_per_step_recursion() -> None:
-    spec = NetworkSpec(2, (), 1)
+    spec = NetworkSpec.chain(2, (), 1)
     k_decay = float(np.float32(spec.neuron.dt / spec.rule.tau_decay))
     d = float(np.float32(math.exp(-spec.neuron.dt / spec.rule.tau_rise)))
     G, Dk = forward_kernels(k_decay, d, 3000)
@@ -123,7 +138,7 @@ def test_engine_is_registered() -> None:
     assert ENGINES["fast"] is FastEngine
 
 
-# -- agreement with the reference engine ---------------------------------------------------------
+# -- agreement with the reference engine: chains ---------------------------------------------------
 
 
 CONFIGS = {
@@ -139,6 +154,8 @@ CONFIGS = {
     "symmetric-delay": dict(hidden=(8,), feedback_delay=1.2e-3),
     "linear": dict(hidden=(8,), linear=True),
     "fixed-hidden": dict(hidden=(8,), fixed_hidden=True),
+    # fixed hidden connections with the regulariser: h still advances, nothing else in that group learns
+    "fixed-hidden-reg": dict(hidden=(8,), fixed_hidden=True, feedback="random", regularizer=RegularizerParams()),
     "three-hidden": dict(hidden=(7, 6, 5)),
     "three-hidden-uniform-reg-a2.5": dict(
         hidden=(7, 6, 5), feedback="uniform", regularizer=RegularizerParams(exponent=2.5)
@@ -163,6 +180,123 @@ def test_gemm_method_agrees(name: str) -> None:
     task = small_task()
     engine = _agree(small_network(task, **CONFIGS[name]), task, method="gemm")
     assert engine.flops > 0
+
+
+# -- agreement with the reference engine: graphs ---------------------------------------------------
+
+
+def _graph(groups: list[Group], conns: list[Connection], seed: int = 3, w0: float = 0.3, **kw) -> Network:
+    return Network.initialize(NetworkSpec(tuple(groups), tuple(conns), **kw), seed, w0)
+
+
+def _two_tau(**kw: object) -> Network:
+    """Two hidden groups with different membrane time constants (one also another threshold)
+    feeding one output."""
+    return _graph(
+        [
+            Group("input", 20, "input"),
+            Group("fast", 6, neuron=NeuronParams(tau_mem=5e-3)),
+            Group("slow", 5, neuron=NeuronParams(tau_mem=20e-3, threshold=-52e-3)),
+            Group("output", 3, target=True),
+        ],
+        [
+            Connection("input-fast", "input", "fast"),
+            Connection("input-slow", "input", "slow"),
+            Connection("fast-output", "fast", "output"),
+            Connection("slow-output", "slow", "output"),
+        ],
+        **kw,
+    )
+
+
+def _skip(**kw: object) -> Network:
+    """A skip connection input -> output beside a hidden layer (created last: delivery order)."""
+    return _graph(
+        [Group("input", 20, "input"), Group("hidden0", 8), Group("output", 3, target=True)],
+        [
+            Connection("input-hidden0", "input", "hidden0"),
+            Connection("hidden0-output", "hidden0", "output"),
+            Connection("input-output", "input", "output", w0=0.15),
+        ],
+        **kw,
+    )
+
+
+def _mixed(**kw: object) -> Network:
+    """Fixed and plastic connections mixed: a group fed only by a fixed connection, a fixed path
+    to the output beside a plastic one, and a plastic hidden -> hidden connection."""
+    return _graph(
+        [Group("input", 20, "input"), Group("driven", 7), Group("hidden", 6), Group("output", 3, target=True)],
+        [
+            Connection("input-driven", "input", "driven", plastic=False),
+            Connection("input-hidden", "input", "hidden"),
+            Connection("driven-output", "driven", "output"),
+            Connection("hidden-output", "hidden", "output", plastic=False),
+            Connection("driven-hidden", "driven", "hidden"),
+        ],
+        **kw,
+    )
+
+
+def _two_inputs(**kw: object) -> Network:
+    """Two input groups (the task's ids split over them) and two output groups (its targets)."""
+    return _graph(
+        [
+            Group("a", 12, "input"),
+            Group("b", 8, "input"),
+            Group("hidden", 8),
+            Group("o1", 1, target=True),
+            Group("o2", 2, target=True),
+        ],
+        [
+            Connection("a-hidden", "a", "hidden"),
+            Connection("b-hidden", "b", "hidden"),
+            Connection("hidden-o1", "hidden", "o1"),
+            Connection("hidden-o2", "hidden", "o2"),
+            Connection("b-o2", "b", "o2", w0=0.2),
+        ],
+        **kw,
+    )
+
+
+def _chain(hidden: tuple[int, ...], **kw: object) -> Network:
+    return Network.initialize(NetworkSpec.chain(20, hidden, 3, **kw), 3, 0.3)
+
+
+GRAPHS = {
+    "recurrent": lambda: _chain((8,), recurrent=True),
+    # recurrence with fixed feedback, the regulariser, and a longer delay line in the hidden group
+    # (its two incoming connections read theirs with D = 15, the output's with 8)
+    "recurrent-random-reg-delay": lambda: _chain(
+        (8,), recurrent=True, feedback="random", feedback_delay=0.7e-3, regularizer=RegularizerParams()
+    ),
+    "skip": _skip,
+    "two-tau": _two_tau,
+    "dfa-two-hidden": lambda: _chain((6, 5), feedback="direct"),
+    "dfa-two-hidden-reg": lambda: _chain((6, 5), feedback="direct", regularizer=RegularizerParams()),
+    "mixed-fixed-plastic": _mixed,
+    "mixed-fixed-plastic-random-reg": lambda: _mixed(feedback="random", regularizer=RegularizerParams()),
+    "two-inputs": _two_inputs,
+    "two-inputs-dfa": lambda: _two_inputs(feedback="direct"),
+}
+
+
+@pytest.mark.parametrize("method", ["events", "gemm"])
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_graph_agrees_with_reference(name: str, method: str) -> None:
+    task = small_task()
+    net = GRAPHS[name]()
+    assert task.nin == net.spec.nin and task.nout == net.spec.nout
+    _agree(net, task, method=method)
+
+
+@pytest.mark.parametrize("name", ["recurrent-random-reg-delay", "mixed-fixed-plastic", "two-inputs"])
+def test_graph_agrees_with_odd_chunks(name: str) -> None:
+    task = small_task(seed=1)
+    _agree(GRAPHS[name](), task, cuts="odd")
+
+
+# -- corner cases --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("cutoff", [0.02, 0.3])
@@ -190,31 +324,32 @@ def test_long_calls_are_split() -> None:
     ref, fast = State.initial(net), State.initial(net)
     ra = ReferenceEngine(net, task).advance(ref, 12345)
     rb = FastEngine(net, task, max_block=1000).advance(fast, 12345)
-    for (sa, ia), (sb, ib) in zip(ra.spikes, rb.spikes, strict=True):
-        np.testing.assert_array_equal(sb, sa)
-        np.testing.assert_array_equal(ib, ia)
+    for name, (sa, ia) in ra.spikes.items():
+        np.testing.assert_array_equal(rb.spikes[name][0], sa)
+        np.testing.assert_array_equal(rb.spikes[name][1], ia)
     _compare_states(ref, fast, "after 12345 steps")
 
 
 @pytest.mark.parametrize(
-    ("bounds", "threads"),
-    [([0, 256, 456], 2), ([0, 200], 2), ([0, 4096, 4296], 2), ([0, 256, 456], 1), ([0, 20, 40, 60], 4),
-     ([0, 100, 356, 556], 3), ([0, 3, 1000], 4)],
+    ("ranges", "threads"),
+    [([(0, 256), (256, 456)], 2), ([(0, 200)], 2), ([(0, 4096), (4096, 4296)], 2), ([(0, 256), (256, 456)], 1),
+     ([(0, 20), (20, 40), (40, 60)], 4), ([(0, 100), (100, 356), (356, 556)], 3), ([(0, 3), (3, 1000)], 4),
+     ([(0, 50), (70, 300)], 2)],
 )  # fmt: skip
-def test_sweep_blocks_cover_columns_once_within_connections(bounds: list[int], threads: int) -> None:
-    blocks = sweep_blocks(bounds, threads)
+def test_sweep_blocks_cover_columns_once_within_groups(ranges: list[tuple[int, int]], threads: int) -> None:
+    blocks = sweep_blocks(ranges, threads)
     assert 1 <= len(blocks) <= threads
     cols = np.concatenate([np.arange(a, b) for blk in blocks for a, b in blk])
-    np.testing.assert_array_equal(np.sort(cols), np.arange(bounds[0], bounds[-1]))
+    np.testing.assert_array_equal(np.sort(cols), np.concatenate([np.arange(a, b) for a, b in ranges]))
     for blk in blocks:
         for a, b in blk:
-            c = np.searchsorted(bounds, a, side="right") - 1
-            assert bounds[c] <= a < b <= bounds[c + 1], f"block {a}-{b} spans connections {bounds}"
+            assert any(lo <= a < b <= hi for lo, hi in ranges), f"block {a}-{b} spans groups {ranges}"
     widths = [sum(b - a for a, b in blk) for blk in blocks]
-    if bounds == [0, 256, 456] and threads == 2:
-        assert widths == [256, 200]  # one connection per thread (the measured best for Oxford)
-    if bounds[-1] >= 200 * threads:
-        assert max(widths) <= 1.3 * bounds[-1] / threads  # no thread gets far more than its share
+    if ranges == [(0, 256), (256, 456)] and threads == 2:
+        assert widths == [256, 200]  # one group per thread (the measured best for Oxford)
+    total = sum(b - a for a, b in ranges)
+    if total >= 200 * threads:
+        assert max(widths) <= 1.3 * total / threads  # no thread gets far more than its share
 
 
 def test_default_threads_respect_a_fair_share(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -227,22 +362,28 @@ def test_default_threads_respect_a_fair_share(monkeypatch: pytest.MonkeyPatch) -
     assert FastEngine(small_network(task), task).threads == 1
 
 
-def test_thread_count_does_not_change_results() -> None:
-    """Columns are swept in blocks per thread; the results must not depend on how many."""
+@pytest.mark.parametrize("kind", ["chain", "graph"])
+def test_thread_count_does_not_change_results(kind: str) -> None:
+    """Columns are swept in blocks per thread; the results must not depend on how many. The graph
+    has two plastic connections into each of its groups (recurrence, a skip connection)."""
     task = small_task(seed=4, nout=40, rate=30.0)
-    net = small_network(task, hidden=(70, 40), feedback="random", regularizer=RegularizerParams())
+    if kind == "chain":
+        net = small_network(task, hidden=(70, 40), feedback="random", regularizer=RegularizerParams())
+    else:
+        spec = NetworkSpec.chain(task.nin, (70,), task.nout, recurrent=True, regularizer=RegularizerParams())
+        spec = spec.replace(connections=(*spec.connections, Connection("input-output", "input", "output")))
+        net = Network.initialize(spec, 3, 0.3)
     engines = [FastEngine(net, task, threads=t) for t in (1, 2, 3)]
     assert [len(e._blocks) for e in engines] == [1, 2, 3]
     states = [State.initial(net) for _ in engines]
-    opt = RMaxProp(0.5, 30.0, 1e-12, 0.1)
+    opt = _optimizer(net.spec)
     for n in _cuts("run", 3 * UPDATE + 1):
         for e, st in zip(engines, states, strict=True):
             e.advance(st, n)
             if (st.clock - 1) % UPDATE == 0:
-                for c in st.conns:
-                    opt.step(c, UPDATE, ETA, True)
+                _update(opt, st, net.spec)
     ref = states[0].to_arrays()
-    assert all(not np.allclose(c.w, w0) for c, w0 in zip(states[0].conns, net.weights, strict=True))
+    assert all(not np.allclose(states[0].conns[n].w, w0) for n, w0 in net.weights.items())
     for st in states[1:]:
         for name, x in st.to_arrays().items():
             np.testing.assert_array_equal(x, ref[name], err_msg=name)
@@ -250,17 +391,16 @@ def test_thread_count_does_not_change_results() -> None:
 
 def test_engines_interchangeable_mid_run() -> None:
     task = small_task(seed=3)
-    net = small_network(task, hidden=(8,))
+    net = GRAPHS["recurrent-random-reg-delay"]()
     engines = [ReferenceEngine(net, task), FastEngine(net, task)]
-    opt = RMaxProp(0.5, 30.0, 1e-12, 0.1)
+    opt = _optimizer(net.spec)
     pure, mixed = State.initial(net), State.initial(net)
     for k, n in enumerate(_cuts("run", 4 * UPDATE + 1)):
         engines[0].advance(pure, n)
         engines[k % 2].advance(mixed, n)
         if (pure.clock - 1) % UPDATE == 0:
-            for a, b in zip(pure.conns, mixed.conns, strict=True):
-                opt.step(a, UPDATE, ETA, True)
-                opt.step(b, UPDATE, ETA, True)
+            _update(opt, pure, net.spec)
+            _update(opt, mixed, net.spec)
     _compare_states(pure, mixed, "after switching engines every chunk")
 
 
@@ -282,10 +422,10 @@ def test_silent_layer_keeps_eligibility() -> None:
         ReferenceEngine(net, task).advance(ref, 3000)
         FastEngine(net, task, method=method).advance(fast, 3000)
         for st in (ref, fast):  # silence the output layer: strongly inhibitory weights
-            st.conns[-1].w[...] = -0.1
+            st.conns["hidden1-output"].w[...] = -0.1
         ReferenceEngine(net, task).advance(ref, 5000)
         FastEngine(net, task, method=method).advance(fast, 5000)
-        assert np.abs(ref.conns[-1].el).max() > 0
+        assert np.abs(ref.conns["hidden1-output"].el).max() > 0
         _compare_states(ref, fast, f"after silencing ({method})", rtol=2e-4)
 
 
@@ -302,6 +442,7 @@ def test_denormals_still_work_after_an_advance() -> None:
 # -- the recorded run of the reference simulator (../shared/reference/oxford-burnin) ------------
 
 BURN_IN = 200_000
+CONNS = ("input-hidden0", "hidden0-output")
 RECORDED = {  # README: cost line at t = 20 s, means of (w, el, el_flt, el_sum, grad2) per connection
     "symmetric": [
         (3.58835e-06, 1.50371e01, 2.02942e01, -1.74741e-01, 4.73812e-05),
@@ -324,44 +465,46 @@ def _sampled_weights(readme: str, feedback: str) -> list[tuple[int, int, float, 
 
 @pytest.mark.parametrize("feedback", ["symmetric", "random"])
 def test_reproduces_recorded_reference_run(shared: Path, feedback: str) -> None:
+    """The engine alone (no run layer), the run loop's chunks, against the recorded run."""
     ref_dir = shared / "reference" / "oxford-burnin"
     data = shared / "ssbm" / "benchmarks" / "precise_timing" / "oxford"
     inp, _, _ = load_raster(data / "input.ras", 200, role="input")
     tgt, _, _ = load_raster(data / "target.ras", 200, drop_out_of_range=True)
     task = Task(inp, tgt, 1.89, "oxford")
-    weights = [np.load(ref_dir / "w_input_hidden.npy"), np.load(ref_dir / "w_hidden_output.npy")]
+    weights = {CONNS[0]: np.load(ref_dir / "w_input_hidden.npy"), CONNS[1]: np.load(ref_dir / "w_hidden_output.npy")}
     if feedback == "symmetric":
-        net = Network(NetworkSpec(200, (256,), 200), weights, {})
+        net = Network(NetworkSpec.chain(200, (256,), 200), weights, {})
     else:  # the random-feedback demo: 0.8 ms feedback delay read as 7 steps (SPEC 2.2), regulariser
-        spec = NetworkSpec(200, (256,), 200, feedback="random", feedback_delay=0.7e-3, regularizer=RegularizerParams())
-        net = Network(spec, weights, {1: np.load(ref_dir / "b_output_hidden.npy")})
+        spec = NetworkSpec.chain(
+            200, (256,), 200, feedback="random", feedback_delay=0.7e-3, regularizer=RegularizerParams()
+        )
+        net = Network(spec, weights, {"hidden0-output": np.load(ref_dir / "b_output_hidden.npy")})
     engine = FastEngine(net, task)
     state = State.initial(net)
-    opt = RMaxProp(0.5, 30.0, 1e-12, 0.1)
-    spikes: list[list[tuple[np.ndarray, np.ndarray]]] = [[], []]
+    opt = _optimizer(net.spec)
+    spikes: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"hidden0": [], "output": []}
     for n in _cuts("run", BURN_IN):
-        for g, part in enumerate(engine.advance(state, n).spikes):
-            spikes[g].append(part)
+        for name, part in engine.advance(state, n).spikes.items():
+            spikes[name].append(part)
         if (state.clock - 1) % UPDATE == 0:
-            for c in state.conns:
-                opt.step(c, UPDATE, 1e-3, False)
-    for g, name in enumerate(("hidden", "output")):
+            _update(opt, state, net.spec, 1e-3, False)
+    for name, group in (("hidden", "hidden0"), ("output", "output")):
         exp_s, exp_i = read_spk(ref_dir / f"{name}.spk", dt=1e-4)
-        got_s = np.concatenate([p[0] for p in spikes[g]])
-        got_i = np.concatenate([p[1] for p in spikes[g]])
+        got_s = np.concatenate([p[0] for p in spikes[group]])
+        got_i = np.concatenate([p[1] for p in spikes[group]])
         assert len(got_s) == len(exp_s), name
         np.testing.assert_array_equal(got_s, exp_s, err_msg=name)
         np.testing.assert_array_equal(got_i[np.lexsort((got_i, got_s))], exp_i[np.lexsort((exp_i, exp_s))])
     assert _cost(state, net.spec) == pytest.approx(214.366, rel=1e-3)
-    for conn, means in zip(state.conns, RECORDED[feedback], strict=True):
+    for name, means in zip(CONNS, RECORDED[feedback], strict=True):
+        conn = state.conns[name]
         fields = (conn.w, conn.el, conn.el_flt, conn.el_sum, conn.grad2)
         np.testing.assert_allclose([float(np.mean(x, dtype=np.float64)) for x in fields], means, rtol=5e-3)
     # the first update, in step 200000, with learning on
     engine.advance(state, 1)
-    for c in state.conns:
-        opt.step(c, UPDATE, 1e-3, True)
+    _update(opt, state, net.spec, 1e-3, True)
     table = _sampled_weights((ref_dir / "README.md").read_text(), feedback)
     for k, (pre, post, before, after) in enumerate(table):
-        c = 0 if k < 20 else 1
-        assert weights[c][pre, post] == pytest.approx(before, abs=1e-9)
-        assert state.conns[c].w[pre, post] == pytest.approx(after, abs=1e-6), f"w{c}[{pre}, {post}]"
+        name = CONNS[0 if k < 20 else 1]
+        assert weights[name][pre, post] == pytest.approx(before, abs=1e-9)
+        assert state.conns[name].w[pre, post] == pytest.approx(after, abs=1e-6), f"{name}[{pre}, {post}]"
