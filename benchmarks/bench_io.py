@@ -2,6 +2,8 @@
 
     python benchmarks/bench_io.py [--shared DIR] [--repeat N]
 
+The shared folder is --shared, else $SUPERSPIKE_SHARED, else ../shared beside the repository.
+
 Prints the best of N wall-clock times for reading the ssbm Mona Lisa rasters (target 1.6 MB,
 input 2.2 MB), writing them back, reading the recorded reference run's spk files, a 10-million
 spike spk file, and a weight archive the size of the Oxford network. Without ../shared it times
@@ -11,6 +13,7 @@ synthetic files of the same size.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,13 +36,10 @@ def best(fn: Callable[[], object], repeat: int) -> float:
 
 
 def find_shared(given: str | None) -> Path | None:
-    for cand in ([Path(given)] if given else []) + [
-        Path(__file__).resolve().parents[2] / "shared",
-        Path("/work/shared"),
-    ]:
-        if (cand / "ssbm").is_dir():
-            return cand
-    return None
+    """--shared, else $SUPERSPIKE_SHARED, else ../shared beside the repository; None if it has no ssbm data."""
+    env = os.environ.get("SUPERSPIKE_SHARED")
+    cand = Path(given or env or Path(__file__).resolve().parents[2] / "shared").expanduser()
+    return cand if (cand / "ssbm").is_dir() else None
 
 
 def report(what: str, seconds: float, size: int | None = None, items: int | None = None) -> None:
@@ -53,7 +53,7 @@ def report(what: str, seconds: float, size: int | None = None, items: int | None
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", help="the shared folder (default: ../shared, else /work/shared)")
+    ap.add_argument("--shared", help="the shared folder (default: $SUPERSPIKE_SHARED, else ../shared)")
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
@@ -99,12 +99,16 @@ def main() -> None:
     report("write_spk 10M spikes", best(lambda: write_spk(big, steps, ids, 1e-4), 2), None, n)
     report("read_spk 10M spikes (checked)", best(lambda: read_spk(big, 1e-4, 256, 2_000_000), 2), big.stat().st_size, n)
 
-    shapes = [(200, 256), (256, 200)]
-    w = [rng.normal(size=s).astype(np.float32) for s in shapes]
-    save_weights(tmp / "w.npz", w, {1: rng.normal(size=(200, 256)).astype(np.float32)})
+    shapes = {"input-hidden0": (200, 256), "hidden0-output": (256, 200)}
+    w = {name: rng.normal(size=s).clip(-0.1, 0.1).astype(np.float32) for name, s in shapes.items()}
     npz = tmp / "w.npz"
-    report("load_weights 200-256-200 + feedback", best(lambda: load_weights(npz, shapes, {1: (200, 256)}), args.repeat),
-           npz.stat().st_size)  # fmt: skip
+    save_weights(npz, w, {"hidden0-output": rng.normal(size=(200, 256)).astype(np.float32)})
+    fb = {"hidden0-output": (200, 256)}
+    report(
+        "load_weights 200-256-200 + feedback",
+        best(lambda: load_weights(npz, shapes, fb), args.repeat),
+        npz.stat().st_size,
+    )
 
 
 if __name__ == "__main__":

@@ -11,25 +11,33 @@ import pytest
 from superspike.network import Network, NetworkSpec
 from superspike.task import Raster, Task
 
+#: environment variable naming the shared folder (benchmark data, recorded reference run)
+SHARED_ENV = "SUPERSPIKE_SHARED"
+REPO = Path(__file__).resolve().parents[1]
+
 
 def shared_dir() -> Path | None:
-    """The project's ../shared folder (benchmark data, reference run), or None if absent."""
-    for cand in (
-        Path(os.environ.get("SUPERSPIKE_SHARED", "")),
-        Path(__file__).resolve().parents[2] / "shared",
-        Path("/work/shared"),
-    ):
-        if str(cand) and (cand / "SPEC.md").exists():
-            return cand
-    return None
+    """The project's shared folder: $SUPERSPIKE_SHARED if set, else ``../shared`` beside the
+    repository; None if it is absent (it holds SPEC.md)."""
+    given = os.environ.get(SHARED_ENV)
+    cand = Path(given).expanduser() if given else REPO.parent / "shared"
+    return cand if (cand / "SPEC.md").is_file() else None
+
+
+def _absent_reason() -> str:
+    given = os.environ.get(SHARED_ENV)
+    where = (
+        f"${SHARED_ENV} = {given}" if given else f"{REPO.parent / 'shared'} (set ${SHARED_ENV} to use another folder)"
+    )
+    return f"the shared folder (ssbm data, the recorded reference run) is not at {where}"
 
 
 @pytest.fixture
 def shared() -> Path:
-    """../shared, or skip: these tests compare with the recorded reference run and ssbm data."""
+    """The shared folder, or skip: these tests compare with the recorded reference run and ssbm data."""
     path = shared_dir()
     if path is None:
-        pytest.skip("../shared (ssbm data and the recorded reference run) is not present")
+        pytest.skip(_absent_reason())
     return path
 
 
@@ -58,6 +66,7 @@ def small_task_files(tmp: Path, nin: int = 40, nout: int = 4, seed: int = 0) -> 
 
 
 def small_network(task: Task, hidden: tuple[int, ...] = (8,), seed: int = 3, w0: float = 0.3, **kw) -> Network:
-    """A small network for ``task`` with weights large enough to make neurons fire."""
-    spec = NetworkSpec(task.nin, hidden, task.nout, **kw)
+    """A small chain network for ``task`` with weights large enough to make neurons fire
+    (``kw``: NetworkSpec.chain's, e.g. recurrent, fixed_hidden, feedback, regularizer)."""
+    spec = NetworkSpec.chain(task.nin, hidden, task.nout, **kw)
     return Network.initialize(spec, seed, w0)

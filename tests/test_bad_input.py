@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -340,16 +341,27 @@ def _npz(path: Path, **arrays: np.ndarray) -> Path:
 
 
 W0 = np.zeros((10, 2), np.float32)
+W = "w/input-output"  #: the one connection of the files' network (10 inputs straight to 2 outputs)
 
 BAD_NPZ = [
-    ({}, "array 'w0' is missing (the archive has: none)"),
+    ({}, "array 'w/input-output' is missing (the archive has: none)"),
+    ({W: np.zeros((2, 10), np.float32)}, "array 'w/input-output' has shape (2, 10), expected (10, 2)"),
+    ({W: np.zeros((10, 2))}, "array 'w/input-output' has dtype float64, expected float32"),
+    ({W: np.zeros((10, 2), np.int32)}, "array 'w/input-output' has dtype int32, expected float32"),
+    ({W: np.full((10, 2), None, dtype=object)}, "array 'w/input-output' is an object array; refusing to unpickle"),
+    ({W: W0, "w/skip": W0}, "array 'w/skip' does not belong to this network (expects w/<connection> for input-output"),
+    ({W: W0, "weights": W0}, "array 'weights' does not belong"),
+    (
+        {W: np.full((10, 2), np.nan, np.float32)},
+        "array 'w/input-output' holds NaN or infinite values (first at (0, 0))",
+    ),
+    # the earlier chain form
     ({"w0": np.zeros((2, 10), np.float32)}, "array 'w0' has shape (2, 10), expected (10, 2)"),
-    ({"w0": np.zeros((10, 2))}, "array 'w0' has dtype float64, expected float32"),
-    ({"w0": np.zeros((10, 2), np.int32)}, "array 'w0' has dtype int32, expected float32"),
+    (
+        {"w0": W0, "w1": W0},
+        "array 'w1' does not belong to a chain network of 1 connections (expects w0; feedback none)",
+    ),
     ({"w0": np.full((10, 2), None, dtype=object)}, "array 'w0' is an object array; refusing to unpickle it"),
-    ({"w0": W0, "w1": W0}, "array 'w1' does not belong to a network with 1 connections (expects w0; feedback none)"),
-    ({"w0": W0, "weights": W0}, "array 'weights' does not belong"),
-    ({"w0": np.full((10, 2), np.nan, np.float32)}, "array 'w0' holds NaN or infinite values (first at (0, 0))"),
 ]
 
 
@@ -384,13 +396,28 @@ def test_good_weights_are_taken_as_they_are(tmp_path: Path, files: tuple[Path, P
     from superspike.run.train import build_network
 
     w = np.linspace(-0.01, 0.01, 20, dtype=np.float32).reshape(10, 2)
-    save_weights(tmp_path / "w.npz", [w], {})
+    save_weights(tmp_path / "w.npz", {"input-output": w})
     _, resolved, _ = build_task(RunConfig(input=str(files[0]), target=str(files[1]), grid=0.1))
-    net, _ = build_network(RunConfig(**{**resolved.__dict__, "init_weights": str(tmp_path / "w.npz")}))
-    np.testing.assert_array_equal(net.weights[0], w)
+    net, _ = build_network(replace(resolved, init_weights=str(tmp_path / "w.npz")))
+    np.testing.assert_array_equal(net.weights["input-output"], w)
 
 
 # --- configuration -----------------------------------------------------------------------------
+
+
+def CONN(name: str, pre: str, post: str, extra: str = "") -> str:  # noqa: N802 - reads like the table it writes
+    """A [[network.connection]] table."""
+    return f'[[network.connection]]\nname = "{name}"\npre = "{pre}"\npost = "{post}"\n{extra}'
+
+
+#: a valid graph, input -> h (5) -> output, to be broken one key at a time
+NET = (
+    '[[network.group]]\nname = "input"\nkind = "input"\n'
+    '[[network.group]]\nname = "h"\nn = 5\n'
+    '[[network.group]]\nname = "output"\ntarget = true\n'
+    + CONN("input-h", "input", "h")
+    + CONN("h-output", "h", "output")
+)
 
 BAD_TOML = [
     # (toml text, message fragment); the file name is checked too
@@ -420,11 +447,46 @@ BAD_TOML = [
     ("blocks = -1\n", "blocks: must not be negative, got -1"),
     ("reg_tau = -0.1\n", "reg_tau: must be positive"),
     ("feedback_delay = nan\n", "feedback_delay: must be a finite number, got nan"),
-    ('feedback = "mirror"\n', "feedback: must be one of symmetric, random, uniform, got 'mirror'"),
+    ('feedback = "mirror"\n', "feedback: must be one of symmetric, random, uniform, direct, got 'mirror'"),
     ('optimizer = "adam"\n', "optimizer: must be one of rmaxprop, rmsprop, fixed, got 'adam'"),
     ("seed = -3\n", "seed: must be an integer in 0..2**63-1, got -3"),
     ("id_offset = 99999999999\n", "id_offset: must lie in -2**32..2**32"),
     ("grid = -1.0\n", "grid: must be a positive number of seconds, got -1.0"),
+    # the [network] table (docs/FORMATS.md)
+    (NET + CONN("skip", "x", "output"), "network.connection.skip.pre: no group named 'x'; groups: input, h, output"),
+    (
+        NET + CONN("back", "h", "input"),
+        "network.connection.back.post: 'input' is an input group; connections end",
+    ),
+    (NET + '[[network.connection]]\npost = "h"\n', "network.connection[3].pre: missing"),
+    (NET + CONN("skip", "input", "output", "w0 = -1\n"), "network.connection.skip.w0: must be a non-negative number"),
+    (NET + CONN("skip", "input", "output", 'plastic = "yes"\n'), "network.connection.skip.plastic: must be true or"),
+    (
+        NET + CONN("skip", "input", "output", "delay = 3\n"),
+        "network.connection.skip.delay: unknown key; valid keys",
+    ),
+    (NET.replace("n = 5", "n = 0"), "network.group.h.n: must be a number of neurons in 1..1000000, got 0"),
+    (NET.replace("n = 5\n", ""), "network.group.h.n: a hidden group needs a size"),
+    (NET.replace("n = 5", 'kind = "izhikevich"'), "network.group.h.kind: must be one of input, lif, got 'izhikevich'"),
+    (NET.replace("n = 5", "tau = 5"), "network.group.h.tau: unknown key; valid keys: name, n, kind, target, neuron"),
+    (NET.replace('"h"', '"input"', 1), "network.group: two groups are named 'input'"),
+    (
+        NET.replace("target = true", "target = false\nn = 2"),
+        "network.group: the network needs at least one output",
+    ),
+    (
+        NET + "[network.group.neuron]\ndt = 1e-3\n",
+        "network.group.output.neuron.dt: is the network's (set it in",
+    ),
+    (NET + "[network.group.neuron]\ntau_mem = 1e-5\n", "network.group.output.neuron.tau_mem: must be larger than dt"),
+    (NET + "[network.group.neuron]\ntau = 1\n", "network.group.output.neuron.tau: unknown key; valid keys: u_rest"),
+    ("[network]\nlayers = [3]\n", "network.layers: unknown key; a [network] table has [[network.group]] and"),
+    ("hidden = [4]\n" + NET, "hidden: describes a chain, but the network is given as a graph ([network])"),
+    ("recurrent = true\n" + NET, "recurrent: describes a chain, but the network is given as a graph ([network])"),
+    (
+        'feedback = "symmetric"\n' + NET.replace(CONN("h-output", "h", "output"), CONN("h-h", "h", "h")),
+        "network.connection.input-h: is plastic, but its post group 'h' receives no error",
+    ),
 ]
 
 

@@ -246,7 +246,8 @@ def test_read_spk_on_arbitrary_bytes_raises_only_input_file_error(
 
 # --- weights (npz) -------------------------------------------------------------------------------
 
-SHAPES = [(3, 4), (4, 2)]
+SHAPES = {"input-hidden0": (3, 4), "hidden0-output": (4, 2)}  #: a chain 3-4-2, connections in creation order
+FEEDBACK = {"hidden0-output": (2, 4)}  #: random feedback back along hidden0-output
 
 
 def _npz_bytes(**arrays: np.ndarray) -> bytes:
@@ -257,29 +258,82 @@ def _npz_bytes(**arrays: np.ndarray) -> bytes:
 
 def _good() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    return {"w0": rng.normal(size=(3, 4)).astype(np.float32), "w1": rng.normal(size=(4, 2)).astype(np.float32),
-            "b1": rng.normal(size=(2, 4)).astype(np.float32)}  # fmt: skip
+    return {"w/input-hidden0": rng.normal(size=(3, 4)).astype(np.float32),
+            "w/hidden0-output": rng.normal(size=(4, 2)).astype(np.float32),
+            "b/hidden0-output": rng.normal(size=(2, 4)).astype(np.float32)}  # fmt: skip
 
 
 def test_weights_round_trip(tmp_path: Path) -> None:
     good = _good()
-    save_weights(tmp_path / "w.npz", [good["w0"], good["w1"]], {1: good["b1"]})
-    w, b = load_weights(tmp_path / "w.npz", SHAPES, {1: (2, 4)})
-    np.testing.assert_array_equal(w[0], good["w0"])
-    np.testing.assert_array_equal(w[1], good["w1"])
-    np.testing.assert_array_equal(b[1], good["b1"])
-    assert all(a.flags.writeable and a.dtype == np.float32 for a in [*w, *b.values()])
-    # symmetric feedback: b1 is not needed and not returned
-    assert load_weights(tmp_path / "w.npz", SHAPES, {})[1] == {}
+    path = tmp_path / "w.npz"
+    save_weights(path, {"input-hidden0": good["w/input-hidden0"], "hidden0-output": good["w/hidden0-output"]},
+                 {"hidden0-output": good["b/hidden0-output"]})  # fmt: skip
+    with np.load(path) as z:
+        assert sorted(z.files) == sorted(good)  # keys w/<connection>, b/<feedback edge>
+    w, b = load_weights(path, SHAPES, FEEDBACK)
+    assert list(w) == list(SHAPES) and list(b) == list(FEEDBACK)
+    for name in SHAPES:
+        np.testing.assert_array_equal(w[name], good[f"w/{name}"])
+    np.testing.assert_array_equal(b["hidden0-output"], good["b/hidden0-output"])
+    assert all(a.flags.writeable and a.dtype == np.float32 for a in [*w.values(), *b.values()])
+    # symmetric feedback: the b/ array is not needed, not read and not returned
+    assert load_weights(path, SHAPES, {})[1] == {}
+
+
+def test_chain_archives_of_earlier_versions_load_by_position(tmp_path: Path) -> None:
+    """w0, w1, ... are the chain's connections in order, bK the matrix back along connection K."""
+    good = _good()
+    path = tmp_path / "old.npz"
+    path.write_bytes(_npz_bytes(w0=good["w/input-hidden0"], w1=good["w/hidden0-output"], b1=good["b/hidden0-output"]))
+    w, b = load_weights(path, SHAPES, FEEDBACK, chain=True)
+    np.testing.assert_array_equal(w["input-hidden0"], good["w/input-hidden0"])
+    np.testing.assert_array_equal(w["hidden0-output"], good["w/hidden0-output"])
+    np.testing.assert_array_equal(b["hidden0-output"], good["b/hidden0-output"])
+    # not onto a graph that is not a chain
+    with pytest.raises(InputFileError, match=r"chain archive \(w0, w1, ...\), which loads only onto a chain"):
+        load_weights(path, SHAPES, FEEDBACK, chain=False)
+    # the same checks as before: a missing or a surplus array
+    path.write_bytes(_npz_bytes(w0=good["w/input-hidden0"]))
+    with pytest.raises(InputFileError, match="array 'w1' is missing"):
+        load_weights(path, SHAPES, {}, chain=True)
+    path.write_bytes(_npz_bytes(w0=good["w/input-hidden0"], w1=good["w/hidden0-output"], w2=good["w/hidden0-output"]))
+    with pytest.raises(
+        InputFileError, match=r"'w2' does not belong to a chain network of 2 connections \(expects w0, w1"
+    ):
+        load_weights(path, SHAPES, {}, chain=True)
+
+
+def test_arrays_that_do_not_belong_are_named(tmp_path: Path) -> None:
+    good = _good()
+    path = tmp_path / "w.npz"
+    path.write_bytes(_npz_bytes(**good, **{"w/skip": good["w/input-hidden0"]}))
+    with pytest.raises(InputFileError, match="array 'w/skip' does not belong to this network"):
+        load_weights(path, SHAPES, FEEDBACK)
+    path.write_bytes(_npz_bytes(**good, w0=good["w/input-hidden0"]))  # old and new names mixed
+    with pytest.raises(InputFileError, match="array 'w0' does not belong"):
+        load_weights(path, SHAPES, FEEDBACK)
+    path.write_bytes(_npz_bytes(**{"w/input-hidden0": good["w/input-hidden0"]}))
+    with pytest.raises(InputFileError, match="array 'w/hidden0-output' is missing"):
+        load_weights(path, SHAPES, FEEDBACK)
+
+
+def test_weights_beyond_w_max_are_named(tmp_path: Path) -> None:
+    good = _good()
+    path = tmp_path / "w.npz"
+    path.write_bytes(_npz_bytes(**good))
+    with pytest.raises(InputFileError, match=r"w/input-hidden0 has weights outside \[-0.1, 0.1\] V"):
+        load_weights(path, SHAPES, FEEDBACK, w_max=0.1)
+    assert load_weights(path, SHAPES, FEEDBACK, w_max=100.0)[0]
 
 
 def test_weights_fortran_order_and_big_endian_are_read_as_they_are(tmp_path: Path) -> None:
     good = _good()
     path = tmp_path / "w.npz"
-    path.write_bytes(_npz_bytes(w0=np.asfortranarray(good["w0"]), w1=good["w1"].astype(">f4")))
+    path.write_bytes(_npz_bytes(**{"w/input-hidden0": np.asfortranarray(good["w/input-hidden0"]),
+                                   "w/hidden0-output": good["w/hidden0-output"].astype(">f4")}))  # fmt: skip
     w, _ = load_weights(path, SHAPES, {})
-    np.testing.assert_array_equal(w[0], good["w0"])
-    np.testing.assert_array_equal(w[1], good["w1"])
+    np.testing.assert_array_equal(w["input-hidden0"], good["w/input-hidden0"])
+    np.testing.assert_array_equal(w["hidden0-output"], good["w/hidden0-output"])
 
 
 class _Boom:
@@ -298,11 +352,13 @@ def test_weights_object_array_is_refused_without_unpickling(tmp_path: Path) -> N
     arr[:] = _Boom(str(marker))
     good = _good()
     path = tmp_path / "w.npz"
-    path.write_bytes(_npz_bytes(w0=arr, w1=good["w1"]))
     pickle.loads(pickle.dumps(_Boom(str(tmp_path / "control"))))
     assert (tmp_path / "control").exists()  # the trap works
-    with pytest.raises(InputFileError, match="object array; refusing to unpickle"):
-        load_weights(path, SHAPES, {})
+    for arrays, chain in (({"w/input-hidden0": arr, "w/hidden0-output": good["w/hidden0-output"]}, False),
+                          ({"w0": arr, "w1": good["w/hidden0-output"]}, True)):  # fmt: skip
+        path.write_bytes(_npz_bytes(**arrays))
+        with pytest.raises(InputFileError, match="object array; refusing to unpickle"):
+            load_weights(path, SHAPES, {}, chain=chain)
     assert not marker.exists()
 
 
@@ -313,17 +369,19 @@ def test_load_weights_on_arbitrary_bytes_raises_only_input_file_error(tmp_path: 
 
 
 GOOD_NPZ = _npz_bytes(**_good())
+GOOD_LEGACY_NPZ = _npz_bytes(w0=_good()["w/input-hidden0"], w1=_good()["w/hidden0-output"])
 
 
 @FUZZ
 @given(
+    legacy=st.booleans(),
     cut=st.integers(0, len(GOOD_NPZ)),
-    flips=st.lists(st.tuples(st.integers(0, len(GOOD_NPZ) - 1), st.integers(1, 255)), max_size=4),
+    flips=st.lists(st.tuples(st.integers(0, len(GOOD_LEGACY_NPZ) - 1), st.integers(1, 255)), max_size=4),
 )
 def test_load_weights_on_damaged_archives_raises_only_input_file_error(
-    tmp_path: Path, cut: int, flips: list[tuple[int, int]]
+    tmp_path: Path, legacy: bool, cut: int, flips: list[tuple[int, int]]
 ) -> None:
-    data = bytearray(GOOD_NPZ)
+    data = bytearray(GOOD_LEGACY_NPZ if legacy else GOOD_NPZ)
     for pos, x in flips:
         data[pos] ^= x
     _check_weights(tmp_path / "f.npz", bytes(data[: max(cut, 1)] if flips else data[:cut]))
@@ -332,20 +390,21 @@ def test_load_weights_on_damaged_archives_raises_only_input_file_error(
 def _check_weights(path: Path, data: bytes) -> None:
     path.write_bytes(data)
     try:
-        w, _ = load_weights(path, SHAPES, {1: (2, 4)})
+        w, _ = load_weights(path, SHAPES, FEEDBACK, chain=True)
     except InputFileError as exc:
         _one_line_about(exc, path)
         return
-    assert [a.shape for a in w] == SHAPES and all(np.isfinite(a).all() for a in w)
+    assert [a.shape for a in w.values()] == list(SHAPES.values()) and all(np.isfinite(a).all() for a in w.values())
 
 
 def test_damaged_zip_member_is_named(tmp_path: Path) -> None:
     path = tmp_path / "w.npz"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("w0.npy", b"\x93NUMPY\x01\x00garbage")
-        zf.writestr("w1.npy", b"")
-    with pytest.raises(InputFileError, match="array 'w0' is unreadable"):
-        load_weights(path, SHAPES, {})
+    for names in (("w/input-hidden0", "w/hidden0-output"), ("w0", "w1")):
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr(f"{names[0]}.npy", b"\x93NUMPY\x01\x00garbage")
+            zf.writestr(f"{names[1]}.npy", b"")
+        with pytest.raises(InputFileError, match=f"array '{names[0]}' is unreadable"):
+            load_weights(path, SHAPES, {}, chain=True)
 
 
 # --- the shared data ----------------------------------------------------------------------------

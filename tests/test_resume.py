@@ -155,7 +155,7 @@ def test_blow_up_names_block_and_keeps_last_good_checkpoint(files, tmp_path, mon
     def poisoned(self, state, n_steps):
         res = original(self, state, n_steps)
         if state.clock > 2.6 / 1e-4:  # during block 0 (it starts at 2 s): let it fail after 2 cost lines
-            state.groups[1].u[0] = np.nan
+            state.groups["hidden0"].u[0] = np.nan
         return res
 
     monkeypatch.setattr(ReferenceEngine, "advance", poisoned)
@@ -174,7 +174,8 @@ def test_blow_up_names_block_and_keeps_last_good_checkpoint(files, tmp_path, mon
         train(cfg, out, quiet=True)
     assert not (out / "weights.npz").exists()
     with np.load(out / CHECKPOINT) as ck:
-        assert int(ck["state/clock"]) == 20000 and np.isfinite(ck["state/g1.u"]).all()
+        assert int(ck["state/clock"]) == 20000 and np.isfinite(ck["state/group/hidden0/u"]).all()
+        assert "state/conn/input-hidden0/el_sum" in ck.files and "progress/spk_hidden0" in ck.files
     with pytest.raises(SystemExit) as exc:
         main([*_args(files, tmp_path / "cli", blocks=3), "--engine", "reference"])
     assert exc.value.code == 3

@@ -3,6 +3,7 @@ and rerunnable, and target ids outside the output group are an explicit choice."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ def test_networks_of_any_depth_learn(tmp_path: Path, hidden: tuple[int, ...]) ->
     cost = [r["cost"] for r in res.curve]
     assert len(cost) == SHORT["blocks"] + 1
     assert cost[-1] < 0.7 * cost[0], f"cost {cost} should fall by 30 % or more"
+    assert list(res.network.weights) == [c.name for c in res.network.spec.connections]
     assert len(res.network.weights) == len(hidden) + 1
 
 
@@ -49,8 +51,9 @@ def test_fixed_hidden_keeps_hidden_weights(tmp_path: Path) -> None:
 
     _, resolved, _ = build_task(cfg)
     initial, _ = build_network(resolved)
-    np.testing.assert_array_equal(res.network.weights[0], initial.weights[0])
-    assert not np.array_equal(res.network.weights[1], initial.weights[1])
+    assert not res.network.spec.connection("input-hidden0").plastic
+    np.testing.assert_array_equal(res.network.weights["input-hidden0"], initial.weights["input-hidden0"])
+    assert not np.array_equal(res.network.weights["hidden0-output"], initial.weights["hidden0-output"])
 
 
 def test_run_directory_is_complete_and_reruns_exactly(tmp_path: Path) -> None:
@@ -92,7 +95,13 @@ def test_run_directory_is_complete_and_reruns_exactly(tmp_path: Path) -> None:
     np.testing.assert_array_equal(curve["block"], [0, 1, 2, 3])
     np.testing.assert_allclose(curve["time_s"], [0.5, 1.0, 1.5, 2.0])
     cfg = load_config(out / "config.toml")
-    assert cfg.hidden == (8,) and cfg.seed == 7 and cfg.nin == 40
+    assert cfg.hidden is None and cfg.seed == 7 and cfg.nin == 40
+    # the resolved graph: a chain input -> hidden0 (8) -> output
+    assert [(g.name, g.n, g.kind, g.target) for g in cfg.network.groups] == [
+        ("input", 40, "input", False), ("hidden0", 8, "lif", False), ("output", 4, "lif", True)]  # fmt: skip
+    assert [(c.name, c.pre, c.post, c.plastic) for c in cfg.network.connections] == [
+        ("input-hidden0", "input", "hidden0", True), ("hidden0-output", "hidden0", "output", True)]  # fmt: skip
+    assert "[[network.group]]" in (out / "config.toml").read_text()
     s, _ = read_spk(out / "hidden0.spk", dt=1e-4, n_neurons=8)
     assert s.size > 0
     assert curve["rate_hidden0_hz"].sum() > 0
@@ -103,28 +112,39 @@ def test_run_directory_is_complete_and_reruns_exactly(tmp_path: Path) -> None:
     w1, w2 = np.load(out / "weights.npz"), np.load(tmp_path / "again" / "weights.npz")
     for k in w1.files:
         np.testing.assert_array_equal(w1[k], w2[k])
-    assert w1["w0"].dtype == np.float32 and w1["w0"].shape == (40, 8)
+    assert sorted(w1.files) == ["w/hidden0-output", "w/input-hidden0"]
+    assert w1["w/input-hidden0"].dtype == np.float32 and w1["w/input-hidden0"].shape == (40, 8)
 
 
 def test_init_weights_round_trip(tmp_path: Path) -> None:
     inp, tgt = _files(tmp_path)
-    w = [np.full((40, 5), 0.01, np.float32), np.full((5, 4), -0.02, np.float32)]
-    b = {1: np.ones((4, 5), np.float32) * 0.5}
+    w = {"input-hidden0": np.full((40, 5), 0.01, np.float32), "hidden0-output": np.full((5, 4), -0.02, np.float32)}
+    b = {"hidden0-output": np.ones((4, 5), np.float32) * 0.5}
     path = tmp_path / "w.npz"
     save_weights(path, w, b)
-    cfg = RunConfig(
-        input=str(inp),
-        target=str(tgt),
-        hidden=(5,),
-        feedback="random",
-        init_weights=str(path),
-        burn_in=0.5,
-        block_duration=0.5,
-        blocks=0,
-    )
+    cfg = RunConfig(input=str(inp), target=str(tgt), hidden=(5,), feedback="random", init_weights=str(path),
+                    burn_in=0.5, block_duration=0.5, blocks=0)  # fmt: skip
     res = train(cfg, quiet=True)
-    np.testing.assert_array_equal(res.network.weights[0], w[0])
-    np.testing.assert_array_equal(res.network.feedback[1], b[1])
+    np.testing.assert_array_equal(res.network.weights["input-hidden0"], w["input-hidden0"])
+    np.testing.assert_array_equal(res.network.feedback["hidden0-output"], b["hidden0-output"])
+
+
+def test_chain_archive_of_an_earlier_version_starts_the_same_run(tmp_path: Path) -> None:
+    """w0, w1, b1 (the earlier format) load by position onto the chain: the same run as w/, b/ names."""
+    inp, tgt = _files(tmp_path)
+    rng = np.random.default_rng(5)
+    w0, w1 = (rng.normal(0, 0.05, s).clip(-0.1, 0.1).astype(np.float32) for s in ((40, 6), (6, 4)))
+    b1 = rng.normal(size=(4, 6)).astype(np.float32)
+    with open(tmp_path / "old.npz", "wb") as fh:
+        np.savez(fh, w0=w0, w1=w1, b1=b1)
+    save_weights(tmp_path / "new.npz", {"input-hidden0": w0, "hidden0-output": w1}, {"hidden0-output": b1})
+    base = RunConfig(input=str(inp), target=str(tgt), hidden=(6,), feedback="random", burn_in=0.5, blocks=2,
+                     block_duration=0.5)  # fmt: skip
+    runs = [train(replace(base, init_weights=str(tmp_path / f)), quiet=True) for f in ("old.npz", "new.npz")]
+    assert [r["cost"] for r in runs[0].curve] == [r["cost"] for r in runs[1].curve]
+    for name in ("input-hidden0", "hidden0-output"):
+        np.testing.assert_array_equal(runs[0].network.weights[name], runs[1].network.weights[name])
+    np.testing.assert_array_equal(runs[0].network.feedback["hidden0-output"], b1)
 
 
 def test_seed_fixes_everything(tmp_path: Path) -> None:
@@ -175,16 +195,21 @@ def test_one_based_ids_get_a_note(tmp_path: Path, capsys: pytest.CaptureFixture)
 def test_init_weights_beyond_w_max_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     inp, tgt = _files(tmp_path)
     path = tmp_path / "w.npz"
-    save_weights(path, [np.full((40, 4), 0.2, np.float32)], {})
+    save_weights(path, {"input-output": np.full((40, 4), 0.2, np.float32)})
     with pytest.raises(SystemExit) as exc:
         main(["train", "--input", str(inp), "--target", str(tgt), "--init-weights", str(path), "--blocks", "0"])
     assert exc.value.code == 2
-    assert "w0 has weights outside [-0.1, 0.1]" in capsys.readouterr().err
+    assert "w/input-output has weights outside [-0.1, 0.1]" in capsys.readouterr().err
+    with open(path, "wb") as fh:  # an archive of the earlier form names the connection too
+        np.savez(fh, w0=np.full((40, 4), 0.2, np.float32))
+    with pytest.raises(SystemExit):
+        main(["train", "--input", str(inp), "--target", str(tgt), "--init-weights", str(path), "--blocks", "0"])
+    assert "w0 (connection input-output) has weights outside [-0.1, 0.1]" in capsys.readouterr().err
 
 
 def test_hidden_zero_means_no_hidden_layer(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     main(["train", "--hidden", "0", "--blocks", "0", "--burn-in", "0.5", "--out", str(tmp_path / "r"), "--quiet"])
-    assert load_config(tmp_path / "r" / "config.toml").hidden == ()
+    assert [g.name for g in load_config(tmp_path / "r" / "config.toml").network.groups] == ["input", "output"]
     assert not (tmp_path / "r" / "hidden0.spk").exists()
     with pytest.raises(SystemExit) as exc:
         main(["train", "--hidden", "0", "--hidden", "5", "--blocks", "0"])
