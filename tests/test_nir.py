@@ -100,6 +100,20 @@ def _mixed() -> NetworkSpec:
     )
 
 
+def _loose_ends() -> NetworkSpec:
+    """An input group with no connection, a hidden group with none in or out, one with no way out:
+    NIR's type inference adds Input and Output nodes to them (input_<g>, output_<g>)."""
+    groups = (
+        Group("input", 6, "input"),
+        Group("unused", 2, "input"),
+        Group("observer", 3),
+        Group("lonely", 2),
+        Group("output", 3, target=True),
+    )
+    conns = (Connection("input-output", "input", "output"), Connection("input-observer", "input", "observer", False))
+    return NetworkSpec(groups, conns, feedback="random")
+
+
 SPECS = {
     "chain": lambda: NetworkSpec.chain(6, (5,), 3),
     "chain-2-hidden-random": lambda: NetworkSpec.chain(6, (5, 4), 3, feedback="random"),
@@ -110,6 +124,7 @@ SPECS = {
     "tau-mem-per-group": _two_taus,
     "direct-feedback": lambda: NetworkSpec.chain(6, (5, 4), 3, feedback="direct", regularizer=RegularizerParams()),
     "mixed": _mixed,
+    "loose-ends": _loose_ends,
 }
 
 
