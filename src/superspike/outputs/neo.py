@@ -1,17 +1,17 @@
 """Spikes of a run as Neo objects, for analysis with Elephant. Needs the ``neo`` extra.
 
 One :class:`neo.Block` per run, one :class:`neo.Segment` per time window (by default one per
-phase of the SPEC 3 schedule: the burn-in, each training block, and the test after training),
-and in each segment one :class:`neo.SpikeTrain` per neuron of every group of the network, named
-as the network names them (``input``, ``hidden0``, ..., ``output`` for a chain; any names for a
-graph), and of ``target``: the target pattern replayed on the loop grid, the target ids of all
-output groups in their declaration order. Spike times are in s: a spike in time step s is at
-``s * dt``; windows are aligned to the step grid (``floor(t/dt)``, SPEC 3). Each train is named
-``"<group> <neuron>"`` and annotated with its ``group``, the group's ``kind`` (``input``,
-``hidden``, ``output`` or ``target``) and its ``neuron`` id within the group; a target train also
-with the ``output_group`` and ``output_neuron`` it is the target of. The block has one
-:class:`neo.Group` per group of neurons (annotated with ``kind``), holding that group's trains of
-every segment::
+phase of the training schedule, docs/MODEL.md section 2.10: the burn-in, each training block,
+and the test after training), and in each segment one :class:`neo.SpikeTrain` per neuron of
+every group of the network, named as the network names them (``input``, ``hidden0``, ...,
+``output`` for a chain; any names for a graph), and of ``target``: the target pattern replayed
+on the loop grid, the target ids of all output groups in their declaration order. Spike times
+are in s: a spike in time step s is at ``s * dt``; windows are aligned to the step grid
+(``floor(t/dt)``). Each train is named ``"<group> <neuron>"`` and annotated with its ``group``,
+the group's ``kind`` (``input``, ``hidden``, ``output`` or ``target``) and its ``neuron`` id
+within the group; a target train also with the ``output_group`` and ``output_neuron`` it is the
+target of. The block has one :class:`neo.Group` per group of neurons (annotated with ``kind``),
+holding that group's trains of every segment::
 
     from superspike.outputs.neo import run_to_neo
     from elephant.statistics import mean_firing_rate
@@ -108,7 +108,7 @@ def spikes_to_neo(
 
 
 def schedule_windows(cfg: Any, window: float | None = None, end: int | None = None) -> list[_Window]:
-    """The phases of a run's schedule (SPEC 3) as windows in steps: burn-in, block 1..B, test.
+    """The phases of a run's schedule (docs/MODEL.md, section 2.10) as windows in steps: burn-in, block 1..B, test.
 
     With ``window`` (s), each phase is cut to its first ``window`` seconds (the recorded
     windows of the reference). ``end`` (step) drops what lies after it (an unfinished run).

@@ -12,11 +12,11 @@ and every output group ``g`` also feeds an Output node ``g:out``. A recurrent co
 onto itself, or a cycle) is an ordinary edge of the graph. ``:`` occurs in no group or connection
 name, so the node names cannot collide (a connection named like a group becomes ``c:w``).
 
-How SPEC 1 maps onto NIR's equations (continuous time, SI units, spikes are Dirac pulses of unit
-area, as NIR's authors settled)::
+How the neuron (docs/MODEL.md, section 1) maps onto NIR's equations (continuous time, SI units,
+spikes are Dirac pulses of unit area, as NIR's authors settled)::
 
     NIR CubaLIF:  tau_syn dI/dt = -I + w_in * (W s(t - d))      tau_mem dv/dt = (v_leak - v) + r I
-    SPEC 1:       dI_syn/dt = -I_syn/tau_syn + sum_j w_ij S_j(t - d)
+    superspike:   dI_syn/dt = -I_syn/tau_syn + sum_j w_ij S_j(t - d)
                   tau_mem dU/dt = (U_rest - U) + I_syn
 
 A spike through NIR's synapse makes I jump by ``w_in * W / tau_syn``, so with ``I = I_syn`` (volts),
@@ -24,7 +24,8 @@ A spike through NIR's synapse makes I jump by ``w_in * W / tau_syn``, so with ``
 ``w_in = tau_syn`` (s) the two are the same equations: every spike adds w_ij to I_syn. ``v_leak`` and
 ``v_reset`` are U_rest, ``v_threshold`` the threshold (the test is strict, U > threshold, as NIR
 writes it). The axonal delay d is the ``Delay`` node of each connection (input spikes are delayed
-too, SPEC 1). A group receiving several connections sums them into its one current I.
+too; docs/MODEL.md, section 1.4). A group receiving several connections sums them into its one
+current I.
 
 What NIR cannot express is in metadata. Each group node: ``group`` (its name), ``index`` (its
 place in the declaration order; NIR files do not keep the order of nodes), ``kind``, and for a LIF
@@ -68,7 +69,7 @@ EXTRA_MESSAGE = "needs the nir extra: pip install 'superspike[nir]'"
 #: the version of the layout below, in the graph's metadata (chains exported before it have none)
 FORMAT = 2
 
-#: the discrete update the exported numbers belong to (SPEC 1), stored in the graph's metadata
+#: the discrete update the exported numbers belong to (docs/MODEL.md, section 1.2), stored in the graph's metadata
 DISCRETIZATION = (
     "per time step dt, each CubaLIF group in declaration order: U += dt/tau_mem*((v_leak - U) + r*I); "
     "if not refractory and U > v_threshold: spike, U = v_reset, refractory for `refractory` s "
@@ -567,7 +568,7 @@ def _lif_group(key: str, lif: Any, name: str, meta: dict[str, Any], fail: Any) -
             raise fail(f"{key}: {pname} differs between neurons; the model has one value per group")
         constants[ckey] = float(v[0])
     if np.any(params["v_reset"] != params["v_leak"]):
-        raise fail(f"{key}: v_reset differs from v_leak; the model resets to the resting potential (SPEC 1)")
+        raise fail(f"{key}: v_reset differs from v_leak; the model resets to the resting potential")
     for pname in ("tau_syn", "tau_mem"):
         if params[pname][0] <= 0:
             raise fail(f"{key}: {pname} must be positive, got {params[pname][0]}")
