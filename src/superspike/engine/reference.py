@@ -381,8 +381,9 @@ def _plasticity(t, consts, neurons, topo, groups, conns):
         w, el, elf, els = conns.w[c], conns.el[c], conns.el_flt[c], conns.el_sum[c]
         trz, pspl = conns.tr_psp[c], conns.psp_line[c]
         tref = groups.tr_err_flt[topo.c_post[c]]
-        p0 = topo.g_off[topo.c_post[c]] - nin
         npre, npost = w.shape[0], w.shape[1]
+        p0 = topo.g_off[topo.c_post[c]] - nin
+        sig_c, active_c, reg_c = sig_d[p0 : p0 + npost], active[p0 : p0 + npost], reg[p0 : p0 + npost]
 
         # 4a. z~ into the delay line (D of the post group); read the value pushed D steps ago
         pos = t % pspl.shape[0]
@@ -395,7 +396,7 @@ def _plasticity(t, consts, neurons, topo, groups, conns):
         for j in range(npre):
             if psp_d[j] > consts.psp_cut:
                 for i in range(npost):
-                    el[j, i] += psp_d[j] * sig_d[p0 + i]
+                    el[j, i] += psp_d[j] * sig_c[i]
 
         # 4c. double-exponential filter of the eligibility trace
         for j in range(npre):
@@ -406,8 +407,8 @@ def _plasticity(t, consts, neurons, topo, groups, conns):
         # 4d. accumulate error x eligibility (- regulariser), posts with an error only
         for j in range(npre):
             for i in range(npost):
-                if active[p0 + i]:
-                    els[j, i] += elf[j, i] * tref[i] - w[j, i] * reg[p0 + i]
+                if active_c[i]:
+                    els[j, i] += elf[j, i] * tref[i] - w[j, i] * reg_c[i]
 
 
 @njit(cache=True)
