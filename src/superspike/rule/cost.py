@@ -12,7 +12,8 @@ from superspike.params import RuleParams, cost_scale
 
 def reported_mse(avg: np.ndarray, t: float, rule: RuleParams) -> float:
     """MSE(t) = K mean_i(avg_i) / (1 - exp(-t/tau_cost) + 1e-9) (SPEC 2.4; no square root,
-    as in the reference). ``avg`` is the output connection's squared-error average, ``t`` in s."""
+    as in the reference). ``avg`` is the squared-error average of the output neurons (of all output
+    groups, concatenated), ``t`` in s."""
     return float(cost_scale(rule) * float(np.mean(avg, dtype=np.float64)) / (1 - math.exp(-t / rule.tau_cost) + 1e-9))
 
 
