@@ -13,7 +13,9 @@ The kernel takes named structures (NamedTuples numba passes as one argument each
 and the neurons' constants and the graph (:mod:`superspike.engine.base`), and the state as
 :class:`GroupArrays` and :class:`ConnArrays`, whose fields are the fields of ``GroupState`` and
 ``ConnectionState`` with one array per group or connection. Adding a state variable means a
-field there, one in :class:`GroupArrays` or :class:`ConnArrays`, and its use in a step below.
+field there (and its initial value in ``State.initial``), the same name in :class:`GroupArrays`
+or :class:`ConnArrays` with its dimensions and dtype in ``_GROUP_TYPES`` or ``_CONN_TYPES``, and
+its use in a step below; checkpoints pick it up by name.
 """
 
 from __future__ import annotations
