@@ -16,10 +16,9 @@ from superspike.engine.base import Engine
 from superspike.errors import ConfigError
 from superspike.network import Network, NetworkSpec
 from superspike.outputs.rundir import read_curve
-from superspike.run.config import RunConfig, load_config, merge
+from superspike.run.config import RunConfig, load_config, network_spec, resolve
 from superspike.run.train import train
 from superspike.task import BUILTIN_TASKS, Raster, Task, get_task
-from superspike.task.builtin import with_suggestions
 from superspike.task.windows import ErrorWindows, window_accuracy
 
 DT = 1e-4
@@ -27,8 +26,7 @@ DT = 1e-4
 
 def _run(name: str, **options: object) -> list[dict[str, float]]:
     """A shortened run of a built-in task: its suggested settings, then ``options``."""
-    cfg = with_suggestions(merge(RunConfig(task=name), options), set(options))
-    return train(cfg, quiet=True).curve
+    return train(RunConfig(task=name, **options), quiet=True).curve
 
 
 def test_tasks_command_lists_every_task_on_one_line(capsys: pytest.CaptureFixture) -> None:
@@ -129,13 +127,13 @@ def _driven_task(windows: ErrorWindows | None, period: int = 2000) -> Task:
 
 def _errors(task: Task, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Output error after every step, and the output spike steps."""
-    net = Network(NetworkSpec(1, (), 1), [np.full((1, 1), 0.1, np.float32)], {})
+    net = Network(NetworkSpec.chain(1, (), 1), {"input-output": np.full((1, 1), 0.1, np.float32)}, {})
     eng = ReferenceEngine(net, task)
     st = State.initial(net)
     errs, spikes = [], []
     for _ in range(n_steps):
-        spikes.extend(eng.advance(st, 1).spikes[-1][0])
-        errs.append(float(st.conns[-1].err[0]))
+        spikes.extend(eng.advance(st, 1).spikes["output"][0])
+        errs.append(float(st.groups["output"].err[0]))
     return np.array(errs), np.array(spikes)
 
 
@@ -167,7 +165,7 @@ def test_engine_without_window_support_refuses_the_task() -> None:
         name = "plain"
 
     task = get_task("xor").make(1, DT)
-    net = Network.initialize(NetworkSpec(100, (4,), 2), 1)
+    net = Network.initialize(NetworkSpec.chain(100, (4,), 2), 1)
     with pytest.raises(ConfigError, match="needs --engine reference"):
         Plain(net, task)
 
@@ -203,9 +201,37 @@ def test_suggestions_sit_below_the_config_file_and_the_options(tmp_path: Path) -
     out = tmp_path / "run"
     main(["train", "--config", str(conf), "--blocks", "1", "--burn-in", "0.5", "--out", str(out), "--quiet"])
     cfg = load_config(out / "config.toml")
-    assert cfg.hidden == (4,)  # suggested by the task
+    assert network_spec(cfg).hidden_sizes == (4,)  # suggested by the task
     assert cfg.block_duration == 1.0  # the file beats the suggestion (10 s)
     assert (cfg.blocks, cfg.burn_in) == (1, 0.5)  # the options beat both
+
+
+@pytest.mark.parametrize("name", ["timing", "timing-hidden", "default"])
+def test_python_api_resolves_like_the_command_line(tmp_path: Path, name: str) -> None:
+    """One resolution for both: train(RunConfig(task=...)) runs what `superspike train --task ...`
+    runs (the timing task: 305 s with its suggested 30 blocks of 10 s, not the 1020 s of the defaults)."""
+    out = tmp_path / "cli"
+    main(["train", "--task", name, "--blocks", "0", "--burn-in", "0.5", "--out", str(out), "--quiet"])
+    from_cli = load_config(out / "config.toml")
+    api = resolve(RunConfig(task=name, blocks=0, burn_in=0.5)).config
+    assert from_cli == api
+    full = resolve(RunConfig(task=name)).config
+    suggested = get_task(name).suggested
+    assert full.blocks == suggested.get("blocks", 50)
+    assert full.block_duration == suggested.get("block_duration", 20.0)
+    if name == "timing":
+        from superspike.run.schedule import Schedule
+
+        sched = Schedule.create(full.burn_in, full.block_duration, full.blocks, full.grid, 1e-4, full.eta)
+        assert sched.training_end * 1e-4 == pytest.approx(305.0)
+
+
+def test_explicit_default_values_beat_the_suggestions() -> None:
+    """An option set to the default's value is still set: --blocks 50 on the timing task is 50 blocks."""
+    assert resolve(RunConfig(task="timing", blocks=50)).config.blocks == 50
+    assert resolve(RunConfig(task="timing")).config.blocks == 30
+    cfg = resolve(RunConfig(task="timing-hidden", hidden=())).config
+    assert [g.name for g in cfg.network.groups] == ["input", "output"]
 
 
 def test_builtin_task_reruns_exactly_from_its_config(tmp_path: Path) -> None:

@@ -586,11 +586,6 @@ def resolve(cfg: RunConfig | None = None) -> Resolved:
     else:
         assert cfg.input is not None and cfg.target is not None
         nin, nout = cfg.nin, cfg.nout
-        if cfg.network is not None:  # a graph that sizes all its input (output) groups sizes the file's group
-            ins = [g.n for g in cfg.network.groups if g.kind == "input"]
-            outs = [g.n for g in cfg.network.groups if g.target]
-            nin = nin if nin is not None or None in ins else sum(ins)  # type: ignore[arg-type]
-            nout = nout if nout is not None or None in outs else sum(outs)  # type: ignore[arg-type]
         inp, h_in, _ = load_raster(cfg.input, nin, role="input")
         tgt, h_tg, dropped = load_raster(
             cfg.target, nout, id_offset=cfg.id_offset, drop_out_of_range=cfg.drop_out_of_range
@@ -612,7 +607,15 @@ def resolve(cfg: RunConfig | None = None) -> Resolved:
         task = Task(inp, tgt, grid, name=Path(cfg.target).parent.name)
 
     if cfg.network is not None:
-        graph = cfg.network.with_sizes(task.nin, task.nout)
+        try:
+            graph = cfg.network.with_sizes(task.nin, task.nout)
+        except ConfigError as exc:
+            if builtin is not None:
+                raise
+            # the file's group sizes come from its header or its largest id unless nin/nout say otherwise
+            raise ConfigError(
+                exc.key, f"{exc.problem}; if the file does not show every neuron, pass --nin/--nout"
+            ) from None
     else:
         hidden = cfg.hidden if cfg.hidden is not None else ()
         if cfg.recurrent and not hidden:
