@@ -175,6 +175,43 @@ def test_failed_run_is_recorded_and_retried(folder: Path) -> None:
     assert [r["status"] for r in _rows(out)] == ["ok", "failed"]
 
 
+GRAPH_BASE = SHORT + (
+    '[[base.network.group]]\nname = "input"\nkind = "input"\n'
+    '[[base.network.group]]\nname = "a"\nn = 3\n'
+    '[[base.network.group]]\nname = "b"\nn = 2\n'
+    '[[base.network.group]]\nname = "output"\ntarget = true\n'
+    '[[base.network.connection]]\npre = "input"\npost = "a"\n'
+    '[[base.network.connection]]\npre = "a"\npost = "b"\n'
+    '[[base.network.connection]]\npre = "b"\npost = "output"\n'
+    '[[base.network.connection]]\npre = "a"\npost = "output"\n'
+)
+
+
+def _graph_sweep_file(folder: Path, grid: str, name: str) -> Path:
+    """A sweep whose [base] describes a graph (the tables after [base]'s keys, [grid] last)."""
+    path = folder / name
+    path.write_text(f'seeds = 1\n[base]\ninput = "input.ras"\ntarget = "target.ras"\n{GRAPH_BASE}\n[grid]\n{grid}\n')
+    return path
+
+
+def test_sweep_over_a_graph(folder: Path) -> None:
+    """A [base.network] graph swept over feedback modes; hidden rates weighted by group size."""
+    out = folder / "graph"
+    result = run_sweep(_graph_sweep_file(folder, 'feedback = ["symmetric", "direct"]', "graph.toml"), out, workers=1)
+    assert (result.progress.ok, result.progress.failed) == (2, 0)
+    for r in _rows(out):
+        run = out / "runs" / r["run"]
+        curve = np.genfromtxt(run / "learning_curve.tsv", names=True, delimiter="\t")
+        rate = (3 * curve["rate_a_hz"][-5:].mean() + 2 * curve["rate_b_hz"][-5:].mean()) / 5
+        assert float(r["rate_hidden_hz"]) == pytest.approx(rate, rel=1e-5)
+        with np.load(run / "weights.npz") as w:
+            fixed = sorted(k for k in w.files if k.startswith("b/"))
+        assert fixed == ([] if r["feedback"] == "symmetric" else ["b/output-a", "b/output-b"])
+    # a chain key beside the graph is refused before anything runs
+    with pytest.raises(ConfigError, match=r"\[grid\] hidden\[0\] = \[2\]: hidden: describes a chain, but the network"):
+        load_sweep(_graph_sweep_file(folder, "hidden = [2]", "bad-graph.toml"))
+
+
 def test_dask_local_cluster_gives_the_same_results(folder: Path, local_sweep: Path) -> None:
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
