@@ -13,6 +13,7 @@ import numpy as np
 
 from superspike.errors import UserError
 from superspike.outputs.plots import RunData, load_run, raster
+from superspike.params import steps
 
 
 def frame_times(run: RunData, max_frames: int) -> list[tuple[int, str]]:
@@ -20,7 +21,7 @@ def frame_times(run: RunData, max_frames: int) -> list[tuple[int, str]]:
     c = run.curve
     frames: list[tuple[int, str]] = []
     for k in range(len(c["time_s"])):
-        stop = int(round(float(c["time_s"][k]) / run.dt))
+        stop = steps(float(c["time_s"][k]), run.dt, tolerance=0.5)  # the nearest step: times are written rounded
         if stop < run.period:
             continue
         start = (stop // run.period - 1) * run.period

@@ -120,7 +120,7 @@ def load_run(run_dir: str | Path) -> RunData:
     if (path / "weights.npz").is_file():
         end = sched.end
     else:  # unfinished: up to the last cost line
-        end = to_steps(float(curve["time_s"][-1]) + dt / 2, dt)
+        end = to_steps(float(curve["time_s"][-1]), dt, tolerance=0.5)  # the nearest step: times are written rounded
     times, ids, _ = read_ras(path / "target.ras")
     tsteps = to_steps(times, dt)
     order = np.argsort(tsteps, kind="stable")
