@@ -7,8 +7,11 @@
 - :mod:`superspike.io.weights`: ``weights.npz`` (``w/<connection>`` [pre, post], feedback
   ``b/<edge>`` [src, dst]; earlier ``w0, w1, ...`` chain archives load too); :func:`load_weights`,
   :func:`save_weights`.
-- :mod:`superspike.io.files`: :func:`atomic_write` (every file the package writes whole is
-  written through it: temporary file, fsync, rename).
+- :mod:`superspike.io.files`: :func:`atomic_write`, the one home of temporary file, fsync,
+  rename; every file of a run or sweep directory that is written whole (config.toml, target.ras,
+  weights.npz, checkpoint.npz, learning_curve.tsv when cut back, sweep_status.json, results.csv,
+  sweep.toml) and every ras and converted npz file goes through it. Spike files (spk) are streamed
+  and cut back to the checkpoint on resume instead.
 
 Readers validate and raise :class:`superspike.errors.InputFileError` naming the file, the line
 (or record, or array) and the problem; they never drop or alter data silently, and never raise

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from superspike.errors import InputFileError, UserError
+from superspike.io.files import atomic_write
 from superspike.io.ras import read_ras, write_ras
 from superspike.io.spk import SPK_TAG, read_spk, write_spk
 from superspike.params import steps as to_steps
@@ -90,5 +91,6 @@ def convert(src: str | Path, dst: str | Path, dt: float | None = None) -> int:
         write_spk(dst, steps[order], ids[order], step)
     else:
         extra = {"dt": np.float64(own)} if own is not None else {}
-        np.savez(dst, times=times, ids=ids, **extra)
+        with atomic_write(dst) as fh:
+            np.savez(fh, times=times, ids=ids, **extra)
     return len(times)
