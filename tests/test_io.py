@@ -448,3 +448,23 @@ def test_reference_run_spike_files_load_with_the_readme_counts(shared: Path, tmp
         assert len(steps) == len(ids) == count
         write_spk(tmp_path / path.name, steps, ids, 1e-4)  # the writer gives back the same bytes
         assert (tmp_path / path.name).read_bytes() == path.read_bytes()
+
+
+# --- atomic writes ---------------------------------------------------------------------------------
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
+    from superspike.io import atomic_write, write_atomic
+
+    path = tmp_path / "config.toml"
+    write_atomic(path, "old\n")
+    with pytest.raises(RuntimeError), atomic_write(path, "w") as fh:
+        fh.write("half of the new")
+        raise RuntimeError("disk full")  # a failure in the middle of writing
+    assert path.read_text() == "old\n"  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]  # no temporary file left
+    with atomic_write(path) as fh:
+        fh.write(b"new\r\n")
+    assert path.read_bytes() == b"new\r\n"
+    write_atomic(path, "a\nb\n")  # text: UTF-8, \n line ends on every platform
+    assert path.read_bytes() == b"a\nb\n"
