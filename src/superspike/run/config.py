@@ -90,17 +90,22 @@ class GroupConfig:
 
 @dataclass(frozen=True)
 class GraphConfig:
-    """The ``[network]`` table: groups (declaration order) and connections (creation order)."""
+    """The ``[network]`` table: groups (declaration order) and connections (creation order).
+
+    ``groups`` are :class:`GroupConfig` (a size may be left to the task) or a network's
+    :class:`~superspike.network.Group`; ``connections`` are :class:`~superspike.network.Connection`."""
 
     groups: tuple[GroupConfig, ...]
     connections: tuple[Connection, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "groups", tuple(self.groups))
+        # a network's Group (size given) is taken as it is; its neuron constants become the
+        # overrides of those that differ from NeuronParams' defaults
+        object.__setattr__(self, "groups", tuple(_group_config(g) for g in self.groups))
         object.__setattr__(self, "connections", tuple(self.connections))
         for g in self.groups:
             if not isinstance(g, GroupConfig):
-                raise ConfigError("network.group", f"must be GroupConfig entries, got {type(g).__name__}")
+                raise ConfigError("network.group", f"must be GroupConfig or Group entries, got {type(g).__name__}")
         for c in self.connections:
             if not isinstance(c, Connection):
                 raise ConfigError("network.connection", f"must be Connection entries, got {type(c).__name__}")
@@ -197,6 +202,17 @@ class GraphConfig:
                 entry["w0"] = c.w0
             conns.append(entry)
         return {"group": groups, "connection": conns}
+
+
+def _group_config(g: Any) -> Any:
+    if not isinstance(g, Group):
+        return g
+    over = None
+    if g.neuron is not None:
+        default = NeuronParams()
+        over = {f.name: getattr(g.neuron, f.name) for f in fields(NeuronParams)}
+        over = {k: v for k, v in over.items() if v != getattr(default, k)} or None
+    return GroupConfig(g.name, g.n, g.kind, g.target, over)
 
 
 _GROUP_KEYS = {"name": (str,), "n": (int,), "kind": (str,), "target": (bool,), "neuron": (dict,)}
