@@ -369,3 +369,32 @@ def test_an_interrupted_graph_run_resumes_to_the_same_result(files, graph_run: P
         assert "state/conn/skip/el" not in ck.files  # a fixed connection keeps only its weights
     main(["train", "--resume", str(out), "--quiet"])
     _same_results(graph_run, out)
+
+
+def test_a_network_spec_or_its_groups_serve_as_the_graph_too() -> None:
+    """RunConfig(network=...) takes a NetworkSpec (its groups and connections), Group objects, or the
+    [network] table as a dict: one resolved configuration."""
+    from superspike import Group, NetworkSpec
+    from superspike.params import NeuronParams
+
+    groups = (Group("input", 100, "input"), Group("h", 5, neuron=NeuronParams(tau_mem=0.02)),
+              Group("output", 1, target=True))  # fmt: skip
+    conns = (Connection("in", "input", "h"), Connection("rec", "h", "h"), Connection("out", "h", "output"))
+    table = {
+        "group": [
+            {"name": "input", "kind": "input"},
+            {"name": "h", "n": 5, "neuron": {"tau_mem": 0.02}},
+            {"name": "output", "target": True},
+        ],
+        "connection": [
+            {"name": "in", "pre": "input", "post": "h"},
+            {"name": "rec", "pre": "h", "post": "h"},
+            {"name": "out", "pre": "h", "post": "output"},
+        ],
+    }
+    resolved = [
+        resolve(RunConfig(task="timing", network=net)).config
+        for net in (NetworkSpec(groups, conns), GraphConfig(groups, conns), table)
+    ]
+    assert resolved[0] == resolved[1] == resolved[2]
+    assert resolved[0].network.groups[1].neuron == {"tau_mem": 0.02}
