@@ -153,8 +153,9 @@ def tasks() -> None:
 def export(run_dir: str, out: str) -> None:
     """Write the trained network of RUN_DIR as a NIR graph OUT.nir (needs the nir extra).
 
-    Input -> Delay -> Affine -> CubaLIF per layer -> Output, SI units; dt, the refractory period
-    and the feedback matrices are in the graph's metadata (see docs/INTEROP.md).
+    Every group a node (Input, or CubaLIF with the group's constants), every connection a Delay
+    and an Affine node named after it, recurrent ones included; SI units; dt, the refractory
+    period and the feedback matrices are in the graph's metadata (see docs/INTEROP.md).
     """
     from superspike.outputs.nir import export_run
 
