@@ -480,6 +480,12 @@ BAD_TOML = [
     ),
     (NET + "[network.group.neuron]\ntau_mem = 1e-5\n", "network.group.output.neuron.tau_mem: must be larger than dt"),
     (NET + "[network.group.neuron]\ntau = 1\n", "network.group.output.neuron.tau: unknown key; valid keys: u_rest"),
+    (NET + CONN("h-output", "h", "output"), "network.connection: two connections are named 'h-output'"),
+    (
+        NET + '[[network.connection]]\npre = "h"\npost = "output"\n',
+        "network.connection.h-output: a second connection from h to output: give each a name",
+    ),
+    ('[network.group]\nname = "x"\n', "network.group: must be a list of tables: write each as [[network.group]]"),
     ("[network]\nlayers = [3]\n", "network.layers: unknown key; a [network] table has [[network.group]] and"),
     ("hidden = [4]\n" + NET, "hidden: describes a chain, but the network is given as a graph ([network])"),
     ("recurrent = true\n" + NET, "recurrent: describes a chain, but the network is given as a graph ([network])"),

@@ -236,9 +236,13 @@ def graph_from_dict(data: Any) -> GraphConfig:
         GroupConfig(g["name"], g.get("n"), g.get("kind", "lif"), g.get("target", False), g.get("neuron"))
         for g in groups
     )
-    out_conns = []
+    out_conns: list[Connection] = []
     for c in conns:
         name = c.get("name", f"{c['pre']}-{c['post']}")
+        if "name" not in c and any(o.name == name for o in out_conns):
+            raise ConfigError(
+                f"network.connection.{name}", f"a second connection from {c['pre']} to {c['post']}: give each a name"
+            )
         out_conns.append(Connection(name, c["pre"], c["post"], c.get("plastic", True), c.get("w0")))
     return GraphConfig(out_groups, tuple(out_conns))
 
