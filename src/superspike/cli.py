@@ -157,11 +157,13 @@ def export(run_dir: str, out: str) -> None:
     and an Affine node named after it, recurrent ones included; SI units; dt, the refractory
     period and the feedback matrices are in the graph's metadata (see docs/INTEROP.md).
     """
-    from superspike.outputs.nir import export_run
+    from superspike.outputs.nir import export_run, import_nir
+    from superspike.run.train import load_run_network
 
     if not out.lower().endswith(".nir"):
         raise click.UsageError(f"OUT must be a .nir file, got {out!r}")
-    click.echo(f"wrote {export_run(run_dir, out)}")
+    import_nir()  # first: without the extra nothing else matters
+    click.echo(f"wrote {export_run(run_dir, out, load_run_network(run_dir))}")
 
 
 @cli.command()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from superspike.errors import ConfigError, RunInterrupted, SimulationError
+from superspike.errors import ConfigError, InputFileError, RunInterrupted, SimulationError
 from superspike.io import load_weights
 from superspike.network import Network, NetworkSpec
 from superspike.outputs.rundir import RunDirectory, prepare_directory, read_curve_rows
@@ -25,7 +25,7 @@ from superspike.task import Task
 from superspike.task.replay import Replay
 from superspike.task.windows import window_accuracy
 
-__all__ = ["RunResult", "build_network", "build_task", "train"]
+__all__ = ["RunResult", "build_network", "build_task", "load_run_network", "train"]
 
 
 def build_task(cfg: RunConfig) -> tuple[Task, RunConfig, list[str]]:
@@ -59,6 +59,22 @@ def build_network(cfg: RunConfig, spec: NetworkSpec | None = None) -> tuple[Netw
         if e not in feedback
     ]
     return Network(spec, weights, {**drawn.feedback, **feedback}), notes
+
+
+def load_run_network(run_dir: str | Path) -> Network:
+    """The final network of a finished run directory: the graph of its config.toml with the
+    weights and feedback matrices of its weights.npz."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputFileError(run_dir, "no such run directory")
+    if not (run_dir / "config.toml").is_file():
+        raise InputFileError(run_dir, "not a run directory (no config.toml)")
+    weights = run_dir / "weights.npz"
+    if not weights.is_file():
+        raise InputFileError(run_dir, "has no weights.npz (did the run finish?)")
+    cfg = load_config(run_dir / "config.toml")
+    network, _ = build_network(replace(cfg, init_weights=str(weights), init_from=None))
+    return network
 
 
 @dataclass
