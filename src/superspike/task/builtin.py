@@ -20,6 +20,7 @@ import numpy as np
 from superspike.errors import ConfigError, InputFileError
 from superspike.io.ras import write_ras
 from superspike.task.raster import Raster, Task, load_raster
+from superspike.task.recall import recall_task
 from superspike.task.xor import xor_task
 
 
@@ -201,6 +202,14 @@ register(
         "Fig. 5: spiking XOR, 100 inputs -> 4 hidden -> 2 outputs, windows of opportunity, accuracy per block",
         lambda seed, dt: xor_task(seed, dt),
         {"hidden": (4,), "blocks": 25},
+    )
+)
+register(
+    BuiltinTask(
+        "recall",
+        "delayed recall: cue A or B, 80 ms of silence, a go cue; 2 outputs answer which cue came (try --recurrent)",
+        lambda seed, dt: recall_task(seed, dt),
+        {"hidden": (32,), "burn_in": 5.0, "block_duration": 10.0, "blocks": 30},
     )
 )
 register(
