@@ -311,7 +311,7 @@ def rebuild_spike_lists(st, g_off):
         _group_starts(SPK, n, st.spko, r, g_off)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _group_starts(SPK, n, SPKO, r, g_off):
     # SPKO[r, g]: first entry of the ascending list SPK[r, :n] in group g (G+1 entries)
     e = 0
@@ -327,15 +327,17 @@ def _group_starts(SPK, n, SPKO, r, g_off):
 #    unsigned offsets instead of slices: a slice made inside the step loop costs two atomic
 #    reference-count operations (they were half the kernel's time), and unsigned 1-D indices
 #    spare the negative-index checks, so LLVM vectorises the loops (element-wise float32
-#    arithmetic gives the same bits vectorised or not). ---------------------------------------
+#    arithmetic gives the same bits vectorised or not). Constants come as plain tuples of
+#    scalars, and the helpers called every step are inlined into the kernel (numba's
+#    inline="always"): a call passes every array as a struct of seven words, and a NamedTuple
+#    holding arrays costs reference counting on each use. ---------------------------------------
 
 
-@njit(cache=True, error_model="numpy")
-def _lif(U, I, REF, H, oh, o, n, nc, li):
-    # SPEC 1, the reference's order: membrane, threshold/refractoriness, current decay; LIF group
-    # li's constants, its neurons at post index o and ring offset oh
-    k_mem, u_rest, thr, dec_syn = nc.k_mem[li], nc.u_rest[li], nc.thr[li], nc.dec_syn[li]
-    ref_steps = nc.ref_steps[li]
+@njit(cache=True, error_model="numpy", inline="always")
+def _lif(U, I, REF, H, oh, o, n, lc):
+    # SPEC 1, the reference's order: membrane, threshold/refractoriness, current decay; the neurons
+    # at post index o and ring offset oh, with their group's constants lc (see forward)
+    k_mem, u_rest, thr, dec_syn, ref_steps = lc
     oh, o = U64(oh), U64(o)
     for q in range(U64(n)):
         uq = U[o + q] + k_mem * ((u_rest - U[o + q]) + I[o + q])
@@ -347,7 +349,7 @@ def _lif(U, I, REF, H, oh, o, n, nc, li):
         H[oh + q] = 1 if sp else 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _any_i8(H, o, n):
     o = U64(o)
     a = np.int8(0)
@@ -356,7 +358,7 @@ def _any_i8(H, o, n):
     return a != 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _zero(A, o, n):
     # A[o:o+n] = 0, any dtype (compiled once per array type)
     o = U64(o)
@@ -364,41 +366,41 @@ def _zero(A, o, n):
         A[o + q] = 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _add_row(I, oi, W, ow, n):
     oi, ow = U64(oi), U64(ow)
     for i in range(U64(n)):
         I[oi + i] = I[oi + i] + W[ow + i]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _add_row_scaled(A, oa, W, ow, n, v):
     oa, ow = U64(oa), U64(ow)
     for i in range(U64(n)):
         A[oa + i] += W[ow + i] * v
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _err_traces(ERR, TRE, TREF, n, k_rise, k_decay):
     for q in range(U64(n)):
         TRE[q] = TRE[q] + k_rise * (ERR[q] - TRE[q])
         TREF[q] = TREF[q] + k_decay * (TRE[q] - TREF[q])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _avg(AVG, TREF, n, dec_avg, dt):
     for q in range(U64(n)):
         AVG[q] = AVG[q] * dec_avg + dt * TREF[q] * TREF[q]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _out_err(ERR, oe, TG, ot, H, oh, n):
     oe, ot, oh = U64(oe), U64(ot), U64(oh)
     for i in range(U64(n)):
         ERR[oe + i] = np.float32(TG[ot + i] - H[oh + i])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _any_bits(Ai, o, n):
     # any nonzero float32, via an int32 view (a -0.0 counts; its products change no sum)
     o = U64(o)
@@ -408,29 +410,31 @@ def _any_bits(Ai, o, n):
     return a != 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _copy_f(A, o, B, n):
     o = U64(o)
     for i in range(U64(n)):
         A[o + i] = B[i]
 
 
-@njit(cache=True, error_model="numpy")
-def _sig_line(S, os, L, ol, U, o, n, rc, thr):
-    # 4a for one LIF group (threshold thr): record the delayed sigma', push sigma'(U)
-    linear, beta, u_cut = rc.linear, rc.beta, rc.u_cut
+@njit(cache=True, error_model="numpy", inline="always")
+def _sig_line(S, os, L, ol, U, o, n, sc):
+    # 4a for one LIF group: record the delayed sigma', push sigma'(U); sc = (linear, threshold,
+    # beta, u_cut)
+    linear, thr, beta, u_cut = sc
     os, ol, o = U64(os), U64(ol), U64(o)
     for q in range(U64(n)):
         S[os + q] = L[ol + q]
         L[ol + q] = np.float32(1.0) if linear else surrogate(U[o + q], thr, beta, u_cut)
 
 
-@njit(cache=True, error_model="numpy")
-def _pre_pass(TRP, TRZ, H, oh, L, ol, MPREV, FL, of, o, n, rc):
+@njit(cache=True, error_model="numpy", inline="always")
+def _pre_pass(TRP, TRZ, H, oh, L, ol, MPREV, FL, of, o, n, pc):
     # one presynaptic neuron at a time: z (step 1, delayed spikes), push z~ into the delay line
     # (4a), z~ (6). FL flags the neurons with a spike arriving or whose pushed z~ crossed the PSP
-    # cut-off (4b) since the last step; returns whether any is flagged
-    dec_rise, k_decay, psp_cut = rc.dec_rise, rc.k_decay, rc.psp_cut
+    # cut-off (4b) since the last step; returns whether any is flagged. pc = (dec_rise, k_decay,
+    # psp_cut)
+    dec_rise, k_decay, psp_cut = pc
     oh, ol, o, of = U64(oh), U64(ol), U64(o), U64(of)
     anyf = np.int8(0)
     for i in range(U64(n)):
@@ -446,10 +450,10 @@ def _pre_pass(TRP, TRZ, H, oh, L, ol, MPREV, FL, of, o, n, rc):
     return anyf != 0
 
 
-@njit(cache=True, error_model="numpy")
-def _pre_pass_x(TRP, TRZ, H, oh, L, ol, X, ox, o, n, rc):
+@njit(cache=True, error_model="numpy", inline="always")
+def _pre_pass_x(TRP, TRZ, H, oh, L, ol, X, ox, o, n, pc):
     # as _pre_pass, recording the delayed z~ with the cut-off applied (the "gemm" method)
-    dec_rise, k_decay, psp_cut = rc.dec_rise, rc.k_decay, rc.psp_cut
+    dec_rise, k_decay, psp_cut = pc
     oh, ol, ox, o = U64(oh), U64(ol), U64(ox), U64(o)
     for i in range(U64(n)):
         z = (TRP[o + i] + H[oh + i]) * dec_rise
@@ -461,7 +465,7 @@ def _pre_pass_x(TRP, TRZ, H, oh, L, ol, X, ox, o, n, rc):
         TRZ[o + i] = p + k_decay * (z - p)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _max_nonneg(Ai, o, n):
     # max of non-negative float32 values via their int32 bit patterns (same order; vectorises)
     o = U64(o)
@@ -472,7 +476,7 @@ def _max_nonneg(Ai, o, n):
     return m
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _err_row(E, oe, TREF, n, err_cut):
     oe = U64(oe)
     for q in range(U64(n)):
@@ -638,6 +642,10 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
     ev_cap = EVR.shape[0]
     overflow = False
     d64 = np.float64(dec_rise)
+    # constants of the per-step helpers, as plain tuples of scalars (see the helpers above)
+    pc = (dec_rise, k_decay, psp_cut)
+    k_mem, u_rest, thr, dec_syn, ref_steps = nc.k_mem, nc.u_rest, nc.thr, nc.dec_syn, nc.ref_steps
+    linear, beta, u_cut = rc.linear, rc.beta, rc.u_cut
 
     # events: trace state at the chunk start, or a cut-off stretch that is already running.
     # NET (z~, z at the time NET_T) is the state whose free decay the events emitted so far add
@@ -694,7 +702,8 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
         for g in range(G):
             li = g_lif_index[g]
             if li >= 0:
-                _lif(U, I, REF, Hf, hs + g_off[g], g_off[g] - nin, g_off[g + 1] - g_off[g], nc, li)
+                lc = (k_mem[li], u_rest[li], thr[li], dec_syn[li], ref_steps[li])
+                _lif(U, I, REF, Hf, hs + g_off[g], g_off[g] - nin, g_off[g + 1] - g_off[g], lc)
         if _any_i8(Hf, hs + nin, NQ):
             # the spiking neurons, ascending; 32 at a time skipped when none spiked (a scalar
             # scan of every neuron cost a quarter of the step on the Oxford network)
@@ -782,7 +791,8 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
             if li >= 0:
                 q0 = g_off[g] - nin
                 pos = t % g_dlen[g]
-                _sig_line(Sf, k * NQ + q0, SIGLf, pos * NQ + q0, U, q0, g_off[g + 1] - g_off[g], rc, nc.thr[li])
+                sc = (linear, thr[li], beta, u_cut)
+                _sig_line(Sf, k * NQ + q0, SIGLf, pos * NQ + q0, U, q0, g_off[g + 1] - g_off[g], sc)
         for c in range(C):
             if c_plastic[c] == 0:
                 continue
@@ -794,12 +804,12 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
             if rec_x:
                 # z (step 1, delayed spikes), delay line of z~ (4a), z~ (6) in one pass; the
                 # traces of one presynaptic neuron depend on nothing else
-                _pre_pass_x(TRP, TRZ, Hf, hd + a, PSPLf, pos * NP + p0, Xf, k * NP + p0, p0, p1 - p0, rc)
+                _pre_pass_x(TRP, TRZ, Hf, hd + a, PSPLf, pos * NP + p0, Xf, k * NP + p0, p0, p1 - p0, pc)
                 if k < k_old:
                     XMAX[k, c] = _max_nonneg(Xi, k * NP + p0, p1 - p0)
                     SMAX[k, c] = _max_nonneg(Si, k * NQ + g_off[gq] - nin, g_off[gq + 1] - g_off[gq])
                 continue
-            if not _pre_pass(TRP, TRZ, Hf, hd + a, PSPLf, pos * NP + p0, MPREV, FL, fl_off[c], p0, p1 - p0, rc):
+            if not _pre_pass(TRP, TRZ, Hf, hd + a, PSPLf, pos * NP + p0, MPREV, FL, fl_off[c], p0, p1 - p0, pc):
                 continue
             row = k + dl
             # the flagged neurons, found eight flags at a time
