@@ -253,21 +253,10 @@ class Sums(NamedTuple):
     beta: np.ndarray
 
 
-class Columns(NamedTuple):
-    """The sweep's per-column state of one block (float64): the error sums Eq, Ed; y = S Et of a
-    row fed by the delay line and its u, z factors; the discounted sums r0, r1 of y and P, Q, C
-    of S (see :func:`sweep`)."""
-
-    eq: np.ndarray
-    ed: np.ndarray
-    y: np.ndarray
-    yd: np.ndarray
-    yg: np.ndarray
-    r0: np.ndarray
-    r1: np.ndarray
-    rp: np.ndarray
-    rq: np.ndarray
-    rc: np.ndarray
+#: rows of the sweep's per-column state of one block (float64, one 2-D array, so that a helper
+#: called per row takes one array, not ten): the error sums Eq, Ed; y = S Et of a row fed by the
+#: delay line and its u, z factors; the discounted sums r0, r1 of y and P, Q, C of S (see sweep)
+EQ, ED, Y, YD, YG, R0, R1, RP, RQ, RC = range(10)
 
 
 class Synapses(NamedTuple):
@@ -954,6 +943,7 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
     """
     S, E = rec.s, rec.e
     q_f, d_f, cq, dc = sk.q, sk.d, sk.cq, sk.dc
+    kc = (sk.q, sk.d, sk.cqq, sk.cqd, sk.rqd, sk.rdq)  # the row recurrences' constants, a plain tuple
     DK, GK, QK = tab.dk, tab.gk, tab.qk
     M, PD, PG = sums.m, sums.pd, sums.pg
     EVR, EVJ, EVA, EVB, ev_lo, ev_hi = ev.r, ev.j, ev.a, ev.b, ev.lo, ev.hi
@@ -981,10 +971,7 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
         if nc == 0:
             continue
         dmax = g_dlen[g]
-        col = Columns(
-            np.zeros(w), np.zeros(w), np.zeros(w), np.zeros(w), np.zeros(w),
-            np.zeros(w), np.zeros(w), np.zeros(w), np.zeros(w), np.zeros(w),
-        )  # fmt: skip
+        col = np.zeros((10, w))
         e_ptr = np.empty(C, np.int64)
         for u in range(nc):
             c = cs[u]
@@ -1006,23 +993,23 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
                     nxt = max(nxt, EVR[e_ptr[c]])
             o = U64(k * NQ + i0)
             if nxt <= k - 3 and k - 3 >= dmax:
-                _sweep_rows(Ef, Sf, (o, o - U64(NQ), o - U64(2 * NQ), o - U64(3 * NQ)), w, col, sk)
+                _sweep_rows(Ef, Sf, (o, o - U64(NQ), o - U64(2 * NQ), o - U64(3 * NQ)), w, col, kc)
                 k -= 3
             elif nxt <= k - 1 and k - 1 >= dmax:
-                _sweep_rows(Ef, Sf, (o, o - U64(NQ)), w, col, sk)
+                _sweep_rows(Ef, Sf, (o, o - U64(NQ)), w, col, kc)
                 k -= 1
             elif k >= dmax:
                 # a row with events: alone (the tuple kernel, 2.5 times faster than _sweep_row)
-                _sweep_rows(Ef, Sf, (o,), w, col, sk)
+                _sweep_rows(Ef, Sf, (o,), w, col, kc)
             else:  # a row fed by the delay line also needs y
-                _sweep_row(Ef, Sf, o, w, col, sk)
+                _sweep_row(Ef, Sf, o, w, col, kc)
             dk, qk = DK[k], QK[k]
             if k < dmax:
                 # a row fed by the delay line: x pushed in the previous chunk, this row only
                 for i in range(w):
                     v = np.float64(S[k, i0 + i])
-                    col.yd[i] = v * dk
-                    col.yg[i] = v * GK[k]
+                    col[YD, i] = v * dk
+                    col[YG, i] = v * GK[k]
             for u in range(nc):
                 c = cs[u]
                 p0 = poff[c]
@@ -1030,83 +1017,83 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
                     for j in range(p0, poff[c + 1]):
                         x = xl[k, j]
                         if x != 0.0:
-                            _add_x(sums, moff[c] + (j - p0) * npost + (i0 - qa), x, col, w)
+                            _add_x(M, PD, PG, moff[c] + (j - p0) * npost + (i0 - qa), x, col, w)
                 ep = e_ptr[c]
                 while ep >= ev_lo[c] and EVR[ep] == k:
                     # a Rq + bb (Rq - Rd) = A Rq - B Rd per factor, Rq and Rd of u and z as above
                     bb = EVB[ep] * dc
                     A = EVA[ep] + bb
                     coef = (A, -bb, A * dk, -bb * dk, cq * (A * qk + bb * dk), -A * cq * dk, -bb * cq * qk)
-                    _apply_event(sums, moff[c] + (EVJ[ep] - p0) * npost + (i0 - qa), coef, col, w)
+                    _apply_event(M, PD, PG, moff[c] + (EVJ[ep] - p0) * npost + (i0 - qa), coef, col, w)
                     ep -= 1
                 e_ptr[c] = ep
             k -= 1
         for i in range(w):
-            sums.alpha[i0 + i] = q_f * col.eq[i]
-            sums.beta[i0 + i] = cq * (q_f * col.eq[i] - d_f * col.ed[i])
+            sums.alpha[i0 + i] = q_f * col[EQ, i]
+            sums.beta[i0 + i] = cq * (q_f * col[EQ, i] - d_f * col[ED, i])
 
 
 # the sweep's helpers are float64 sums (not part of the bit-exact forward): FMA contraction is fine
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _sweep_row(Ef, Sf, off, w, col, sk):
+def _sweep_row(Ef, Sf, off, w, col, kc):
     # one row, also storing y = S Et (a row fed by the delay line)
-    eq, ed, y, r0, r1, rp, rq, rc = col.eq, col.ed, col.y, col.r0, col.r1, col.rp, col.rq, col.rc
     off = U64(off)
     for i in range(U64(w)):
         a, b, v, x0, x1, p, qs, cs = _row_step(
-            np.float64(Ef[off + i]), np.float64(Sf[off + i]), eq[i], ed[i], r0[i], r1[i], rp[i], rq[i], rc[i], sk
-        )
-        eq[i], ed[i], y[i], r0[i], r1[i], rp[i], rq[i], rc[i] = a, b, v, x0, x1, p, qs, cs
+            np.float64(Ef[off + i]), np.float64(Sf[off + i]),
+            col[EQ, i], col[ED, i], col[R0, i], col[R1, i], col[RP, i], col[RQ, i], col[RC, i], kc,
+        )  # fmt: skip
+        col[EQ, i], col[ED, i], col[Y, i], col[R0, i], col[R1, i] = a, b, v, x0, x1
+        col[RP, i], col[RQ, i], col[RC, i] = p, qs, cs
 
 
 @njit(inline="always", fastmath={"contract"})
-def _row_step(e, s, a, bd, x0, x1, p, qs, cs, sk):
+def _row_step(e, s, a, bd, x0, x1, p, qs, cs, kc):
     # one row of the sweep's recurrences for one column: Eq, Ed, y = S Et (el_sum's factor), its
-    # discounted sums r0, r1, and the sums P, Q, C of S (see sweep)
-    a = e + sk.q * a
-    bd = e + sk.d * bd
-    v = s * (sk.cqq * a - sk.cqd * bd)
-    return a, bd, v, v + sk.q * x0, v + sk.d * x1, s + sk.rqd * p, s + sk.rdq * qs, s + cs
+    # discounted sums r0, r1, and the sums P, Q, C of S (see sweep); kc = (q, d, cq q, cq d, q/d, d/q)
+    q_f, d_f, cqq, cqd, rqd, rdq = kc
+    a = e + q_f * a
+    bd = e + d_f * bd
+    v = s * (cqq * a - cqd * bd)
+    return a, bd, v, v + q_f * x0, v + d_f * x1, s + rqd * p, s + rdq * qs, s + cs
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _sweep_rows(Ef, Sf, offs, w, col, sk):
+def _sweep_rows(Ef, Sf, offs, w, col, kc):
     # several rows of _sweep_row (offsets ``offs``, a tuple, top row first), states loaded and
     # stored once; the tuple's length is a compile-time constant, so the row loop is unrolled and
     # the column loop vectorised (one compiled version per length used: 1, 2 and 4)
-    eq, ed, r0, r1, rp, rq, rc = col.eq, col.ed, col.r0, col.r1, col.rp, col.rq, col.rc
     for i in range(U64(w)):
-        a, b, x0, x1, p, qs, cs = eq[i], ed[i], r0[i], r1[i], rp[i], rq[i], rc[i]
+        a, b, x0, x1 = col[EQ, i], col[ED, i], col[R0, i], col[R1, i]
+        p, qs, cs = col[RP, i], col[RQ, i], col[RC, i]
         for r in range(len(offs)):
             o = offs[r]
             a, b, _, x0, x1, p, qs, cs = _row_step(
-                np.float64(Ef[o + i]), np.float64(Sf[o + i]), a, b, x0, x1, p, qs, cs, sk
+                np.float64(Ef[o + i]), np.float64(Sf[o + i]), a, b, x0, x1, p, qs, cs, kc
             )
-        eq[i], ed[i], r0[i], r1[i], rp[i], rq[i], rc[i] = a, b, x0, x1, p, qs, cs
+        col[EQ, i], col[ED, i], col[R0, i], col[R1, i] = a, b, x0, x1
+        col[RP, i], col[RQ, i], col[RC, i] = p, qs, cs
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _add_x(sums, base, x, col, n):
+def _add_x(M, PD, PG, base, x, col, n):
     # a delay-line row: M += x y, PD += x yd, PG += x yg
-    M, PD, PG, y, yd, yg = sums.m, sums.pd, sums.pg, col.y, col.yd, col.yg
     base = U64(base)
     for i in range(U64(n)):
-        M[base + i] += x * y[i]
-        PD[base + i] += x * yd[i]
-        PG[base + i] += x * yg[i]
+        M[base + i] += x * col[Y, i]
+        PD[base + i] += x * col[YD, i]
+        PG[base + i] += x * col[YG, i]
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _apply_event(sums, base, coef, col, n):
+def _apply_event(M, PD, PG, base, coef, col, n):
     # M += m0 r0 + m1 r1; PD += d0 P + d1 C; PG += gc C + gp P + gq Q (coefficients: see sweep)
     m0, m1, d0, d1, gc, gp, gq = coef
-    M, PD, PG = sums.m, sums.pd, sums.pg
-    r0, r1, rp, rq, rc = col.r0, col.r1, col.rp, col.rq, col.rc
     base = U64(base)
     for i in range(U64(n)):
-        M[base + i] += m0 * r0[i] + m1 * r1[i]
-        PD[base + i] += d0 * rp[i] + d1 * rc[i]
-        PG[base + i] += gc * rc[i] + gp * rp[i] + gq * rq[i]
+        M[base + i] += m0 * col[R0, i] + m1 * col[R1, i]
+        PD[base + i] += d0 * col[RP, i] + d1 * col[RC, i]
+        PG[base + i] += gc * col[RC, i] + gp * col[RP, i] + gq * col[RQ, i]
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
