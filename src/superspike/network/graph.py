@@ -25,6 +25,7 @@ refused, naming the group.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field, replace
 
@@ -152,9 +153,7 @@ class NetworkSpec:
                 raise ConfigError("network.connection", f"two connections are named {c.name!r}")
             for end in ("pre", "post"):
                 if getattr(c, end) not in by_name:
-                    raise ConfigError(
-                        f"{key}.{end}", f"no group named {getattr(c, end)!r}; groups: {', '.join(names)}"
-                    )
+                    raise ConfigError(f"{key}.{end}", f"no group named {getattr(c, end)!r}; groups: {', '.join(names)}")
             if not by_name[c.post].lif:
                 raise ConfigError(f"{key}.post", f"{c.post!r} is an input group; connections end at LIF groups")
         if self.feedback not in FEEDBACK_MODES:
@@ -205,7 +204,8 @@ class NetworkSpec:
         groups += [Group(f"hidden{k}", h) for k, h in enumerate(hidden)]
         groups.append(Group("output", int(nout), target=True))
         conns = [
-            Connection(f"{a}-{b}", a, b, plastic=not (fixed_hidden and b != "output")) for a, b in zip(names, names[1:])
+            Connection(f"{a}-{b}", a, b, plastic=not (fixed_hidden and b != "output"))
+            for a, b in itertools.pairwise(names)
         ]
         if recurrent:
             conns += [Connection(f"{h}-{h}", h, h, plastic=not fixed_hidden) for h in names[1:-1]]

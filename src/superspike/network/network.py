@@ -39,9 +39,7 @@ class Network:
             if np.shape(self.feedback[name]) != shape:
                 raise ConfigError(f"feedback.{name}", f"has shape {np.shape(self.feedback[name])}, expected {shape}")
         self.weights = {n: np.ascontiguousarray(self.weights[n], dtype=np.float32) for n in shapes}
-        self.feedback = {
-            n: np.ascontiguousarray(self.feedback[n], dtype=np.float32) for n in self.spec.feedback_shapes
-        }
+        self.feedback = {n: np.ascontiguousarray(self.feedback[n], dtype=np.float32) for n in self.spec.feedback_shapes}
 
     @classmethod
     def initialize(cls, spec: NetworkSpec, seed: int, w0: float = 0.05) -> Network:
