@@ -1,8 +1,8 @@
-"""Model constants: the neuron (SPEC 1) and the rule (SPEC 2), each defined once, in SI units.
+"""Model constants: the neuron (MODEL.md 1) and the rule (MODEL.md 2), each defined once, in SI units.
 
 Durations are seconds, potentials volts, weights volts (a weight is the jump of the synaptic
-current, which enters the membrane equation directly; SPEC 1). Conversion of a duration to
-time steps is :func:`steps`, the reference's ``floor(x / dt)`` in float64 (SPEC 2.2, 3).
+current, which enters the membrane equation directly; MODEL.md 1). Conversion of a duration to
+time steps is :func:`steps`, the reference's ``floor(x / dt)`` in float64 (MODEL.md 6.2).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def steps(seconds: float, dt: float, tolerance: float = 0.0) -> int: ...
 @overload
 def steps(seconds: np.ndarray, dt: float, tolerance: float = 0.0) -> np.ndarray: ...
 def steps(seconds: float | np.ndarray, dt: float, tolerance: float = 0.0) -> int | np.ndarray:
-    """Time step of a time, or whole steps in a duration: ``floor(seconds / dt)`` in float64 (SPEC 3).
+    """Time step of a time, or whole steps in a duration: ``floor(seconds / dt)`` in float64 (MODEL.md 6.2).
 
     This is the reference's conversion, used for every duration and spike time; 1.89 s at
     dt = 0.1 ms gives 18899 steps, 0.8 ms gives 8. A number gives an int, an array an int64
@@ -43,7 +43,7 @@ def steps(seconds: float | np.ndarray, dt: float, tolerance: float = 0.0) -> int
 
 @dataclass(frozen=True)
 class NeuronParams:
-    """Current-based LIF neuron (SPEC 1). All times in s, potentials in V."""
+    """Current-based LIF neuron (MODEL.md 1). All times in s, potentials in V."""
 
     dt: float = 1e-4  #: time step, s
     u_rest: float = -60e-3  #: resting and reset potential, V
@@ -81,7 +81,7 @@ class NeuronParams:
 
 @dataclass(frozen=True)
 class RuleParams:
-    """The SuperSpike rule (SPEC 2). Times in s, potentials in V."""
+    """The SuperSpike rule (MODEL.md 2). Times in s, potentials in V."""
 
     tau_rise: float = 5e-3  #: rise of the double-exponential kernel alpha (el, tr_err, z), s
     tau_decay: float = 10e-3  #: decay of alpha (el_flt, tr_err_flt, z~), s
@@ -92,13 +92,13 @@ class RuleParams:
     update_interval: float = 0.5  #: t_b, time between weight updates, s
     tau_rms: float = 30.0  #: time constant of the RMaxProp/RMSprop second moment, s
     w_max: float = 0.1  #: weights are clipped to [-w_max, w_max], V
-    tau_cost: float = 10.0  #: time constant of the squared-error average (SPEC 2.4), s
+    tau_cost: float = 10.0  #: time constant of the squared-error average (MODEL.md 2.9), s
 
     def __post_init__(self) -> None:
         _finite(self, "rule")
         for name in ("tau_rise", "tau_decay", "beta", "update_interval", "tau_rms", "w_max", "tau_cost"):
             _positive(self, name, table="rule")
-        if self.tau_rise >= self.tau_decay:  # the kernel's peak a*b/(a-b) needs a < b (SPEC 2.4)
+        if self.tau_rise >= self.tau_decay:  # the kernel's peak a*b/(a-b) needs a < b (MODEL.md 2.9)
             raise ConfigError("rule.tau_rise", f"must be smaller than rule.tau_decay = {self.tau_decay} s")
         if self.psp_cutoff is not None and self.psp_cutoff < 0:
             raise ConfigError("rule.psp_cutoff", "must not be negative")
@@ -106,7 +106,7 @@ class RuleParams:
             raise ConfigError("rule.error_cutoff", "must not be negative")
 
     def psp_cutoff_for(self, feedback: str) -> float:
-        """The PSP cut-off of step 4b: the reference's random-feedback build uses 1e-5 (SPEC 2.1)."""
+        """The PSP cut-off of step 4b: the reference's random-feedback build uses 1e-5 (MODEL.md 2.6)."""
         if self.psp_cutoff is not None:
             return self.psp_cutoff
         return 1e-5 if feedback in ("random", "uniform") else 1e-7
@@ -114,7 +114,7 @@ class RuleParams:
 
 @dataclass(frozen=True)
 class RegularizerParams:
-    """Heterosynaptic activity regulariser of hidden layers (SPEC 2.3)."""
+    """Heterosynaptic activity regulariser of hidden layers (MODEL.md 2.8)."""
 
     strength: float = 1.0  #: rho, dimensionless
     exponent: float = 4.0  #: a, dimensionless
@@ -133,7 +133,7 @@ class RegularizerParams:
 
 
 def cost_scale(rule: RuleParams) -> float:
-    """K of SPEC 2.4: normalises the squared-error average to a mean-square error (1.2e6)."""
+    """K of MODEL.md 2.9: normalises the squared-error average to a mean-square error (1.2e6)."""
     a, b = rule.tau_decay, rule.tau_rise
     peak = a * b / (a - b)
     return 1.0 / (peak**2 * (a / 2 + b / 2 - 2 * a * b / (a + b))) / rule.tau_cost

@@ -1,6 +1,6 @@
 """Engines advance the simulation state over an update interval with fixed weights.
 
-``reference``: the readable per-step oracle of SPEC 2.1 on any graph; ``fast``: the same results
+``reference``: the readable per-step oracle of MODEL.md 2.6 on any graph; ``fast``: the same results
 by the method of docs/MODEL.md section 5. Use :func:`get_engine` by name.
 """
 

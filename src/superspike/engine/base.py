@@ -37,18 +37,18 @@ class RuleConsts(NamedTuple):
     u_cut: np.float32  #: sigma' = 0 below this potential, V
     psp_cut: np.float32  #: a pre takes part in step 4b if its delayed z~ exceeds this
     err_cut: np.float32  #: a post takes part in step 4d if |tr_err_flt| >= this
-    rho: np.float32  #: regulariser strength (SPEC 2.3)
+    rho: np.float32  #: regulariser strength (MODEL.md 2.8)
     reg_a: np.float32  #: regulariser exponent a
     dec_het: np.float32  #: exp(-dt/tau_het): decay of the activity trace h
     delay: int  #: axonal delay, steps
-    fb_lag: int  #: steps an error takes to reach the group it is fed back to (SPEC 2.2)
+    fb_lag: int  #: steps an error takes to reach the group it is fed back to (MODEL.md 4.5)
     mask: int  #: ring size - 1 (rings of spikes and errors hold a power of two of steps)
     symmetric: bool  #: feedback through the current forward weights (else fixed matrices)
     linear: bool  #: sigma' = 1
 
 
 class NeuronConsts(NamedTuple):
-    """Constants of the LIF groups, one entry per LIF group in kernel order (SPEC 1)."""
+    """Constants of the LIF groups, one entry per LIF group in kernel order (MODEL.md 1)."""
 
     u_rest: np.ndarray  #: float32, resting and reset potential, V
     thr: np.ndarray  #: float32, threshold, V
@@ -162,7 +162,7 @@ class Engine:
     """Advances a :class:`State` by a number of steps with fixed weights.
 
     Subclasses implement :meth:`advance`. The weights live in the state (``state.conns[name].w``)
-    and change only between calls (step 5 of SPEC 2.1 is the optimiser's).
+    and change only between calls (step 5 of the rule (MODEL.md 2.7) is the optimiser's).
     """
 
     name = "base"
@@ -190,7 +190,7 @@ class Engine:
         self.target = Replay.from_raster(task.target, task.grid, dt)
         if task.windows is not None and task.windows.n != task.nout:
             raise ValueError(f"windows are for {task.windows.n} outputs, the task has {task.nout}")
-        #: compiled windows of opportunity (SPEC 4 Fig. 5), or None for the error target - own
+        #: compiled windows of opportunity (docs/TASKS.md, xor), or None for the error target - own
         self.windows = None if task.windows is None else WindowReplay.from_windows(task.windows, task.grid, dt)
         #: group names in kernel order
         self.group_order = kernel_groups(spec)

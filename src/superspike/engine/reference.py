@@ -1,9 +1,9 @@
-"""The readable reference engine: SPEC 2.1, one time step at a time, in float32, in the
+"""The readable reference engine: MODEL.md 2.6, one time step at a time, in float32, in the
 reference's order of operations, on any graph of groups and connections (docs/MODEL.md,
 sections 2-4). It is the oracle every faster engine is tested against.
 
-Read :func:`_simulate` beside docs/MODEL.md: the neuron update and spike delivery (SPEC 1) and
-the numbered plasticity steps of SPEC 2.1 appear in that order, one helper each, with the same
+Read :func:`_simulate` beside docs/MODEL.md: the neuron update and spike delivery (MODEL.md 1) and
+the numbered plasticity steps of MODEL.md 2.6 appear in that order, one helper each, with the same
 numbers in the comments. Each step runs over every group or connection before the next step
 starts; connections in creation order, groups in kernel order (input groups, then LIF groups).
 Step 5 (the weight update every 5000 steps) is the optimiser's (``superspike.optim``); the engine
@@ -37,7 +37,7 @@ f32 = np.float32
 
 
 class TaskArrays(NamedTuple):
-    """The task on the loop grid (SPEC 3, :class:`~superspike.task.replay.Replay`) and the ring
+    """The task on the loop grid (MODEL.md 3.5, :class:`~superspike.task.replay.Replay`) and the ring
     of target spike counts it fills (all output groups, in target ids)."""
 
     in_ptr: np.ndarray  #: input events of loop step s: ``in_ids[in_ptr[s]:in_ptr[s+1]]``
@@ -156,7 +156,7 @@ def conn_arrays(state: State) -> ConnArrays:
 @njit(cache=True)
 def _replay(t, slot, topo, task, hist):
     """Input spikes of step t into the input groups' rings (task id k = global index k), target
-    spikes into the target ring (SPEC 3)."""
+    spikes into the target ring (MODEL.md 3.5)."""
     for g in range(topo.g_lif.shape[0]):
         if topo.g_lif[g] == 0:
             hist[g][slot, :] = 0
@@ -176,7 +176,7 @@ def _replay(t, slot, topo, task, hist):
 
 @njit(cache=True)
 def _update_neurons(t, slot, neurons, topo, groups, rec):
-    """SPEC 1: membrane, threshold and refractoriness, current decay; every LIF group with its
+    """MODEL.md 1: membrane, threshold and refractoriness, current decay; every LIF group with its
     own constants. Spikes go into the group's ring and the recording."""
     for g in range(topo.g_lif.shape[0]):
         li = topo.g_lif_index[g]
@@ -207,7 +207,7 @@ def _update_neurons(t, slot, neurons, topo, groups, rec):
 
 @njit(cache=True)
 def _deliver(dslot, topo, groups, conns):
-    """SPEC 1: I_syn += w for spikes emitted `delay` steps ago; connections in creation order,
+    """MODEL.md 1: I_syn += w for spikes emitted `delay` steps ago; connections in creation order,
     fixed ones too, pre neurons ascending (the order of the float32 sums)."""
     for c in range(topo.c_pre.shape[0]):
         pre, cur, w = groups.hist[topo.c_pre[c]], groups.i_syn[topo.c_post[c]], conns.w[c]
@@ -235,12 +235,12 @@ def _traces(slot, dslot, consts, topo, groups, conns):
         if topo.g_reg[g]:
             het, own = groups.het[g], groups.hist[g]
             for i in range(het.shape[0]):
-                het[i] = (het[i] + own[slot, i]) * consts.dec_het  # SPEC 2.3
+                het[i] = (het[i] + own[slot, i]) * consts.dec_het  # MODEL.md 2.8
 
 
 @njit(cache=True)
 def _error_average(consts, topo, groups):
-    """Step 2: the squared-error average of every LIF group (SPEC 2.4)."""
+    """Step 2: the squared-error average of every LIF group (MODEL.md 2.9)."""
     for g in range(topo.g_lif.shape[0]):
         if topo.g_lif[g]:
             avg, tref = groups.avg[g], groups.tr_err_flt[g]
@@ -260,7 +260,7 @@ def _output_group(topo, tid):
 
 @njit(cache=True)
 def _window_errors(t, dslot, consts, topo, groups, win):
-    """Step 3 for output groups with windows of opportunity (superspike.task.windows, SPEC 4
+    """Step 3 for output groups with windows of opportunity (superspike.task.windows, docs/TASKS.md
     Fig. 5), on the same delayed clock as the target: windows closing at t - delay give +1 if
     missed, then opening windows open; an own spike outside a window gives -1, inside 0."""
     G = topo.g_lif.shape[0]
@@ -297,7 +297,7 @@ def _errors(t, consts, topo, task, groups, conns, fixed_fb, win):
     """Step 3: err of every LIF group, then pushed into its err_hist ring.
 
     Output groups: target - own, both emitted `delay` steps ago (or windows). Hidden groups: the
-    errors of the groups they feed back from, fb_lag steps old (SPEC 2.2), summed in one float32
+    errors of the groups they feed back from, fb_lag steps old (MODEL.md 4.5), summed in one float32
     accumulator per neuron over the feedback edges in order, src neurons ascending, through the
     current weights of the forward connection dst -> src (symmetric) or a fixed matrix [src, dst].
     A hidden group without feedback edges has err 0.
@@ -354,7 +354,7 @@ def _plasticity(t, consts, neurons, topo, groups, conns):
     """Step 4. 4a per LIF group: read the sigma' pushed D steps ago, push sigma'(U) (U after
     this step's update); the per-post factors of 4d. Then per plastic connection: 4a for z~,
     4b coincidences (pres above the PSP cut-off), 4c the eligibility filter, 4d error x
-    eligibility (- regulariser, SPEC 2.3) for posts with an error. The per-post values are
+    eligibility (- regulariser, MODEL.md 2.8) for posts with an error. The per-post values are
     indexed by post index (global index - nin)."""
     nin = _n_input(topo)
     n_post = topo.g_off[-1] - nin
@@ -425,24 +425,24 @@ def _psp_traces(consts, topo, conns):
 
 @njit(cache=True)
 def _simulate(t0, n_steps, consts, neurons, topo, task, groups, conns, fixed_fb, rec, win):
-    """Steps t0 .. t0 + n_steps - 1 of the whole network with fixed weights (SPEC 1, 2.1)."""
+    """Steps t0 .. t0 + n_steps - 1 of the whole network with fixed weights (MODEL.md 1, 2.6)."""
     for t in range(t0, t0 + n_steps):
         slot = t & consts.mask
         dslot = (t - consts.delay) & consts.mask  # spikes emitted `delay` steps ago arrive now
 
-        _replay(t, slot, topo, task, groups.hist)  # input and target on the loop grid (SPEC 3)
-        _update_neurons(t, slot, neurons, topo, groups, rec)  # SPEC 1
-        _deliver(dslot, topo, groups, conns)  # SPEC 1
+        _replay(t, slot, topo, task, groups.hist)  # input and target on the loop grid (MODEL.md 3.5)
+        _update_neurons(t, slot, neurons, topo, groups, rec)  # MODEL.md 1
+        _deliver(dslot, topo, groups, conns)  # MODEL.md 1
         _traces(slot, dslot, consts, topo, groups, conns)  # 1. traces, before any of 2-6
         _error_average(consts, topo, groups)  # 2. squared-error average
-        _errors(t, consts, topo, task, groups, conns, fixed_fb, win)  # 3. errors (SPEC 2.2)
+        _errors(t, consts, topo, task, groups, conns, fixed_fb, win)  # 3. errors (MODEL.md 4.3)
         _plasticity(t, consts, neurons, topo, groups, conns)  # 4a-4d
         _psp_traces(consts, topo, conns)  # 6. z~ follows z
         # (5. the weight update is the optimiser's, between calls)
 
 
 class ReferenceEngine(Engine):
-    """Per-step, per-synapse simulation of SPEC 2.1 on a graph (compiled with numba, float32)."""
+    """Per-step, per-synapse simulation of MODEL.md 2.6 on a graph (compiled with numba, float32)."""
 
     name = "reference"
     supports_windows = True

@@ -1,5 +1,5 @@
 """The complete simulation state, per group and per connection: both engines advance it,
-checkpoints save it. Everything is float32 as in the reference (SPEC 2.1), except counters.
+checkpoints save it. Everything is float32 as in the reference (MODEL.md 3), except counters.
 
 A group's error lives with the group (every connection into it learns from the same error); a
 plastic connection keeps its synapses' eligibility and its own presynaptic traces, which it
@@ -36,15 +36,15 @@ class GroupState:
     err: np.ndarray | None = None  #: error of the neurons (step 3)
     tr_err: np.ndarray | None = None  #: error trace, tau_rise
     tr_err_flt: np.ndarray | None = None  #: error trace, tau_decay
-    avg: np.ndarray | None = None  #: squared-error average (SPEC 2.4)
-    het: np.ndarray | None = None  #: activity trace of the neurons (regulariser, SPEC 2.3)
+    avg: np.ndarray | None = None  #: squared-error average (MODEL.md 2.9)
+    het: np.ndarray | None = None  #: activity trace of the neurons (regulariser, MODEL.md 2.8)
     err_hist: np.ndarray | None = None  #: ring of past errors (R, n), fed back to other groups
     sig_line: np.ndarray | None = None  #: delay line of sigma'(U), (D, n)
 
 
 @dataclass
 class ConnectionState:
-    """A connection [pre, post]: its weights, and for a plastic one the rule's state (SPEC 2.1);
+    """A connection [pre, post]: its weights, and for a plastic one the rule's state (MODEL.md 3);
     the rule's fields are None for a fixed connection."""
 
     w: np.ndarray  #: weights, V
@@ -74,7 +74,7 @@ class State:
 
     @classmethod
     def initial(cls, net: Network) -> State:
-        """Initial state (SPEC 2.1): U = U_rest, everything else 0."""
+        """Initial state (MODEL.md 3): U = U_rest, everything else 0."""
         spec = net.spec
         R = ring_size(spec.neuron.delay_steps, spec.feedback_lag())
         f32 = np.float32

@@ -5,7 +5,7 @@
   (:mod:`superspike.io.spk`).
 - npz: arrays ``times`` (s, float64) and ``ids`` (int64), plus ``dt`` (s) when known.
 
-Times become steps as ``floor(t / dt)`` in float64, as the simulator reads them (SPEC 3). Steps
+Times become steps as ``floor(t / dt)`` in float64, as the simulator reads them (MODEL.md 6.2). Steps
 become times at the centre of their step, ``(step + 0.5) * dt``, so that converting back gives
 the same steps (``step * dt`` itself can floor to the step before: 7 * 1e-4 / 1e-4 < 7).
 """

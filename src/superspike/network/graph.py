@@ -96,7 +96,7 @@ class Connection:
 
 @dataclass(frozen=True)
 class FeedbackEdge:
-    """Error of group ``src`` fed to hidden group ``dst`` (SPEC 2.2 on graphs).
+    """Error of group ``src`` fed to hidden group ``dst`` (MODEL.md 4.3 on graphs).
 
     ``via`` is the forward connection dst -> src whose transposed weights carry the error
     (symmetric feedback), or None for a fixed matrix of shape [src, dst] (random, uniform,
@@ -113,8 +113,8 @@ class FeedbackEdge:
 class NetworkSpec:
     """Groups, connections, feedback strategy and model constants of a SuperSpike network.
 
-    ``feedback_delay`` (s) adds steps to hidden groups' delay lines (SPEC 2.2); ``regularizer``
-    (SPEC 2.3) applies to connections into hidden groups; ``linear`` sets sigma' = 1 (a control
+    ``feedback_delay`` (s) adds steps to hidden groups' delay lines (MODEL.md 4.5); ``regularizer``
+    (MODEL.md 2.8) applies to connections into hidden groups; ``linear`` sets sigma' = 1 (a control
     of the paper's Fig. 7). Use :meth:`chain` for the paper's layered networks.
     """
 
@@ -350,7 +350,7 @@ class NetworkSpec:
         return round(self.rule.update_interval / self.neuron.dt)
 
     def delay_line_steps(self, group: str | Group) -> int:
-        """D of SPEC 2.1 for the connections into a LIF group: the axonal delay, plus the feedback
+        """D (MODEL.md 3.4) for the connections into a LIF group: the axonal delay, plus the feedback
         delay for hidden groups."""
         g = self.group(group) if isinstance(group, str) else group
         d = self.neuron.delay_steps
@@ -359,7 +359,7 @@ class NetworkSpec:
         return d
 
     def feedback_lag(self) -> int:
-        """Steps between an error and its arrival at the group it is fed to (SPEC 2.2): 1 for
+        """Steps between an error and its arrival at the group it is fed to (MODEL.md 4.5): 1 for
         symmetric feedback, 1 + the axonal delay for fixed matrices (the error travels like a spike)."""
         return 1 if self.feedback == "symmetric" else 1 + self.neuron.delay_steps
 
@@ -369,7 +369,7 @@ class NetworkSpec:
         return self.regularizer is not None and g.lif and not g.target
 
     def psp_cutoff(self) -> float:
-        """The PSP cut-off of step 4b (SPEC 2.1: 1e-5 in the reference's fixed-feedback build)."""
+        """The PSP cut-off of step 4b (MODEL.md 2.6: 1e-5 in the reference's fixed-feedback build)."""
         return self.rule.psp_cutoff_for(self.feedback)
 
     def replace(self, **changes: object) -> NetworkSpec:

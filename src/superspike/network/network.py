@@ -43,7 +43,7 @@ class Network:
 
     @classmethod
     def initialize(cls, spec: NetworkSpec, seed: int, w0: float = 0.05) -> Network:
-        """Draw weights N(0, (w0/sqrt(N_pre))^2) clipped to [-w_max, w_max] (SPEC 3), connection by
+        """Draw weights N(0, (w0/sqrt(N_pre))^2) clipped to [-w_max, w_max] (MODEL.md 6.4), connection by
         connection in creation order (each connection's own ``w0`` if set), then the feedback
         matrices (random, direct: N(0, 1); uniform: ones) in the order of ``spec.feedback_edges``,
         all from ``seed``."""

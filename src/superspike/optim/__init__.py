@@ -1,4 +1,4 @@
-"""Optimisers: step 5 of SPEC 2.1 (RMaxProp, RMSprop, fixed learning rate)."""
+"""Optimisers: step 5 of the rule (MODEL.md 2.7) (RMaxProp, RMSprop, fixed learning rate)."""
 
 from superspike.optim.optimizers import OPTIMIZERS, Fixed, Optimizer, RMaxProp, RMSprop, get_optimizer
 

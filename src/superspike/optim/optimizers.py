@@ -1,4 +1,4 @@
-"""Step 5 of SPEC 2.1: every update interval, turn the accumulated gradient into a weight change.
+"""Step 5 of the rule (MODEL.md 2.7): every update interval, turn the accumulated gradient into a weight change.
 
 ``rmaxprop`` is the reference's rule: a per-parameter learning rate with
 ``grad2 = max(g^2, gamma * grad2)``, so that |dw| <= eta per update. ``rmsprop`` uses the usual
@@ -33,7 +33,7 @@ class Optimizer:
         """One update of the weights ``w`` from the gradient ``el_sum`` summed over ``n_steps``
         steps, with the second moment ``grad2``; all float32 arrays of one shape, changed in place.
 
-        grad2 and el_sum evolve even when ``learning`` is off (burn-in, SPEC 3).
+        grad2 and el_sum evolve even when ``learning`` is off (burn-in, MODEL.md 2.10).
         """
         g = el_sum / np.float32(n_steps)
         self._moment(grad2, g)

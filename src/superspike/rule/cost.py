@@ -1,4 +1,4 @@
-"""Cost measures: the reference's reported mean-square error (SPEC 2.4) and an offline van
+"""Cost measures: the reference's reported mean-square error (MODEL.md 2.9) and an offline van
 Rossum distance between recorded and target spike trains."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from superspike.params import RuleParams, cost_scale
 
 
 def reported_mse(avg: np.ndarray, t: float, rule: RuleParams) -> float:
-    """MSE(t) = K mean_i(avg_i) / (1 - exp(-t/tau_cost) + 1e-9) (SPEC 2.4; no square root,
+    """MSE(t) = K mean_i(avg_i) / (1 - exp(-t/tau_cost) + 1e-9) (MODEL.md 2.9; no square root,
     as in the reference). ``avg`` is the squared-error average of the output neurons (of all output
     groups, concatenated), ``t`` in s."""
     return float(cost_scale(rule) * float(np.mean(avg, dtype=np.float64)) / (1 - math.exp(-t / rule.tau_cost) + 1e-9))

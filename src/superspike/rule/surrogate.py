@@ -1,4 +1,4 @@
-"""The surrogate partial derivative sigma'(U) (SPEC 2): the fast-sigmoid derivative."""
+"""The surrogate partial derivative sigma'(U) (MODEL.md 2): the fast-sigmoid derivative."""
 
 from __future__ import annotations
 

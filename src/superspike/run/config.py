@@ -34,7 +34,7 @@ from superspike.params import NeuronParams, RegularizerParams, RuleParams, param
 if TYPE_CHECKING:
     from superspike.task import Task
 
-DEFAULT_GRID = 1.89  #: s, the loop period of ras files that state none (the reference Oxford demo, SPEC 3)
+DEFAULT_GRID = 1.89  #: s, the loop period of ras files that state none (the reference Oxford demo, MODEL.md 3.5)
 #: settings that describe the network; a layer that sets ``network`` replaces a lower layer's chain
 ARCHITECTURE = ("network", "hidden", "recurrent", "fixed_hidden")
 
@@ -289,7 +289,7 @@ def _entry(entry: Any, k: int, kind: str, keys: dict[str, tuple[type, ...]]) -> 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a training run needs. Durations in s, weights in V. A field left None is unset:
-    :func:`resolve` takes it from the task's suggestions, else from :data:`DEFAULTS` (SPEC 3)."""
+    :func:`resolve` takes it from the task's suggestions, else from :data:`DEFAULTS` (MODEL.md 2.10)."""
 
     task: str | None = None  #: built-in task name (used when no input/target files are given)
     input: str | None = None  #: input ras file
@@ -317,7 +317,7 @@ class RunConfig:
     burn_in: float | None = None  #: s, weight changes off
     block_duration: float | None = None  #: s
     blocks: int | None = None  #: training blocks
-    lr_drop_block: int | None = None  #: from this block on, eta = eta / lr_drop_factor (SPEC 3)
+    lr_drop_block: int | None = None  #: from this block on, eta = eta / lr_drop_factor (MODEL.md 2.10)
     lr_drop_factor: float | None = None
     seed: int | None = None  #: fixes weights, feedback matrices and built-in tasks
     init_weights: str | None = None  #: weights.npz to start from
@@ -340,7 +340,7 @@ class RunConfig:
         return _get(self, key)
 
 
-#: what an unset field becomes when neither the task nor a layer sets it (SPEC 3)
+#: what an unset field becomes when neither the task nor a layer sets it (MODEL.md 2.10)
 DEFAULTS: dict[str, Any] = {
     "id_offset": 0,
     "drop_out_of_range": False,

@@ -1,4 +1,4 @@
-"""The reference training schedule (SPEC 3), in steps.
+"""The reference training schedule (MODEL.md 2.10), in steps.
 
 burn-in (weights fixed; traces, grad2 and the cost average evolve) -> a cost line -> B blocks,
 each followed by a cost line, with eta / lr_drop_factor from block ``lr_drop_block`` on -> a

@@ -1,6 +1,6 @@
 """A network, a task and an engine, advanced in time: the Python API under ``superspike train``.
 
-Weights change only in step 5 of SPEC 2.1, at steps with ``clock % update_steps == 0`` (also
+Weights change only in step 5 of the rule (MODEL.md 2.7), at steps with ``clock % update_steps == 0`` (also
 step 0 and burn-in steps). :meth:`Simulation.run_steps` cuts the engine's work into chunks that
 end right after such a step, applies the optimiser there, and hands every chunk's spikes to the
 monitors. A notebook user calls it directly::
@@ -76,7 +76,7 @@ def split_input(spec: NetworkSpec, steps_: np.ndarray, ids: np.ndarray) -> dict[
 
 
 class Simulation:
-    """Advances a network on a task, applying weight updates at update steps (SPEC 2.1, 5)."""
+    """Advances a network on a task, applying weight updates at update steps (MODEL.md 2.7)."""
 
     def __init__(
         self,
@@ -149,7 +149,7 @@ class Simulation:
                     raise SimulationError(f"numerical blow-up (NaN or infinite weights) at t = {stop * self.dt:.4f} s")
 
     def cost(self) -> float:
-        """The reported mean-square error now (SPEC 2.4), over the neurons of all output groups."""
+        """The reported mean-square error now (MODEL.md 2.9), over the neurons of all output groups."""
         spec = self.network.spec
         avg = np.concatenate([self.state.groups[g.name].avg for g in spec.output_groups])
         return reported_mse(avg, self.time, spec.rule)

@@ -1,4 +1,4 @@
-"""``train``: a run from a configuration to its outputs (the schedule of SPEC 3)."""
+"""``train``: a run from a configuration to its outputs (the schedule of MODEL.md 2.10)."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ class RunResult:
 
 class _Tracker:
     """Spike counts of the LIF groups since the last cost line, and the output spikes of the last
-    loop period (ids in the task's target space: output groups one after another, SPEC 2.4)."""
+    loop period (ids in the task's target space: output groups one after another, MODEL.md 4.2)."""
 
     def __init__(self, spec: NetworkSpec, period: int) -> None:
         self.lif = [g.name for g in spec.lif_groups]
@@ -155,7 +155,7 @@ def train(
     quiet: bool = False,
     record: bool = False,
 ) -> RunResult:
-    """Run the schedule of SPEC 3 for ``cfg``; write the run directory ``out`` if given.
+    """Run the schedule of MODEL.md 2.10 for ``cfg``; write the run directory ``out`` if given.
 
     With ``out``, a checkpoint (whole state and progress) is written atomically at the start and
     at the end of every block, SIGINT/SIGTERM write one and raise :class:`RunInterrupted`, and

@@ -1,4 +1,4 @@
-"""Built-in tasks: the default demo and the paper's experiments (SPEC 4), one command each.
+"""Built-in tasks: the default demo and the paper's experiments (docs/TASKS.md), one command each.
 
 ``superspike tasks`` lists them. Each entry makes a :class:`Task` from a seed and suggests
 settings (architecture, feedback, schedule, learning rate); a configuration file and command-line

@@ -42,9 +42,9 @@ class Raster:
 class Task:
     """An input raster replayed on a loop grid and the target raster the output should produce.
 
-    ``grid`` is the loop period in s: both rasters repeat every ``floor(grid/dt)`` steps (SPEC 3).
+    ``grid`` is the loop period in s: both rasters repeat every ``floor(grid/dt)`` steps (MODEL.md 6.2).
     ``windows``, if given, replaces the output error target - own by the window-of-opportunity
-    error (:mod:`superspike.task.windows`, SPEC 4 Fig. 5); the target raster is then for display.
+    error (:mod:`superspike.task.windows`, docs/TASKS.md, xor); the target raster is then for display.
     """
 
     input: Raster
@@ -134,7 +134,7 @@ def load_raster(
 
 
 def check_grid(raster: Raster, grid: float, dt: float) -> None:
-    """Every spike must fall inside the loop period (step < floor(grid/dt)), SPEC 3.
+    """Every spike must fall inside the loop period (step < floor(grid/dt)), MODEL.md 6.2.
 
     A spike beyond it is an error naming the file and line (when the raster came from a file).
     """

@@ -72,7 +72,7 @@ def recall_task(seed: int, dt: float, params: RecallParams | None = None) -> Tas
         tg_ids.append(np.full(answer.size, k))
     s, i = np.concatenate(in_steps), np.concatenate(in_ids)
     order = np.lexsort((i, s))
-    # times at step centres, so that floor(t/dt) gives the intended step (SPEC 3)
+    # times at step centres, so that floor(t/dt) gives the intended step (MODEL.md 6.2)
     inp = Raster((s[order] + 0.5) * dt, i[order], p.nin, "recall input")
     ts, ti = np.concatenate(tg_steps), np.concatenate(tg_ids)
     target = Raster((ts + 0.5) * dt, ti, 2, "recall target")

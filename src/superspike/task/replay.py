@@ -1,4 +1,4 @@
-"""Replay of a raster on a loop grid (SPEC 3): event (step s, id) is emitted at k * period + s."""
+"""Replay of a raster on a loop grid (MODEL.md 3.5): event (step s, id) is emitted at k * period + s."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class Replay:
 
     @classmethod
     def from_raster(cls, raster: Raster, grid: float, dt: float) -> Replay:
-        """Compile a raster; times become steps as floor(t/dt) in float64 (SPEC 3)."""
+        """Compile a raster; times become steps as floor(t/dt) in float64 (MODEL.md 6.2)."""
         check_grid(raster, grid, dt)
         period = steps(grid, dt)
         s = steps(raster.times, dt)

@@ -1,6 +1,6 @@
-"""Windows of opportunity: an output error for "spike somewhere in here" targets (SPEC 4, Fig. 5).
+"""Windows of opportunity: an output error for "spike somewhere in here" targets (docs/TASKS.md, xor).
 
-With windows, step 3 of SPEC 2.1 changes for the output layer. Instead of
+With windows, step 3 of MODEL.md 2.6 changes for the output layer. Instead of
 ``err_i = target_i - own_i`` the error of output neuron i is, on the same delayed clock (spikes
 emitted at t - 8 steps, windows replayed on the loop grid like the target):
 

@@ -1,4 +1,4 @@
-"""The spiking XOR task of the paper's Fig. 5 (SPEC 4), generated from a seed.
+"""The spiking XOR task of the paper's Fig. 5 (docs/TASKS.md), generated from a seed.
 
 Inputs: three groups of neurons, a time reference and the two XOR inputs ``a`` and ``b``. A trial
 is a stimulus of 10 ms in which the reference group always fires and the ``a``/``b`` groups fire
@@ -68,7 +68,7 @@ def xor_task(seed: int, dt: float, params: XorParams | None = None) -> Task:
 
     answer = ((conditions >> 1) ^ (conditions & 1)).astype(np.int64)  # a XOR b
     win_steps = stim_steps + int(round(p.response / dt))
-    # times at step centres, so that floor(t/dt) gives the intended step (SPEC 3)
+    # times at step centres, so that floor(t/dt) gives the intended step (MODEL.md 6.2)
     starts = (onsets + 0.5) * dt
     stops = (onsets + win_steps + 0.5) * dt
     windows = ErrorWindows(starts, stops, answer, 2)
