@@ -259,6 +259,21 @@ def _two_inputs(**kw: object) -> Network:
     )
 
 
+def _output_first(**kw: object) -> Network:
+    """A hidden group declared after the output group (so after it in kernel order, too) that
+    also receives the output's spikes through a fixed connection; DFA carries its error."""
+    return _graph(
+        [Group("input", 20, "input"), Group("output", 3, target=True), Group("h", 8)],
+        [
+            Connection("input-h", "input", "h"),
+            Connection("h-output", "h", "output"),
+            Connection("output-h", "output", "h", plastic=False),
+        ],
+        feedback="direct",
+        **kw,
+    )
+
+
 def _chain(hidden: tuple[int, ...], **kw: object) -> Network:
     return Network.initialize(NetworkSpec.chain(20, hidden, 3, **kw), 3, 0.3)
 
@@ -278,6 +293,7 @@ GRAPHS = {
     "mixed-fixed-plastic-random-reg": lambda: _mixed(feedback="random", regularizer=RegularizerParams()),
     "two-inputs": _two_inputs,
     "two-inputs-dfa": lambda: _two_inputs(feedback="direct"),
+    "output-declared-first": _output_first,
 }
 
 
@@ -297,6 +313,27 @@ def test_graph_agrees_with_odd_chunks(name: str) -> None:
 
 
 # -- corner cases --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["events", "gemm"])
+@pytest.mark.parametrize("reg", [False, True])
+def test_network_without_plastic_connections(method: str, reg: bool) -> None:
+    """Nothing to sweep (and with the regulariser, only the activity trace h to advance)."""
+    kw: dict = dict(feedback="random", regularizer=RegularizerParams()) if reg else {}
+    spec = NetworkSpec.chain(20, (8,), 3, **kw)
+    spec = spec.replace(connections=tuple(Connection(c.name, c.pre, c.post, plastic=False) for c in spec.connections))
+    task = small_task()
+    net = Network.initialize(spec, 3, 0.3)
+    ref, fast = State.initial(net), State.initial(net)
+    ra = ReferenceEngine(net, task).advance(ref, 7001)
+    rb = FastEngine(net, task, method=method).advance(fast, 7001)
+    assert sum(len(s) for s, _ in ra.spikes.values()) > 20
+    for name, (sa, ia) in ra.spikes.items():
+        np.testing.assert_array_equal(rb.spikes[name][0], sa)
+        np.testing.assert_array_equal(rb.spikes[name][1], ia)
+    _compare_states(ref, fast, "after 7001 steps")
+    if reg:
+        assert np.abs(fast.groups["hidden0"].het).max() > 0
 
 
 @pytest.mark.parametrize("cutoff", [0.02, 0.3])

@@ -330,8 +330,9 @@ class FastEngine(Engine):
 
     def _run(self, fn, jobs: list[tuple]) -> None:
         """Run ``fn(*args)`` for every args tuple: the first here, the others in the thread pool
-        (``threads - 1`` workers; running one job on the calling thread saves a wake-up)."""
-        if len(jobs) == 1 or self.threads == 1:
+        (``threads - 1`` workers; running one job on the calling thread saves a wake-up). No
+        jobs: nothing to do (a network without plastic connections or regulariser)."""
+        if len(jobs) <= 1 or self.threads == 1:
             for args in jobs:
                 fn(*args)
             return
