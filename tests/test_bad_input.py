@@ -324,7 +324,7 @@ def test_existing_output_directory_is_refused_unless_forced(finished_run: Path, 
     (other / "thesis.tex").write_text("years of work")
     code, err = run_cli(train_args(inp, tgt, "--out", other, "--force"), capsys)
     assert code == 2
-    assert_one_line(err, "is not a run directory (no config.toml); refusing to empty it")
+    assert_one_line(err, "is not a superspike run directory (no superspike-run.json); refusing to empty it")
     assert (other / "thesis.tex").exists()
     code, err = run_cli(train_args(inp, tgt, "--out", other / "thesis.tex"), capsys)
     assert code == 2

@@ -25,6 +25,15 @@ class InputFileError(UserError):
         self.problem = problem
 
 
+class OutputFileError(UserError):
+    """A file that cannot be written (a full disk, permissions): ``FILE: problem``."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
 class ConfigError(UserError):
     """A problem with a configuration key or option: ``SOURCE: key: problem``."""
 

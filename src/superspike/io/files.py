@@ -44,7 +44,8 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     the block writes a temporary file beside it, which is flushed, fsynced and renamed over
     ``path`` when the block ends without an exception (then the folder is fsynced too, so the
     rename survives a power cut). On an exception the temporary file is removed and ``path`` is
-    left as it was. ``mode`` is "wb" or "w" (text: UTF-8, lines end in \\n)::
+    left as it was; an OSError (a full disk) is raised naming ``path``. ``mode`` is "wb" or "w"
+    (text: UTF-8, lines end in \\n)::
 
         with atomic_write(run / "config.toml") as fh:
             tomli_w.dump(data, fh)
@@ -60,9 +61,12 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp)):
+            # a failed write or fsync (a full disk) names the file the user knows, not the temporary
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
     _fsync_dir(path.parent)
 

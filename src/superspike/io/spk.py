@@ -22,7 +22,7 @@ from typing import BinaryIO
 import numpy as np
 
 from superspike.errors import InputFileError
-from superspike.io.files import read_bytes
+from superspike.io.files import read_bytes, write_atomic
 
 SPK_TAG = 287960081  #: Auryn's format tag for binary spike files
 MAX_UINT32 = 2**32 - 1
@@ -69,9 +69,10 @@ class SpkWriter:
             self._fh.seek(end)
             self._fh.truncate()
         else:
-            self._fh = open(self.path, "wb")
             header = np.array([(self.steps_per_second, SPK_TAG)], dtype=_RECORD)
-            self._fh.write(header.tobytes())
+            write_atomic(self.path, header.tobytes())  # never an empty file, even if killed right now
+            self._fh = open(self.path, "r+b")
+            self._fh.seek(RECORD_BYTES)
 
     def _check_header(self) -> None:
         with open(self.path, "rb") as fh:

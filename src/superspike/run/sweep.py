@@ -353,9 +353,12 @@ def run_point(config: dict[str, Any], run_dir: str, name: str, source: str = "sw
                 if config_to_dict(load_config(path / "config.toml")) == config_to_dict(resolve(cfg).config):
                     result = train(None, path, resume=True, quiet=True)
         if result is None:
-            if path.exists():
-                shutil.rmtree(path)  # ours (DIR/runs/NAME): a failed or half-written run
-            result = train(cfg, path, quiet=True)
+            from superspike.outputs.rundir import MARKER
+
+            if path.exists() and not (path / MARKER).exists():
+                shutil.rmtree(path)  # ours (DIR/runs/NAME), written before runs marked their directory
+            # a failed or half-written run: --force removes only what a run writes (under the run's lock)
+            result = train(cfg, path, force=path.exists(), quiet=True)
         status.update(status="ok", **_summarize(result.curve, result.network.spec), error="")
     except RunInterrupted as exc:
         return {**status, "status": "interrupted", "error": str(exc)}
@@ -368,7 +371,12 @@ def run_point(config: dict[str, Any], run_dir: str, name: str, source: str = "sw
         lock.close()
     status["wall_s"] = round(time.perf_counter() - t0, 3)
     status["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    _write_status(path, status)
+    try:
+        _write_status(path, status)
+    except OSError as exc:  # a full disk: the driver still records the run in results.csv
+        status["error"] = " ".join(
+            p for p in (status.get("error", ""), f"(its {STATUS} could not be written: {exc.strerror or exc})") if p
+        )
     return status
 
 
@@ -461,7 +469,8 @@ def _run_sweep(
         retried = sum(s.get("status") == "failed" for s in statuses.values())
         prog = SweepProgress(len(sweep.points), ok=done_before, skipped=done_before, retried=retried)
         results = out / RESULTS
-        write_results(sweep, statuses, results)
+        kept = _old_rows(results, sweep, statuses)
+        write_results(sweep, statuses, results, kept)
 
         def finished(status: dict[str, Any]) -> None:
             name = status["name"]
@@ -471,7 +480,7 @@ def _run_sweep(
             prog.ok += status["status"] == "ok"
             prog.failed += status["status"] == "failed"
             prog.last = status
-            write_results(sweep, statuses, results)
+            write_results(sweep, statuses, results, kept)
             if progress is not None:
                 progress(prog)
 
@@ -483,7 +492,7 @@ def _run_sweep(
                 _run_dask(client, args, finished)
             else:
                 _run_local(args, workers or _cpus(), finished, runs)
-        write_results(sweep, statuses, results)
+        write_results(sweep, statuses, results, kept)
     return SweepResult(out, results, prog, statuses)
 
 
@@ -524,8 +533,26 @@ def _sweep_lock(out: Path) -> Iterator[None]:
         fh.close()
 
 
-def write_results(sweep: Sweep, statuses: dict[str, dict[str, Any]], path: Path) -> None:
-    """``results.csv``: one row per finished (ok or failed) run, in sweep order, written atomically."""
+def _old_rows(path: Path, sweep: Sweep, statuses: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Rows of an existing results.csv for points of ``sweep`` without a status file (one that
+    could not be written, a full disk): kept until the run finishes again, so no row is lost."""
+    header = ["run", *sweep.grid, "seed", *RESULT_COLUMNS]
+    names = {p.name for p in sweep.points} - set(statuses)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
+    if not rows or rows[0] != header:
+        return {}
+    return {r[0]: r for r in rows[1:] if len(r) == len(header) and r[0] in names}
+
+
+def write_results(
+    sweep: Sweep, statuses: dict[str, dict[str, Any]], path: Path, kept: dict[str, list[str]] | None = None
+) -> None:
+    """``results.csv``: one row per finished (ok or failed) run, in sweep order, written atomically
+    (``kept``: earlier rows of runs not finished since, by name)."""
     keys = list(sweep.grid)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -533,6 +560,8 @@ def write_results(sweep: Sweep, statuses: dict[str, dict[str, Any]], path: Path)
     for p in sweep.points:
         s = statuses.get(p.name)
         if s is None:
+            if kept and p.name in kept:
+                writer.writerow(kept[p.name])
             continue
         row = [p.name, *(_fmt_csv(p.params[k]) for k in keys), p.seed]
         row += [_fmt_csv(s.get(c)) for c in RESULT_COLUMNS]

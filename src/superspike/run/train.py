@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 import sys
 import threading
@@ -12,13 +13,24 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from superspike.errors import ConfigError, InputFileError, RunInterrupted, SimulationError
+from superspike.errors import ConfigError, InputFileError, OutputFileError, RunInterrupted, SimulationError
 from superspike.io import load_weights
 from superspike.network import Network, NetworkSpec
-from superspike.outputs.rundir import RunDirectory, prepare_directory, read_curve_rows
+from superspike.outputs.rundir import (
+    MARKER,
+    RunDirectory,
+    RunLock,
+    check_config,
+    check_out,
+    prepare_directory,
+    read_curve_rows,
+    read_marker,
+    remove_stale_temporaries,
+    write_marker,
+)
 from superspike.rule.cost import van_rossum_per_neuron
 from superspike.run.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from superspike.run.config import RunConfig, load_config, network_spec, resolve
+from superspike.run.config import RunConfig, config_from_dict, load_config, network_spec, resolve, save_config
 from superspike.run.schedule import Schedule
 from superspike.run.simulation import Simulation, SpikeRecorder
 from superspike.task import Task
@@ -163,12 +175,53 @@ def train(
     ``out/config.toml``; ``engine`` may override its engine). The continued run is identical to
     an uninterrupted one. ``record`` keeps every spike in memory too (``RunResult.spikes``).
     """
+    locks: list[RunLock] = []  # the run directory's lock, held until the run ends
+    try:
+        return _train(cfg, out, force, resume, engine, quiet, record, locks)
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _open_for_resume(path: Path, lock_holder: list[RunLock]) -> RunConfig:
+    """Lock run directory ``path`` and read its configuration, checked against the digest the run
+    began with (config.toml is rewritten from the marker if a kill came before it)."""
+    if not path.is_dir():
+        raise ConfigError("resume", f"{path} is not a run directory (no config.toml)")
+    marker = read_marker(path)
+    if marker is None and not (path / "config.toml").is_file():
+        raise ConfigError(
+            "resume",
+            f"{path} is not a run directory (no config.toml, no {MARKER}); if a run into it was stopped "
+            "before it began, run the same command again",
+        )
+    lock_holder.append(RunLock(path).acquire())
+    remove_stale_temporaries(path, marker)
+    if not (path / "config.toml").is_file():  # killed between the marker and config.toml
+        try:
+            cfg = config_from_dict(marker["config"], str(path / MARKER))  # type: ignore[index]
+        except (KeyError, TypeError):
+            raise InputFileError(path / MARKER, "holds no configuration; start the run anew with --force") from None
+        save_config(cfg, path / "config.toml")
+    cfg = load_config(path / "config.toml")
+    check_config(path, cfg, marker)
+    return cfg
+
+
+def _train(
+    cfg: RunConfig | None,
+    out: str | Path | None,
+    force: bool,
+    resume: bool,
+    engine: str | None,
+    quiet: bool,
+    record: bool,
+    lock_holder: list[RunLock],
+) -> RunResult:
     if resume:
         if out is None:
             raise ConfigError("resume", "needs the run directory to continue")
-        if not (Path(out) / "config.toml").is_file():
-            raise ConfigError("resume", f"{out} is not a run directory (no config.toml)")
-        cfg = load_config(Path(out) / "config.toml")
+        cfg = _open_for_resume(Path(out), lock_holder)
     if cfg is None:
         cfg = RunConfig()
     if engine is not None:
@@ -182,12 +235,22 @@ def train(
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
 
+    names = [g.name for g in spec.groups]
     state = progress = None
     path = None
     if out is not None:
-        path = prepare_directory(out, force=force, resume=resume)
-        if resume:
+        path = Path(out)
+        if not resume:
+            check_out(path, force)
+            lock_holder.append(RunLock(path).acquire())
+            prepare_directory(path, force=force)
+            try:
+                write_marker(path, names, config)  # first: the directory is a run's from now on
+            except OSError as exc:
+                raise _write_error(exc, path, None, resumable=False) from None
+        elif (path / CHECKPOINT).exists():
             state, progress = load_checkpoint(path / CHECKPOINT, network)
+        # else: killed before its first checkpoint; the run starts again from the beginning
     sim = Simulation(
         network, task, engine=config.engine, optimizer=config.optimizer, epsilon=config.epsilon, state=state
     )
@@ -206,16 +269,21 @@ def train(
     target = Replay.from_raster(task.target, task.grid, dt)
     result = RunResult(config, network, out=path, notes=notes)
     tracker = _Tracker(spec, sched.period)
-    names = [g.name for g in spec.groups]
     sizes = {g.name: g.n for g in spec.groups}
     rundir = None
     wall_before = 0.0
     last = 0
+    saved: dict[str, object] = {}  # what the last checkpoint counts (files are cut back to it on failure)
     if path is not None:
-        rundir = RunDirectory(path, names, dt, append=resume)
-        if progress is None:
-            rundir.write_setup(config, task)
-        else:
+        try:
+            rundir = RunDirectory(path, names, dt, append=progress is not None)
+            if progress is None:
+                rundir.write_setup(config, task)
+        except OSError as exc:
+            if rundir is not None:
+                rundir.close(quiet=True)
+            raise _write_error(exc, path, None) from None
+        if progress is not None:
             if int(progress["finished"]):
                 rundir.close()
                 result.curve = read_curve_rows(path)
@@ -224,8 +292,16 @@ def train(
                     print(f"{path}: the run is already complete", file=sys.stderr)
                 return result
             rows = int(progress["curve_rows"])
+            counts = {n: int(progress[f"spk_{n}"]) for n in names}
+            try:
+                rundir.truncate(rows, counts)
+            except (OSError, InputFileError) as exc:
+                rundir.close(quiet=True)
+                if isinstance(exc, OSError):
+                    raise _write_error(exc, path, sim.clock * dt) from None
+                raise
             result.curve = read_curve_rows(path)[:rows]
-            rundir.truncate(rows, {n: int(progress[f"spk_{n}"]) for n in names})
+            saved.update(rows=rows, counts=counts)
             tracker.counts[:] = progress["tracker_counts"]
             if progress["recent_steps"].size:
                 tracker.recent = [(progress["recent_steps"], progress["recent_ids"])]
@@ -270,6 +346,7 @@ def train(
             prog[f"spk_{name}"] = np.array(writer.tell_records())
         save_checkpoint(rundir.path / CHECKPOINT, sim.state, prog)
         last_checkpoint = sim.clock
+        saved.update(rows=len(result.curve), counts={n: int(prog[f"spk_{n}"]) for n in rundir.writers})
 
     def advance(stop: int, learning: bool, eta: float, block: int) -> None:
         # engine calls end only at absolute update boundaries (k * U + 1) and schedule
@@ -317,6 +394,7 @@ def train(
     for b in range(sched.blocks):
         segments.append((sched.block_start(b), sched.block_start(b + 1), True, sched.block_eta(b), b, b + 1))
     segments.append((sched.training_end, sched.end, False, 0.0, sched.blocks, None))
+    ended = False
     try:
         if progress is None:
             checkpoint()
@@ -329,9 +407,29 @@ def train(
         if rundir is not None:
             rundir.save_weights(result.network)
             checkpoint(finished=True)
+        ended = True
+    except OSError as exc:  # a full disk: one line naming the file; the files are cut back to the checkpoint
+        if rundir is None or path is None:
+            raise
+        if saved:
+            rundir.rollback(saved["rows"], saved["counts"])  # type: ignore[arg-type]
+        raise _write_error(exc, path, last_checkpoint * dt if saved else None) from None
     finally:
         bar.close()
         flag.restore()
         if rundir is not None:
-            rundir.close()
+            rundir.close(quiet=not ended)
     return result
+
+
+def _write_error(exc: OSError, path: Path, kept: float | None, resumable: bool = True) -> OutputFileError:
+    """A failed write in run directory ``path`` (a full disk) as one line: the file, the reason,
+    what is kept and how to go on."""
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    fix = "free space" if full else "fix that"
+    if not resumable:
+        tail = f"{fix}, then run the same command again"
+    else:
+        where = f"the last checkpoint (t = {kept:.1f} s) is kept" if kept is not None else "no checkpoint yet"
+        tail = f"{where}; {fix}, then continue with: superspike train --resume {path}"
+    return OutputFileError(exc.filename or path, f"cannot be written ({exc.strerror or exc}); {tail}")
