@@ -520,3 +520,66 @@ def test_spike_files_shorter_than_the_checkpoint_are_refused(reference, tmp_path
     spk.write_bytes(spk.read_bytes()[:80])
     err = _fail(["train", "--resume", str(run)], capsys)
     assert f"{spk}: holds 9 spike records, but the checkpoint counts" in err
+
+
+# --- a sweep's results.csv ---------------------------------------------------------------------------
+
+
+def test_sweep_results_never_lose_rows_and_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys) -> None:
+    import superspike.run.sweep as sweep_mod
+
+    spec = tmp_path / "sweep.toml"
+    spec.write_text('seeds = 2\n[base]\ntask = "timing"\nburn_in = 0.5\nblock_duration = 0.5\nblocks = 1\n')
+    out = tmp_path / "out"
+    assert sweep_mod.run_sweep(spec, out, workers=1).progress.ok == 2
+    before = (out / "results.csv").read_text()
+    assert before.count("\n") == 3
+
+    (out / "runs" / "seed=2" / "sweep_status.json").unlink()  # a status file lost (say, a full disk)
+    seen = []
+    sweep_mod.run_sweep(spec, out, workers=1, progress=lambda p: seen.append((out / "results.csv").read_text()))
+    assert seen[0] == before, "the row of the run being redone was dropped"
+    assert (out / "results.csv").read_text().count("\n") == 3
+
+    real = sweep_mod.write_atomic
+
+    def full(path, data):
+        if Path(path).name == "results.csv":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(sweep_mod, "write_atomic", full)
+    err = _fail(["sweep", str(spec), "--out", str(out), "--workers", "1", "--quiet"], capsys)
+    assert "results.csv: No space left on device" in err
+    assert (out / "results.csv").read_text().count("\n") == 3  # the old file, whole
+
+
+def test_a_resume_killed_in_turn_still_reaches_the_same_result(reference, tmp_path) -> None:
+    """Faults during --resume itself (cutting files back, its first writes, later ones)."""
+    whole, events = reference
+    calls = {i: e[2] for i, e in enumerate(events)}
+    first = next(i for i, e in enumerate(events) if e[0] == "replace" and e[1] == "learning_curve.tsv")
+    for j, phase, action in (
+        (0, "before", "kill"),
+        (2, "after", "kill"),
+        (5, "during", "kill"),
+        (8, "before", "enospc"),
+    ):
+        run = tmp_path / f"{j}-{phase}-{action}" / "run"
+        run.parent.mkdir()
+
+        def faulty(inj: Injector, args: list[str]) -> Callable[[], None]:
+            def go() -> None:
+                inj.install(calls)
+                main(args)
+
+            return go
+
+        _in_child(faulty(Injector(first, "after"), _train_args(run)), run.parent / "log1")
+        code = _in_child(
+            faulty(Injector(j, phase, action), ["train", "--resume", str(run), "--quiet"]), run.parent / "log2"
+        )
+        err = (run.parent / "log2").read_text()
+        assert code == (KILLED if action == "kill" else 2) and "Traceback" not in err, (code, err)
+        main(["train", "--resume", str(run), "--quiet"])
+        _same_run(whole, run)
