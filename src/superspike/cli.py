@@ -84,7 +84,11 @@ def cli() -> None:
     help="Simulation engine: fast, or reference (the readable per-step oracle) [fast].",
 )
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
-@click.option("--force", is_flag=True, help="Overwrite an existing run directory.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite an existing run directory (only the files a run writes; a directory holding others is refused).",
+)
 @click.option(
     "--resume",
     "resume_dir",
@@ -98,7 +102,8 @@ def train(
     """Train a network; write the run directory (--out) and print the learning curve.
 
     With --out, a checkpoint is written at every block's end; Ctrl-C or SIGTERM writes one and
-    stops; --resume DIR continues exactly where the run stopped.
+    stops; --resume DIR continues exactly where the run stopped (a killed run or a full disk
+    too). One process at a time writes a run directory; a second one is refused.
     """
     from superspike.run.train import train as run_train
 
