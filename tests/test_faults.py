@@ -583,3 +583,44 @@ def test_a_resume_killed_in_turn_still_reaches_the_same_result(reference, tmp_pa
         assert code == (KILLED if action == "kill" else 2) and "Traceback" not in err, (code, err)
         main(["train", "--resume", str(run), "--quiet"])
         _same_run(whole, run)
+
+
+def test_a_force_killed_half_way_can_be_repeated(reference, tmp_path) -> None:
+    """--force removes the marker last: stopped in the middle, the directory is still a run's."""
+    whole, _ = reference
+    run = tmp_path / "run"
+    shutil.copytree(whole, run)
+
+    def killed_after_three_removals() -> None:
+        real, n = Path.unlink, [0]
+
+        def unlink(self, missing_ok=False):
+            n[0] += 1
+            if n[0] > 3:
+                os._exit(KILLED)
+            return real(self, missing_ok=missing_ok)
+
+        Path.unlink = unlink  # type: ignore[method-assign]
+        main(_train_args(run, "--force"))
+
+    assert _in_child(killed_after_three_removals, tmp_path / "log") == KILLED
+    assert (run / "superspike-run.json").exists()
+    main(_train_args(run, "--force"))
+    _same_run(whole, run)
+
+
+def test_a_missing_spike_file_at_resume_is_one_line(reference, tmp_path, capsys) -> None:
+    whole, _ = reference
+    run = tmp_path / "run"
+    shutil.copytree(whole, run)
+    (run / "checkpoint.npz").unlink()
+    main(["train", "--resume", str(run), "--quiet"])  # no checkpoint yet: starts over in place
+    _same_run(whole, run)
+    with np.load(run / "checkpoint.npz") as ck:
+        arrays = {k: ck[k] for k in ck.files}
+    arrays["progress/finished"] = np.array(0)
+    with open(run / "checkpoint.npz", "wb") as fh:
+        np.savez(fh, **arrays)
+    (run / "output.spk").unlink()
+    err = _fail(["train", "--resume", str(run)], capsys)
+    assert f"{run / 'output.spk'}: holds 0 spike records, but the checkpoint counts" in err
