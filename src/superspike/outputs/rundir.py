@@ -200,10 +200,7 @@ def prepare_directory(path: str | Path, force: bool = False, resume: bool = Fals
                 if e != MARKER:
                     (path / e).unlink()
             (path / MARKER).unlink(missing_ok=True)
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".superspike-write-test"
-        probe.touch()  # fail now, not after the simulation has run
-        probe.unlink()
+        path.mkdir(parents=True, exist_ok=True)  # (the marker, written next, fails early if it cannot be)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
         raise ConfigError("out", f"cannot use {path} as the run directory{where}: {exc.strerror or exc}") from None
@@ -234,7 +231,7 @@ class RunLock:
                 "wait for it to end or stop it",
             ) from None
         except OSError as exc:
-            raise ConfigError("out", f"cannot lock the run directory {self.path}: {exc.strerror or exc}") from None
+            raise ConfigError("out", f"cannot use {self.path} as the run directory: {exc.strerror or exc}") from None
         self.held = True
         with contextlib.suppress(OSError):  # only informs a second process; a full disk must not stop us here
             text = f"pid {os.getpid()} on host {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
