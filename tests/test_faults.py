@@ -624,3 +624,29 @@ def test_a_missing_spike_file_at_resume_is_one_line(reference, tmp_path, capsys)
     (run / "output.spk").unlink()
     err = _fail(["train", "--resume", str(run)], capsys)
     assert f"{run / 'output.spk'}: holds 0 spike records, but the checkpoint counts" in err
+
+
+def test_a_second_sweep_on_one_directory_names_the_first(tmp_path, capsys) -> None:
+    import superspike.run.sweep as sweep_mod
+
+    spec = tmp_path / "sweep.toml"
+    spec.write_text('seeds = 1\n[base]\ntask = "timing"\nburn_in = 0.5\nblock_duration = 0.5\nblocks = 1\n')
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sweep.toml").write_text("")
+    ready, go = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover
+        try:
+            with sweep_mod._sweep_lock(out):
+                os.write(go, b"x")
+                time.sleep(30)
+        finally:
+            os._exit(0)
+    try:
+        os.read(ready, 1)
+        err = _fail(["sweep", str(spec), "--out", str(out), "--quiet"], capsys)
+        assert "another sweep is running in this directory" in err and f"pid {pid} on host" in err
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

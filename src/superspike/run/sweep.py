@@ -525,9 +525,16 @@ def _sweep_lock(out: Path) -> Iterator[None]:
         except ImportError:
             pass
         except BlockingIOError:
-            raise UserError(f"{out}: another sweep is running in this directory") from None
+            fh.seek(0)
+            who = fh.read(200).strip().splitlines()[:1] or ["holder unknown"]
+            raise UserError(f"{out}: another sweep is running in this directory ({who[0]})") from None
         except OSError:
             pass
+        with contextlib.suppress(OSError):  # who holds it, for a second sweep's message (as run directories do)
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} on host {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            fh.flush()
         yield
     finally:
         fh.close()
