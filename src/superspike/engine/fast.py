@@ -61,9 +61,15 @@ spans two groups). Fixed connections only deliver spikes.
 
 Errors of hidden groups are per-neuron and event-driven (the output error is nonzero only at
 target and own spike events), with the reference's float32 sums (SPEC 2.2; per feedback edge, in
-the order of ``spec.feedback_edges``). The forward kernel
-flushes denormals to zero (see :mod:`~superspike.engine._fast_kernels`): no spike and no cut-off
-decision changes, and states differ from the reference's by less than 1.2e-38 there.
+the order of ``spec.feedback_edges``). The forward kernel flushes denormals to zero (see
+:mod:`~superspike.engine._fast_kernels`): no spike and no cut-off decision changes, and states
+differ from the reference's by less than 1.2e-38 there.
+
+A run in which numba compiles the kernels and one that loads them from its cache can differ by
+float64 rounding in el, el_flt and el_sum (observed: at most 1e-20 absolute, on entries near
+zero, Oxford demo; the engine before graphs does the same), presumably where LLVM fuses
+multiply-adds in the sweep's helpers (``fastmath={"contract"}``) after inlining them or not.
+Runs with the same cache state are bit-identical.
 
 The forward kernel is serial (one step depends on the last); the sweep, the regulariser and the
 per-synapse updates run in a small thread pool (the kernels release the GIL), each thread on its
