@@ -300,6 +300,20 @@ def rebuild_spike_lists(st, g_off):
         _group_starts(SPK, n, st.spko, r, g_off)
 
 
+@njit(cache=True, error_model="numpy")
+def delay_line_rows(psp_line, xl, t0, poff, dlen, psp_cut):
+    """Rows k < D of x (see :func:`sweep`): ``xl[k, pre]`` = the z~ that connection c's delay line
+    (``psp_line``, packed, D = ``dlen[c]`` rows) returns in step t0 + k, where above the PSP
+    cut-off, else 0. Call before :func:`forward`, which overwrites those entries."""
+    for c in range(poff.shape[0] - 1):
+        D = dlen[c]
+        for k in range(min(xl.shape[0], D)):
+            r = (t0 + k) % D
+            for j in range(poff[c], poff[c + 1]):
+                v = psp_line[r, j]
+                xl[k, j] = v if v > psp_cut else 0.0
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def _group_starts(SPK, n, SPKO, r, g_off):
     # SPKO[r, g]: first entry of the ascending list SPK[r, :n] in group g (G+1 entries)

@@ -269,6 +269,8 @@ class FastEngine(Engine):
         #: post columns (first, end) of each LIF group by kernel index, and the groups' connections
         self.group_cols = {g: (int(g_off[g] - nin), int(g_off[g + 1] - nin)) for g in range(len(g_off) - 1)}
         self.into = {g: [c for c in range(C) if plastic[c] and int(topo.c_post[c]) == g] for g in self.group_cols}
+        #: delay line length D of each connection (its post group's)
+        self._c_dlen = np.array([topo.g_dlen[topo.c_post[c]] for c in range(C)], np.int64)
         lif = [g for g in self.group_cols if topo.g_lif[g]]
         self._reg_cols = [self.group_cols[g] for g in lif if topo.g_reg[g]]
         swept = [self.group_cols[g] for g in lif if self.into[g] or topo.g_reg[g]]
@@ -507,17 +509,12 @@ class FastEngine(Engine):
         t_start = time.perf_counter()
         gemm = self.method == "gemm"
         self._ensure_buffers(max(n, min(self.max_block, 5000)))
-        f32 = np.float32
         t0 = state.clock
         st = self._pack(state)
         Dn = min(n, self.dmax)
         XL = np.zeros((Dn, self.NP))  # rows k < D: x from the delay line (pushed in the previous chunk)
         if not gemm:
-            for name, (p0, p1) in zip(self.plastic_names, self._pre_segments(), strict=True):
-                line = state.conns[name].psp_line
-                D = line.shape[0]
-                rows = line[(t0 + np.arange(min(n, D))) % D]
-                XL[: rows.shape[0], p0:p1] = np.where(rows > self.consts.psp_cut, rows, f32(0))
+            fk.delay_line_rows(st.psp_line, XL, t0, self.poff, self._c_dlen, self.consts.psp_cut)
         refr = int(self.neurons.ref_steps.min())
         cap = self.NQ * (n // (refr + 1) + 1)
         rec = fk.Record(
