@@ -95,9 +95,21 @@ def cli() -> None:
     type=click.Path(file_okay=False),
     help="Continue the run in this directory from its last checkpoint (takes only --engine, --quiet).",
 )
+@click.option(
+    "--allow-large",
+    is_flag=True,
+    help="Run even if the estimated memory or disk exceeds what the machine has, or the final loop "
+    "is longer than the training.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes.")
 def train(
-    config_file: str | None, out: str | None, force: bool, resume_dir: str | None, quiet: bool, **options: Any
+    config_file: str | None,
+    out: str | None,
+    force: bool,
+    resume_dir: str | None,
+    quiet: bool,
+    allow_large: bool,
+    **options: Any,
 ) -> None:
     """Train a network; write the run directory (--out) and print the learning curve.
 
@@ -109,7 +121,7 @@ def train(
 
     if resume_dir is not None:
         extra = [k for k, v in options.items() if v not in (None, ())]
-        extra += [k for k, v in (("config", config_file), ("out", out), ("force", force)) if v]
+        extra += [k for k, v in (("config", config_file), ("out", out), ("force", force), ("allow_large", allow_large)) if v]
         if set(extra) - {"engine"}:
             bad = ", ".join("--" + k.rstrip("_").replace("_", "-") for k in sorted(set(extra) - {"engine"}))
             raise click.UsageError(f"--resume continues a run as configured; it does not take {bad}")
@@ -125,7 +137,7 @@ def train(
     # layers: the task's suggestions < the configuration file < the options (resolved in run_train)
     base = load_config(config_file) if config_file else RunConfig()
     cfg = merge(base, options)
-    result = run_train(cfg, out, force=force, quiet=quiet)
+    result = run_train(cfg, out, force=force, quiet=quiet, allow_large=allow_large)
     _summary(result, quiet)
 
 

@@ -4,6 +4,7 @@ writing files atomically (:func:`atomic_write`, the one home of temporary file, 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -16,7 +17,14 @@ from superspike.errors import InputFileError
 def reading(path: str | Path, kind: str) -> Iterator[None]:
     """Turn a missing file, a directory, a permission problem or another OS error met inside the
     block into ``InputFileError(path, ...)``; ``kind`` names what the file should be
-    ("a ras file")."""
+    ("a ras file"). A device, pipe or socket is refused before the block runs: /dev/zero or a
+    FIFO would be read without end."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None  # the block meets the problem and reports it
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise InputFileError(path, f"is not a regular file (a device, pipe or socket), not {kind}")
     try:
         yield
     except FileNotFoundError:

@@ -27,6 +27,7 @@ not an integer or too large, a malformed header value. Nothing is dropped or rou
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from superspike.errors import InputFileError
-from superspike.io.files import read_bytes, write_atomic
+from superspike.io.files import reading, write_atomic
 
 MAX_ID = 2**32 - 1  #: largest neuron id (Auryn's NeuronID and the spk format are 32-bit unsigned)
 
@@ -81,29 +82,106 @@ def ras_line_numbers(path: str | Path) -> np.ndarray:
 
 
 def read_ras_data(path: str | Path) -> RasData:
-    """Read a ras file with the line number of each spike (for messages about single spikes)."""
+    """Read a ras file with the line number of each spike (for messages about single spikes).
+
+    The file is parsed in pieces of whole lines (:data:`CHUNK_BYTES`), so memory grows with the
+    number of spikes (24 bytes each), not with the Python objects of the whole text."""
     path = Path(path)
-    text = _read_text(path)
     header = _HeaderParser(path)
-    if "#" in text:  # parse the comments, then blank them (keeping the line count)
-        line, pos = 1, 0
-        for m in _COMMENT.finditer(text):
-            line += text.count("\n", pos, m.start())
-            pos = m.start()
-            header.parse(m.group(0), line)
-        text = _COMMENT.sub("", text)
-    if text.isascii():
-        time_tokens, id_tokens, lines = _columns_vectorised(path, text)
-    else:
-        time_tokens, id_tokens, lines = _columns_by_line(path, text)
-    if not time_tokens:
+    # The spikes go straight into arrays sized for the most lines the file can hold ("0 0\n" is
+    # 4 bytes); np.empty takes memory only as it is written, and the arrays are shrunk in place.
+    try:
+        capacity = max(path.stat().st_size // 4 + 1, 1024)
+    except OSError:
+        capacity = 1024
+    times = np.empty(capacity, np.float64)
+    ids = np.empty(capacity, np.int64)
+    lines = np.empty(capacity, np.int64)
+    count = 0
+    first_line = 1
+    for text in _text_chunks(path):
+        lines_in_chunk = text.count("\n")
+        if "#" in text:  # parse the comments, then blank them (keeping the line count)
+            line, pos = first_line, 0
+            for m in _COMMENT.finditer(text):
+                line += text.count("\n", pos, m.start())
+                pos = m.start()
+                header.parse(m.group(0), line)
+            text = _COMMENT.sub("", text)
+        if text.isascii():
+            time_tokens, id_tokens, chunk_lines = _columns_vectorised(path, text, first_line)
+        else:
+            time_tokens, id_tokens, chunk_lines = _columns_by_line(path, text, first_line)
+        del text
+        first_line += lines_in_chunk
+        n = len(time_tokens)
+        if not n:
+            continue
+        if count + n > capacity:  # a file that grew while read, or one without a size (a pipe)
+            capacity = max(2 * capacity, count + n)
+            for a in (times, ids, lines):
+                a.resize(capacity, refcheck=False)
+        times[count : count + n] = _parse_times(path, time_tokens, chunk_lines)
+        del time_tokens
+        ids[count : count + n] = _parse_ids(path, id_tokens, chunk_lines)
+        del id_tokens
+        lines[count : count + n] = chunk_lines
+        count += n
+    if not count:
         raise InputFileError(path, "no spikes (expected lines 'time_in_seconds neuron_id')")
-    times = _parse_times(path, time_tokens, lines)
-    ids = _parse_ids(path, id_tokens, lines)
+    for a in (times, ids, lines):
+        a.resize(count, refcheck=False)
     return RasData(times, ids, header.result(), lines)
 
 
-def _columns_vectorised(path: Path, text: str) -> tuple[list[str], list[str], np.ndarray]:
+CHUNK_BYTES = 1 << 20  #: a ras file is parsed in pieces of about this many bytes (whole lines)
+
+
+def _text_chunks(path: Path) -> Iterator[str]:
+    """The file's text in pieces that end at a line end (LF, CRLF or CR made LF); UTF-16 whole."""
+    with reading(path, "a ras file"), open(path, "rb") as fh:
+        raw = fh.read(CHUNK_BYTES)
+        if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raw += fh.read()
+            yield _decode(path, raw, first=True)
+            return
+        if b"\x00" in raw[:4096]:
+            raise InputFileError(path, "not a text file (NUL bytes); a ras file is text: 'time id' per line")
+        first = True
+        while raw:
+            more = fh.read(CHUNK_BYTES)
+            if more:
+                # cut after the last LF (a CR right before the cut could pair with an LF after it)
+                cut = raw.rfind(b"\n") + 1
+                if cut == 0:  # no LF in this piece: keep reading (CR-only or one huge line)
+                    raw += more
+                    continue
+                raw, rest = raw[:cut], raw[cut:] + more
+            else:
+                rest = b""
+            yield _decode(path, raw, first)
+            first = False
+            raw = rest
+
+
+def _decode(path: Path, raw: bytes, first: bool) -> str:
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") and first:
+        try:
+            text = raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputFileError(path, "starts like UTF-16 text but is not") from None
+    else:
+        # Undecodable bytes survive as lone surrogates: they are harmless in comments, and in a
+        # time or id they fail the number check with the line number.
+        text = raw.decode("utf-8", errors="surrogateescape")
+        if first:
+            text = text.removeprefix("\ufeff")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _columns_vectorised(path: Path, text: str, first_line: int = 1) -> tuple[list[str], list[str], np.ndarray]:
     """Time and id tokens and their line numbers, checking two columns per line with numpy (ASCII text)."""
     b = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
     if b.size == 0:
@@ -118,18 +196,18 @@ def _columns_vectorised(path: Path, text: str) -> tuple[list[str], list[str], np
     bad = (counts != 0) & (counts != 2)
     if bad.any():
         k = int(np.argmax(bad))
-        _raise_columns(path, text.split("\n")[k], k + 1)
+        _raise_columns(path, text.split("\n")[k], k + first_line)
     tokens = text.split()
-    lines = np.flatnonzero(counts == 2).astype(np.int64) + 1
+    lines = np.flatnonzero(counts == 2).astype(np.int64) + first_line
     return tokens[0::2], tokens[1::2], lines
 
 
-def _columns_by_line(path: Path, text: str) -> tuple[list[str], list[str], np.ndarray]:
+def _columns_by_line(path: Path, text: str, first_line: int = 1) -> tuple[list[str], list[str], np.ndarray]:
     """The same, line by line (text with non-ASCII characters: Unicode whitespace, stray bytes)."""
     time_tokens: list[str] = []
     id_tokens: list[str] = []
     numbers: list[int] = []
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(text.split("\n"), start=first_line):
         parts = line.split()
         if not parts:
             continue
@@ -169,24 +247,6 @@ def write_ras(
     body = "".join(f"{t:.{decimals}f} {i}\n" for t, i in zip(times[order].tolist(), ids[order].tolist(), strict=True))
     head = "".join(f"# {line}\n" for line in header.splitlines()) if header else ""
     write_atomic(path, head + body)
-
-
-def _read_text(path: Path) -> str:
-    raw = read_bytes(path, "a ras file")
-    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        try:
-            text = raw.decode("utf-16")
-        except UnicodeDecodeError:
-            raise InputFileError(path, "starts like UTF-16 text but is not") from None
-    else:
-        if b"\x00" in raw[:4096]:
-            raise InputFileError(path, "not a text file (NUL bytes); a ras file is text: 'time id' per line")
-        # Undecodable bytes survive as lone surrogates: they are harmless in comments, and in a
-        # time or id they fail the number check with the line number.
-        text = raw.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
 
 
 class _HeaderParser:

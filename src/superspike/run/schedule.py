@@ -8,6 +8,7 @@ completed, then one whole period is run (1020 s of training on the Oxford task e
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from superspike.params import steps
@@ -58,3 +59,12 @@ class Schedule:
     def block_eta(self, b: int) -> float:
         """Learning rate of block b: not cumulative, eta0 / factor from lr_drop_block on."""
         return self.eta / self.lr_drop_factor if b >= self.lr_drop_block else self.eta
+
+    def segments(self, eta0: float) -> Iterator[tuple[int, int, bool, float, int, int | None]]:
+        """The run's phases one after another, made as they are reached (a schedule of 10**9 blocks
+        costs nothing before its first step): (start, stop, learning, eta, block, the cost line
+        written at stop or None). ``eta0``: the learning rate shown for the burn-in."""
+        yield (0, self.burn_in, False, eta0, 0, 0)
+        for b in range(self.blocks):
+            yield (self.block_start(b), self.block_start(b + 1), True, self.block_eta(b), b, b + 1)
+        yield (self.training_end, self.end, False, 0.0, self.blocks, None)

@@ -29,6 +29,7 @@ from superspike.outputs.rundir import (
     write_marker,
 )
 from superspike.rule.cost import van_rossum_per_neuron
+from superspike.run.budget import check_run
 from superspike.run.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from superspike.run.config import RunConfig, config_from_dict, load_config, network_spec, resolve, save_config
 from superspike.run.schedule import Schedule
@@ -166,6 +167,7 @@ def train(
     engine: str | None = None,
     quiet: bool = False,
     record: bool = False,
+    allow_large: bool = False,
 ) -> RunResult:
     """Run the schedule of MODEL.md 2.10 for ``cfg``; write the run directory ``out`` if given.
 
@@ -174,10 +176,12 @@ def train(
     ``resume=True`` continues ``out`` from its checkpoint (``cfg`` is then read from
     ``out/config.toml``; ``engine`` may override its engine). The continued run is identical to
     an uninterrupted one. ``record`` keeps every spike in memory too (``RunResult.spikes``).
+    A run too large for the machine is refused first (:func:`superspike.run.budget.check_run`)
+    unless ``allow_large``.
     """
     locks: list[RunLock] = []  # the run directory's lock, held until the run ends
     try:
-        return _train(cfg, out, force, resume, engine, quiet, record, locks)
+        return _train(cfg, out, force, resume, engine, quiet, record, locks, allow_large)
     finally:
         for lock in locks:
             lock.release()
@@ -217,6 +221,7 @@ def _train(
     quiet: bool,
     record: bool,
     lock_holder: list[RunLock],
+    allow_large: bool = False,
 ) -> RunResult:
     if resume:
         if out is None:
@@ -229,6 +234,18 @@ def _train(
     resolved = resolve(cfg)
     task, config, spec = resolved.task, resolved.config, resolved.spec
     notes = list(resolved.notes)
+    sched = Schedule.create(
+        config.burn_in,
+        config.block_duration,
+        config.blocks,
+        task.grid,
+        spec.neuron.dt,
+        config.eta,
+        config.lr_drop_block,
+        config.lr_drop_factor,
+    )
+    if not resume:  # before anything large is allocated (a resumed run was admitted when it began)
+        check_run(spec, sched, len(task.input.times), out, allow_large=allow_large)
     network, more = build_network(config, spec)
     notes += more
     if not quiet and not resume:
@@ -256,16 +273,6 @@ def _train(
     )
     dt = spec.neuron.dt
     U = spec.update_steps
-    sched = Schedule.create(
-        config.burn_in,
-        config.block_duration,
-        config.blocks,
-        task.grid,
-        dt,
-        config.eta,
-        config.lr_drop_block,
-        config.lr_drop_factor,
-    )
     target = Replay.from_raster(task.target, task.grid, dt)
     result = RunResult(config, network, out=path, notes=notes)
     tracker = _Tracker(spec, sched.period)
@@ -389,16 +396,11 @@ def _train(
             rundir.curve_row(row)
         bar.set_postfix(block=block, cost=f"{row['cost']:.4g}")
 
-    # (start, stop, learning, eta, block, cost line written at stop)
-    segments: list[tuple[int, int, bool, float, int, int | None]] = [(0, sched.burn_in, False, config.eta, 0, 0)]
-    for b in range(sched.blocks):
-        segments.append((sched.block_start(b), sched.block_start(b + 1), True, sched.block_eta(b), b, b + 1))
-    segments.append((sched.training_end, sched.end, False, 0.0, sched.blocks, None))
     ended = False
     try:
         if progress is None:
             checkpoint()
-        for _start, stop, learning, eta, block, line in segments:
+        for _start, stop, learning, eta, block, line in sched.segments(config.eta):
             advance(stop, learning, eta, block)
             if line is not None and len(result.curve) <= line:
                 cost_line(line, sched.block_eta(line))

@@ -9,6 +9,7 @@ import numpy as np
 
 from superspike.errors import ConfigError, InputFileError, UserError
 from superspike.io.ras import RasHeader, read_ras_data
+from superspike.network.graph import MAX_GROUP_SIZE
 from superspike.params import steps
 from superspike.task.windows import ErrorWindows
 
@@ -66,7 +67,9 @@ class Task:
         return self.target.n
 
 
-MAX_INFERRED_GROUP = 1_000_000  #: largest group size taken from the ids alone (larger: say --nin/--nout)
+#: largest group size taken from a file, declared in its header or inferred from its ids: the
+#: size cap of every group (:data:`superspike.network.graph.MAX_GROUP_SIZE`)
+MAX_INFERRED_GROUP = MAX_GROUP_SIZE
 
 
 def load_raster(
@@ -98,6 +101,12 @@ def load_raster(
         origin = f"{size_opt} {n}"
     elif header.neurons is not None:
         n, origin = header.neurons, f"'neurons {header.neurons}' in the file's header"
+        if n > MAX_GROUP_SIZE:
+            raise InputFileError(
+                path,
+                f"header: 'neurons {n}' is more than the largest group ({MAX_GROUP_SIZE} neurons); "
+                f"give the group size with {size_opt}",
+            )
     else:
         top = int(np.argmax(ids))
         n, origin = max(int(ids[top]) + 1, 1), "the largest id + 1"
@@ -141,10 +150,16 @@ def check_grid(raster: Raster, grid: float, dt: float) -> None:
     period = steps(grid, dt)
     if period < 1:
         raise ConfigError("grid", f"must be at least one time step ({dt} s), got {grid} s")
-    s = steps(raster.times, dt)
-    beyond = s >= period
-    if beyond.any():
-        k = int(np.argmax(beyond))
+    # in slices: the steps of a large file's spikes would need 3 temporary arrays of its size
+    k = -1
+    for lo in range(0, len(raster.times), 1 << 20):
+        beyond = steps(raster.times[lo : lo + (1 << 20)], dt) >= period
+        if beyond.any():
+            k = lo + int(np.argmax(beyond))
+            break
+    if k >= 0:
+        s = steps(raster.times, dt)
+        beyond = s >= period
         line = None
         if raster.lines is not None:
             line = int(raster.lines[k])
