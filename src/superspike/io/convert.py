@@ -12,14 +12,16 @@ the same steps (``step * dt`` itself can floor to the step before: 7 * 1e-4 / 1e
 
 from __future__ import annotations
 
+import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from superspike.errors import InputFileError, UserError
-from superspike.io.files import atomic_write
+from superspike.io.files import atomic_write, reading
 from superspike.io.ras import read_ras, write_ras
-from superspike.io.spk import SPK_TAG, read_spk, write_spk
+from superspike.io.spk import MAX_UINT32, read_spk, read_spk_header, write_spk
 from superspike.params import steps as to_steps
 
 FORMATS = ("ras", "spk", "npz")
@@ -35,11 +37,14 @@ def spike_format(path: str | Path) -> str:
 
 def spk_dt(path: str | Path) -> float:
     """The time step (s) an spk file declares in its header."""
-    with open(path, "rb") as fh:
-        head = np.frombuffer(fh.read(8), dtype="<u4")
-    if len(head) != 2 or int(head[1]) != SPK_TAG or head[0] == 0:
-        raise InputFileError(path, "not an spk file (bad header)", 0)
-    return 1.0 / float(head[0])
+    return 1.0 / float(read_spk_header(path))
+
+
+def _check_dt(dt: float | None, where: str) -> None:
+    if dt is not None and not (math.isfinite(dt) and dt > 0):
+        raise UserError(f"{where}: the time step must be a positive number of seconds, got {dt}")
+    if dt is not None and not 1 <= round(1.0 / dt) <= MAX_UINT32:
+        raise UserError(f"{where}: the time step {dt} s does not fit an spk header (1/dt in 1..{MAX_UINT32})")
 
 
 def read_spikes(path: str | Path, dt: float | None = None) -> tuple[np.ndarray, np.ndarray, float | None]:
@@ -53,22 +58,35 @@ def read_spikes(path: str | Path, dt: float | None = None) -> tuple[np.ndarray, 
         steps, ids = read_spk(path)
         return (steps + 0.5) * own, ids, own
     try:
-        with np.load(path) as data:
+        with reading(path, "an npz file"):
+            loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise InputFileError(path, "is a single .npy array, not an npz archive with 'times' and 'ids'")
+        with loaded as data:
             if "times" not in data or "ids" not in data:
                 raise InputFileError(path, f"npz spike files hold 'times' and 'ids'; found {', '.join(data.files)}")
+            for key in ("times", "ids", "dt"):
+                if key in data and data[key].dtype.kind not in "iuf" + ("b" if key == "ids" else ""):
+                    raise InputFileError(path, f"'{key}' must hold numbers, got {data[key].dtype} values")
             times = np.asarray(data["times"], np.float64)
             ids = np.asarray(data["ids"])
-            stored = float(data["dt"]) if "dt" in data else None
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except (ValueError, OSError) as exc:
+            stored = None
+            if "dt" in data:
+                if data["dt"].size != 1:
+                    raise InputFileError(path, "'dt' must be one number (the time step in s)")
+                stored = float(data["dt"].reshape(()))
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise InputFileError(path, f"not a readable npz file ({exc})") from None
+    if stored is not None and not (math.isfinite(stored) and stored > 0):
+        raise InputFileError(path, f"'dt' must be a positive number of seconds, got {stored}")
     if times.shape != ids.shape or times.ndim != 1:
         raise InputFileError(path, "'times' and 'ids' must be 1-D arrays of equal length")
     if len(times) and not (np.isfinite(times).all() and times.min() >= 0):
         raise InputFileError(path, "spike times must be finite and non-negative")
     if len(ids) and (ids.min() < 0 or not np.array_equal(ids, np.floor(ids))):
         raise InputFileError(path, "neuron ids must be non-negative integers")
+    if len(ids) and ids.max() > MAX_UINT32:
+        raise InputFileError(path, f"neuron ids must be below 2**32 (at most {MAX_UINT32}), got {ids.max():.0f}")
     return times, ids.astype(np.int64), stored if stored is not None else dt
 
 
@@ -78,12 +96,14 @@ def convert(src: str | Path, dst: str | Path, dt: float | None = None) -> int:
     ``dt`` (s) is the time step for writing spk from ras or npz (default: the npz's own ``dt``,
     else 1e-4 s); an spk source brings its own.
     """
-    times, ids, own = read_spikes(src, dt)
+    _check_dt(dt, "--dt")
     fmt = spike_format(dst)
+    times, ids, own = read_spikes(src, dt)
     if fmt == "ras":
         write_ras(dst, times, ids, f"converted from {Path(src).name}")
     elif fmt == "spk":
         step = dt or own or 1e-4
+        _check_dt(step, str(src))
         steps = to_steps(times, step)
         if len(steps) and steps.max() >= 2**32:
             raise UserError(f"{src}: spike times beyond {2**32 * step:.0f} s do not fit an spk file at dt = {step} s")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from superspike.errors import UserError
-from superspike.outputs.plots import RunData, load_run, raster
+from superspike.outputs.plots import MAX_FIGURE_PIXELS, RunData, load_run, raster
 from superspike.params import steps
 
 
@@ -46,10 +46,19 @@ def animate_run(
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation, PillowWriter
 
+    target = Path(out) if out is not None else Path(run_dir) / "training.gif"
+    if target.suffix.lower() != ".gif":
+        raise UserError(f"{target}: the animation is written as a GIF; name it .gif")
     run = load_run(run_dir)
     frames = frame_times(run, max_frames)
     if not frames:
         raise UserError(f"{run_dir}: the run is shorter than one loop period; nothing to animate")
+    pixels = 9 * dpi * 4.2 * dpi  # the frames are kept in memory until the GIF is written
+    if pixels * 4 * len(frames) > 4 * MAX_FIGURE_PIXELS:
+        raise UserError(
+            f"{target}: {len(frames)} frames of {9 * dpi} x {4.2 * dpi:.0f} pixels would need about "
+            f"{pixels * 4 * len(frames) / 1e9:.3g} GB; use a smaller --dpi or fewer --frames"
+        )
     n, dt, length = run.spec.nout, run.dt, run.period
     fig, (ax_out, ax_tg) = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True, layout="constrained")
     raster(ax_tg, *run.target, n, 0, length, dt, color="tab:red", title="target")

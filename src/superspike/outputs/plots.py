@@ -9,6 +9,7 @@ target beside each output group, and histograms of the hidden groups' firing rat
 from __future__ import annotations
 
 from dataclasses import dataclass
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,14 @@ def load_run(run_dir: str | Path) -> RunData:
     if cfg.nin is None or cfg.nout is None or cfg.grid is None:
         raise UserError(f"{path / 'config.toml'}: not a resolved run configuration (nin, nout, grid)")
     spec = network_spec(cfg)
-    curve = read_curve(path / CURVE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy warns about a file with a header only: reported below
+        try:
+            curve = read_curve(path / CURVE)
+        except ValueError as exc:
+            raise UserError(f"{path / CURVE}: not a readable learning curve ({exc})") from None
+    if not curve or "time_s" not in curve or len(curve["time_s"]) == 0:
+        raise UserError(f"{path / CURVE}: no cost lines yet (the run stopped before its first); nothing to plot")
     dt = spec.neuron.dt
     sched = Schedule.create(cfg.get("burn_in"), cfg.get("block_duration"), cfg.get("blocks"), cfg.grid, dt, 0.0)
     if (path / "weights.npz").is_file():
@@ -234,6 +242,25 @@ def _rates(run: RunData, group: str, n: int, start: int) -> np.ndarray:
     return np.bincount(i, minlength=n) / (run.period * run.dt)
 
 
+MAX_FIGURE_PIXELS = 200_000_000  #: largest figure drawn (800 MB of RGBA)
+
+
+def check_figure(out: str | Path, width_in: float, height_in: float, dpi: int, option: str = "--dpi") -> None:
+    """Refuse, before drawing, a file type matplotlib cannot write and a figure too large to draw."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(out).suffix.lower().lstrip(".")
+    if suffix not in kinds:
+        raise UserError(f"{out}: cannot write a figure as {suffix or 'a file without suffix'!r}; use .png, .pdf or .svg")
+    pixels = width_in * dpi * height_in * dpi
+    if pixels > MAX_FIGURE_PIXELS:
+        raise UserError(
+            f"{out}: a figure of {width_in * dpi:.0f} x {height_in * dpi:.0f} pixels would need about "
+            f"{pixels * 4 / 1e9:.3g} GB; use a smaller {option}"
+        )
+
+
 def plot_run(run_dir: str | Path, out: str | Path | None = None, window: float | None = None, dpi: int = 110) -> Path:
     """Draw the summary figure of a run directory; write it as PNG (default RUN_DIR/plot.png).
 
@@ -245,6 +272,8 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, window: float |
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if out is not None:
+        check_figure(out, 12, 1, dpi)  # the file type before the work
     run = load_run(run_dir)
     dt = run.dt
     length = run.period if window is None and run.period * dt <= 4.0 else to_steps(window or 4.0, dt)
@@ -254,6 +283,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, window: float |
     kinds = {g.name: "input" if g.kind == "input" else "output" if g.target else "hidden" for g in spec.groups}
     n_hidden = len(spec.hidden_groups)
     heights = [1.1, *({"input": 0.9, "hidden": 1.0, "output": 1.3}[kinds[name]] for name in run.names)]
+    check_figure(out if out is not None else run.path / "plot.png", 12, 2.0 * sum(heights) + 0.6, dpi)
     fig = plt.figure(figsize=(12, 2.0 * sum(heights) + 0.6), layout="constrained")
     gs = fig.add_gridspec(len(heights), 3, height_ratios=heights)
     cfg = run.config

@@ -61,8 +61,11 @@ def plot_sweep(sweep_dir: str | Path, out_png: str | Path, *, x: str | None = No
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from superspike.outputs.plots import check_figure
+
     sweep_dir = Path(sweep_dir)
     out_png = Path(out_png)
+    check_figure(out_png, 6.4, 4.4, dpi)
     keys, rows = read_results(sweep_dir)
     ok = [r for r in rows if r.get("status") == "ok" and isinstance(r.get("final_cost"), (int, float))]
     failed = len(rows) - len(ok)

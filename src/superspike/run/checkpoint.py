@@ -3,21 +3,33 @@ atomically (:func:`superspike.io.files.atomic_write`). No pickling: plain arrays
 
 Keys: ``state/`` + :meth:`State.to_arrays` (``state/clock``, ``state/group/NAME/FIELD``,
 ``state/conn/NAME/FIELD``, ...) and ``progress/`` + what the run loop needs to continue (cost
-lines written, spike records per group, ...)."""
+lines written, spike records per group, ...).
+
+A checkpoint is a file like any other the user hands over: :func:`load_checkpoint` checks every
+member's header (name, dtype, shape) against the network before reading its data, so a hostile
+archive cannot make it unpickle, allocate beyond the network's own state or read a compressed
+bomb; :func:`check_progress` checks every progress field's type and range and its consistency
+with the run's files (spike records, cost lines) before the run uses them.
+"""
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import numpy.lib.format as npy
 
 from superspike.engine import State
 from superspike.errors import InputFileError
-from superspike.io.files import atomic_write
+from superspike.io.files import atomic_write, reading
 from superspike.network import Network
 
 CHECKPOINT = "checkpoint.npz"
+#: progress fields that are one number each (spk_<group> too)
+_SCALARS = ("curve_rows", "last_line", "wall", "finished")
+MAX_RECENT = 10_000_000  #: most output spikes of one loop period a checkpoint may hold
 
 
 def save_checkpoint(path: Path, state: State, progress: dict[str, np.ndarray]) -> None:
@@ -28,8 +40,63 @@ def save_checkpoint(path: Path, state: State, progress: dict[str, np.ndarray]) -
         np.savez(fh, **arrays)
 
 
+def _expected_progress(network: Network, name: str) -> tuple[int, ...] | None:
+    """The shape a progress member must have, or None if it does not belong (-1: any length)."""
+    if name in _SCALARS or (name.startswith("spk_") and name[4:] in {g.name for g in network.spec.groups}):
+        return ()
+    if name == "tracker_counts":
+        return (len(network.spec.lif_groups),)
+    if name in ("recent_steps", "recent_ids"):
+        return (-1,)
+    return None
+
+
+def _check_members(path: Path, network: Network) -> None:
+    """Every member's npy header, before any data is read: known name, numeric dtype, shape."""
+    template = State.initial(network).to_arrays()
+    try:
+        with reading(path, "a checkpoint (.npz)"), zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                key = info.filename.removesuffix(".npy")
+                with archive.open(info) as fh:
+                    version = npy.read_magic(fh)
+                    if version == (1, 0):
+                        shape, _, dtype = npy.read_array_header_1_0(fh)
+                    elif version == (2, 0):
+                        shape, _, dtype = npy.read_array_header_2_0(fh)
+                    else:
+                        raise ValueError(f"unsupported .npy version {version}")
+                if dtype.hasobject or dtype.kind not in "biuf":
+                    raise InputFileError(path, f"array {key!r} has dtype {dtype}; a checkpoint holds numbers only")
+                if key.startswith("state/"):
+                    ref = template.get(key.removeprefix("state/"))
+                    if ref is None:
+                        raise InputFileError(path, f"array {key!r} does not belong to this run's network")
+                    want: tuple[int, ...] | None = ref.shape
+                elif key.startswith("progress/"):
+                    want = _expected_progress(network, key.removeprefix("progress/"))
+                    if want is None:
+                        raise InputFileError(path, f"array {key!r} is not a progress field of this run")
+                else:
+                    raise InputFileError(path, f"array {key!r} is neither state/ nor progress/")
+                if want == (-1,):
+                    ok = len(shape) == 1 and shape[0] <= MAX_RECENT
+                else:
+                    ok = tuple(shape) == tuple(want)
+                if not ok:
+                    expected = f"a length of at most {MAX_RECENT}" if want == (-1,) else f"{want}"
+                    raise InputFileError(path, f"array {key!r} has shape {tuple(shape)}, expected {expected}")
+    except InputFileError:
+        raise
+    except Exception as exc:  # corrupt zip members and npy headers raise many types
+        raise InputFileError(path, f"unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+
+
 def load_checkpoint(path: Path, network: Network) -> tuple[State, dict[str, np.ndarray]]:
     """Read a checkpoint written by :func:`save_checkpoint` for ``network``."""
+    if not Path(path).exists():
+        raise InputFileError(path, "no checkpoint here (the run wrote none yet: start it anew with --force)")
+    _check_members(Path(path), network)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: np.array(data[k]) for k in data.files}
@@ -44,3 +111,61 @@ def load_checkpoint(path: Path, network: Network) -> tuple[State, dict[str, np.n
     except (KeyError, ValueError) as exc:
         raise InputFileError(path, f"does not fit the run's configuration ({exc})") from None
     return state, progress
+
+
+def check_progress(
+    path: Path, progress: dict[str, np.ndarray], network: Network, clock: int, end: int, record_bytes: int = 8
+) -> None:
+    """Every progress field present, of its type and range, and consistent with the run's files
+    in ``path.parent``: the spike records it counts exist in each ``<group>.spk``, the cost lines
+    in learning_curve.tsv; ``clock`` (the state's) lies within the run (``end`` steps)."""
+    spec = network.spec
+    where = path
+
+    def bad(problem: str) -> InputFileError:
+        return InputFileError(where, f"{problem}; the checkpoint cannot be trusted (start the run anew with --force)")
+
+    names = [g.name for g in spec.groups]
+    needed = [*_SCALARS, "tracker_counts", "recent_steps", "recent_ids", *(f"spk_{n}" for n in names)]
+    missing = [k for k in needed if k not in progress]
+    if missing:
+        raise bad(f"progress lacks {', '.join(missing)}")
+
+    def integer(key: str, lo: int, hi: int) -> int:
+        v = progress[key]
+        if v.dtype.kind not in "iub" or v.shape != ():
+            raise bad(f"progress {key} must be an integer, got {v.dtype} {v.shape}")
+        n = int(v)
+        if not lo <= n <= hi:
+            raise bad(f"progress {key} = {n} lies outside {lo}..{hi}")
+        return n
+
+    if not 0 <= clock <= end:
+        raise bad(f"the clock {clock} lies outside the run's 0..{end} steps")
+    integer("finished", 0, 1)
+    integer("last_line", 0, clock)
+    wall = progress["wall"]
+    if wall.shape != () or wall.dtype.kind not in "iuf" or not (math.isfinite(float(wall)) and float(wall) >= 0):
+        raise bad(f"progress wall must be a non-negative number of seconds, got {wall.ravel()[:1]}")
+    counts = progress["tracker_counts"]
+    if counts.dtype.kind not in "iu" or (counts.size and counts.min() < 0):
+        raise bad("progress tracker_counts must be non-negative integers")
+    steps, ids = progress["recent_steps"], progress["recent_ids"]
+    if steps.shape != ids.shape or (steps.size and (steps.dtype.kind not in "iu" or ids.dtype.kind not in "iu")):
+        raise bad("progress recent_steps and recent_ids must be integer arrays of equal length")
+    nout = sum(g.n for g in spec.output_groups)
+    if steps.size and (steps.min() < 0 or steps.max() > clock or ids.min() < 0 or ids.max() >= nout):
+        raise bad(f"progress recent spikes lie outside steps 0..{clock} or ids 0..{nout - 1}")
+    run_dir = path.parent
+    for name in names:
+        spk = run_dir / f"{name}.spk"
+        if not spk.is_file():
+            raise bad(f"{spk.name} is missing")
+        have = max(spk.stat().st_size // record_bytes - 1, 0)
+        integer(f"spk_{name}", 0, have)
+    curve = run_dir / "learning_curve.tsv"
+    lines = 0
+    if curve.is_file():
+        with open(curve, "rb") as fh:
+            lines = max(sum(1 for line in fh if line.strip()) - 1, 0)
+    integer("curve_rows", 0, lines)

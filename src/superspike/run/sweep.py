@@ -117,6 +117,10 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ConfigError("sweep", f"{path} is a directory, not a sweep file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("sweep", f"not valid TOML ({exc})", str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("sweep", f"not UTF-8 text (byte {exc.start}); a sweep file is TOML", str(path)) from None
+    except OSError as exc:
+        raise ConfigError("sweep", f"cannot be read ({exc.strerror or exc})", str(path)) from None
     return sweep_from_dict(data, path)
 
 

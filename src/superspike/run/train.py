@@ -30,7 +30,7 @@ from superspike.outputs.rundir import (
 )
 from superspike.rule.cost import van_rossum_per_neuron
 from superspike.run.budget import check_run
-from superspike.run.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from superspike.run.checkpoint import CHECKPOINT, check_progress, load_checkpoint, save_checkpoint
 from superspike.run.config import RunConfig, config_from_dict, load_config, network_spec, resolve, save_config
 from superspike.run.schedule import Schedule
 from superspike.run.simulation import Simulation, SpikeRecorder
@@ -267,6 +267,7 @@ def _train(
                 raise _write_error(exc, path, None, resumable=False) from None
         elif (path / CHECKPOINT).exists():
             state, progress = load_checkpoint(path / CHECKPOINT, network)
+            check_progress(path / CHECKPOINT, progress, network, state.clock, sched.end)
         # else: killed before its first checkpoint; the run starts again from the beginning
     sim = Simulation(
         network, task, engine=config.engine, optimizer=config.optimizer, epsilon=config.epsilon, state=state

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+import warnings
 from typing import Any
 
 import numpy as np
@@ -24,12 +25,22 @@ from superspike.task.recall import recall_task
 from superspike.task.xor import xor_task
 
 
+MAX_POISSON_SPIKES = 100_000_000  #: largest expected spike count of a frozen Poisson raster (1.6 GB)
+
+
 def poisson_raster(n: int, rate: float, duration: float, dt: float, rng: np.random.Generator) -> Raster:
     """Frozen Poisson spike trains: ``n`` neurons at ``rate`` Hz over ``duration`` s.
 
     Times lie at the centres of time steps of ``dt`` s, so their step is unambiguous.
     """
     period = int(round(duration / dt))
+    if period < 1:
+        raise ConfigError("dt", f"the time step {dt} s is longer than the duration {duration} s")
+    if n * rate * duration > MAX_POISSON_SPIKES:
+        raise ConfigError(
+            "rate", f"{n} neurons at {rate:g} Hz for {duration:g} s make about {n * rate * duration:.3g} spikes, "
+            f"more than {MAX_POISSON_SPIKES:.0e}; use fewer --neurons, a lower --rate or a shorter --duration"
+        )
     counts = rng.poisson(rate * duration, size=n)
     ids = np.repeat(np.arange(n), counts)
     steps = rng.integers(0, period, size=ids.size)
@@ -77,11 +88,18 @@ def image_raster(
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            rgba = im.convert("RGBA")
+        with warnings.catch_warnings():
+            # Pillow's decompression-bomb guard: a warning above MAX_IMAGE_PIXELS, an error above twice that
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                rgba = im.convert("RGBA")
     except FileNotFoundError:
         raise InputFileError(path, "no such file") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise InputFileError(
+            path, f"the image has more than {Image.MAX_IMAGE_PIXELS} pixels (a decompression bomb?); scale it down first"
+        ) from None
     except (UnidentifiedImageError, OSError) as exc:
         raise InputFileError(path, f"not an image Pillow can read ({exc.__class__.__name__})") from None
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
