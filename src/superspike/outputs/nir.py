@@ -301,8 +301,59 @@ class NirNetwork:
         return " ".join(f"{g.name}({g.n})" for g in self.groups)
 
 
-def read_nir(path: str | Path) -> Any:
-    """Read a NIR file with ``nir.read``; a missing or unreadable file is a one-line error."""
+MAX_NIR_BYTES = 1 << 30  #: most bytes the datasets of a NIR file may hold, decompressed (1 GiB)
+
+
+def check_hdf5(path: Path, max_bytes: int = MAX_NIR_BYTES) -> None:
+    """Refuse, before anything reads its data, an HDF5 file that reaches outside itself or
+    expands beyond ``max_bytes``: external and soft links, datasets with external storage,
+    virtual datasets, datasets whose shape * itemsize (decompressed) add up to more than
+    ``max_bytes``. h5py only reads headers here."""
+    import h5py
+
+    total = 0
+
+    def walk(group: Any, where: str) -> None:
+        nonlocal total
+        for name in group:
+            at = f"{where}/{name}"
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                raise InputFileError(path, f"{at} is a link to another file ({link.filename}); refused")
+            if isinstance(link, h5py.SoftLink):
+                raise InputFileError(path, f"{at} is a soft link ({link.path}); a NIR graph has none, refused")
+            if not isinstance(link, h5py.HardLink):
+                raise InputFileError(path, f"{at} is a link of an unknown kind; refused")
+            obj = group[name]
+            if isinstance(obj, h5py.Group):
+                walk(obj, at)
+            elif isinstance(obj, h5py.Dataset):
+                if obj.is_virtual:
+                    raise InputFileError(path, f"{at} is a virtual dataset (data from other files); refused")
+                if obj.external:
+                    raise InputFileError(path, f"{at} keeps its data in another file ({obj.external[0][0]!r}); refused")
+                size = math.prod(obj.shape or ()) * obj.dtype.itemsize if obj.shape is not None else 0
+                total += size
+                if total > max_bytes:
+                    raise InputFileError(
+                        path, f"{at} makes the graph's data exceed {max_bytes} bytes decompressed ({size} in it); refused"
+                    )
+            else:
+                raise InputFileError(path, f"{at} is neither a group nor a dataset; refused")
+
+    try:
+        with h5py.File(path, "r") as fh:
+            walk(fh, "")
+    except InputFileError:
+        raise
+    except Exception as exc:  # h5py raises OSError, KeyError, ValueError... on foreign bytes
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputFileError(path, f"not a readable NIR graph ({problem})") from None
+
+
+def read_nir(path: str | Path, max_bytes: int = MAX_NIR_BYTES) -> Any:
+    """Read a NIR file with ``nir.read``; a missing or unreadable file is a one-line error, and
+    so is a hostile one (:func:`check_hdf5`, before ``nir.read`` sees it)."""
     nir = import_nir()
     path = Path(path)
     if not path.exists():
@@ -312,6 +363,7 @@ def read_nir(path: str | Path) -> Any:
     # no type inference: it would add Input and Output nodes to the graph and stop at the first
     # mismatch with a less specific message than parse_graph's
     kwargs = {"type_check": False} if "type_check" in inspect.signature(nir.read).parameters else {}
+    check_hdf5(path, max_bytes)
     try:
         return nir.read(path, **kwargs)
     except Exception as exc:  # h5py and nir raise OSError, KeyError, ValueError, AssertionError...
@@ -676,7 +728,10 @@ def network_from_nir(
     feedback mode, else from ``drawn`` (the network drawn from the run's seed), else they are
     drawn from ``seed``.
     """
-    graph = read_nir(path)
+    limit = MAX_NIR_BYTES
+    if spec is not None:  # the graph's arrays (float64, 3 per connection at most) and some room
+        limit = min(limit, 24 * (sum(a * b for a, b in spec.shapes.values()) + sum(g.n for g in spec.groups)) + (64 << 20))
+    graph = read_nir(path, limit)
     got = parse_graph(graph, path)
     notes: list[str] = []
     if spec is None:
