@@ -158,10 +158,14 @@ def test_unreadable_file_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyP
     path = tmp_path / "f.ras"
     path.write_text("0.1 1\n")
 
-    def denied(self: Path) -> bytes:
-        raise PermissionError(13, "Permission denied", str(self))
+    real_open = open
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    def denied(file, *args, **kwargs):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", denied)
     with pytest.raises(InputFileError, match=r"f\.ras: permission denied"):
         read_ras(path)
 
@@ -575,3 +579,180 @@ def test_subprocess_prints_one_line_and_exits_2(
     assert proc.returncode == 2
     assert_one_line(proc.stderr, fragment)
     assert proc.stdout == ""
+
+
+# --- issue 14: every command, every input: one line, no traceback, no warning before it ------------
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares width x height pixels (Pillow checks the size when it opens the file)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b"")
+
+
+def _convert_sources(tmp: Path) -> dict[str, tuple[Path, str]]:
+    np.save(tmp / "a.npy", np.arange(3))
+    (tmp / "a.npy").rename(tmp / "npy.npz")
+    _npz(tmp / "str.npz", times=np.array([0.1]), ids=np.array(["a"]))
+    _npz(tmp / "big.npz", times=np.array([0.1]), ids=np.array([2**33]))
+    _npz(tmp / "dt0.npz", times=np.array([0.1]), ids=np.array([1]), dt=np.array(0.0))
+    _npz(tmp / "dtnan.npz", times=np.array([0.1]), ids=np.array([1]), dt=np.array(np.nan))
+    _npz(tmp / "dtneg.npz", times=np.array([0.1]), ids=np.array([1]), dt=np.array(-1e-4))
+    _npz(tmp / "obj.npz", times=np.array([0.1]), ids=np.array([{}], dtype=object))
+    (tmp / "six.spk").write_bytes(b"123456")
+    return {
+        "npy named npz": (tmp / "npy.npz", "a single .npy array"),
+        "string ids": (tmp / "str.npz", "'ids' must hold numbers"),
+        "ids >= 2**32": (tmp / "big.npz", "ids must be below 2**32"),
+        "dt 0": (tmp / "dt0.npz", "'dt' must be a positive number"),
+        "dt nan": (tmp / "dtnan.npz", "'dt' must be a positive number"),
+        "dt < 0": (tmp / "dtneg.npz", "'dt' must be a positive number"),
+        "object ids": (tmp / "obj.npz", "not a readable npz file"),
+        "6-byte spk": (tmp / "six.spk", "too short for an spk header (6 bytes"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["npy named npz", "string ids", "ids >= 2**32", "dt 0", "dt nan", "dt < 0", "object ids", "6-byte spk"]
+)
+@pytest.mark.parametrize("dest", ["x.ras", "x.spk", "x.npz"])
+def test_convert_bad_sources_are_one_line(tmp_path: Path, capsys, case: str, dest: str) -> None:
+    src, fragment = _convert_sources(tmp_path)[case]
+    if case.startswith("dt") and dest != "x.spk":
+        return  # the npz's dt matters only for writing spk
+    code, err = run_cli(["convert", src, tmp_path / dest], capsys)
+    assert code == 2
+    assert_one_line(err, str(src), fragment)
+    assert not (tmp_path / dest).exists()
+
+
+@pytest.mark.parametrize("dt", ["nan", "inf", "1e-12", "0", "-1"])
+def test_convert_bad_dt_option_is_one_line(tmp_path: Path, files: tuple[Path, Path], capsys, dt: str) -> None:
+    code, err = run_cli(["convert", files[0], tmp_path / "x.spk", "--dt", dt], capsys)
+    assert code == 2
+    assert_one_line(err, "--dt")
+
+
+def test_plot_with_an_empty_curve_or_unknown_suffix(finished_run: Path, tmp_path: Path, capsys) -> None:
+    code, err = run_cli(["plot", finished_run, "-o", tmp_path / "fig.xyz"], capsys)
+    assert code == 2
+    assert_one_line(err, "fig.xyz: cannot write a figure as 'xyz'")
+    code, err = run_cli(["plot", finished_run, "-o", tmp_path / "fig"], capsys)
+    assert code == 2
+    assert_one_line(err, "without suffix")
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    curve = run / "learning_curve.tsv"
+    curve.write_text(curve.read_text().splitlines()[0] + "\n")  # the header alone
+    code, err = run_cli(["plot", run], capsys)
+    assert code == 2
+    assert_one_line(err, "no cost lines yet")
+    curve.write_text("")
+    code, err = run_cli(["plot", run], capsys)
+    assert code == 2
+    assert_one_line(err, "learning_curve.tsv")
+
+
+def test_plot_too_large_names_dpi(finished_run: Path, tmp_path: Path, capsys) -> None:
+    code, err = run_cli(["plot", finished_run, "-o", tmp_path / "f.png", "--dpi", "100000"], capsys)
+    assert code == 2
+    assert_one_line(err, "use a smaller --dpi")
+    assert not (tmp_path / "f.png").exists()
+    code, err = run_cli(["animate", finished_run, "-o", tmp_path / "a.gif", "--dpi", "100000"], capsys)
+    assert code == 2
+    assert_one_line(err, "--dpi")
+    code, err = run_cli(["animate", finished_run, "-o", tmp_path / "a.png"], capsys)
+    assert code == 2
+    assert_one_line(err, "name it .gif")
+
+
+def test_make_target_on_a_decompression_bomb(tmp_path: Path, capsys) -> None:
+    png = tmp_path / "bomb.png"
+    png.write_bytes(_png_header(100_000, 100_000))
+    code, err = run_cli(["make-target", png], capsys)
+    assert code == 2
+    assert_one_line(err, "bomb.png", "pixels")
+    png.write_bytes(_png_header(12_000, 10_000))  # above Pillow's warning limit, below its error limit
+    code, err = run_cli(["make-target", png], capsys)
+    assert code == 2
+    assert_one_line(err, "pixels")
+
+
+def test_make_input_with_a_step_longer_than_the_pattern(tmp_path: Path, capsys) -> None:
+    code, err = run_cli(["make-input", "-o", tmp_path / "x.ras", "--dt", "10"], capsys)
+    assert code == 2
+    assert_one_line(err, "dt: the time step 10.0 s is longer than the duration 1.0 s")
+
+
+def test_sweep_file_that_is_not_utf8(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "s.toml"
+    bad.write_bytes(b"x\xff\xfe = 1\n")
+    code, err = run_cli(["sweep", bad, "--out", tmp_path / "sw"], capsys)
+    assert code == 2
+    assert_one_line(err, "s.toml", "not UTF-8")
+
+
+def test_resume_with_a_missing_spike_file(finished_run: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "output.spk").unlink()
+    code, err = run_cli(["train", "--resume", run, "--quiet"], capsys)
+    assert code == 2
+    assert_one_line(err, "output.spk is missing")
+
+
+def test_warnings_are_not_printed_before_an_error(tmp_path: Path, capsys, monkeypatch) -> None:
+    import warnings
+
+    import superspike.io.convert as conv
+
+    def warn_then_fail(src: object, dst: object, dt: object) -> int:
+        np.log(np.zeros(1))  # numpy: RuntimeWarning: divide by zero
+        warnings.warn("something odd", UserWarning, stacklevel=1)
+        raise UserError(f"{src}: bad")
+
+    monkeypatch.setattr(conv, "convert", warn_then_fail)
+    code, err = run_cli(["convert", "a.ras", "b.ras"], capsys)
+    assert code == 2
+    assert_one_line(err, "a.ras: bad")
+
+
+def test_warnings_after_success_are_one_line_each(tmp_path: Path, capsys, monkeypatch) -> None:
+    import superspike.io.convert as conv
+
+    def warn(src: object, dst: object, dt: object) -> int:
+        np.log(np.zeros(1))
+        np.log(np.zeros(1))
+        return 0
+
+    monkeypatch.setattr(conv, "convert", warn)
+    main(["convert", "a.ras", "b.ras"])
+    err = capsys.readouterr().err
+    assert err == "warning: divide by zero encountered in log\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [(["plot", "RUN"], "--dpi or --window"), (["train", "-q"], "--blocks"), (["convert", "a.ras", "b.ras"], "file")],
+)
+def test_out_of_memory_names_the_cause(monkeypatch, capsys, argv: list[str], fragment: str) -> None:
+    import superspike.io.convert as conv
+    import superspike.outputs.plots as plots
+    import superspike.run.train as train_mod
+
+    def oom(*args: object, **kwargs: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(plots, "plot_run", oom)
+    monkeypatch.setattr(train_mod, "train", oom)
+    monkeypatch.setattr(conv, "convert", oom)
+    code, err = run_cli(argv, capsys)
+    assert code == 2
+    assert_one_line(err, "out of memory", fragment)
+    assert "use fewer neurons or shorter recordings" not in err

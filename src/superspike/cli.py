@@ -7,6 +7,7 @@ a numerical blow-up exits with 3. No tracebacks for either.
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -121,7 +122,9 @@ def train(
 
     if resume_dir is not None:
         extra = [k for k, v in options.items() if v not in (None, ())]
-        extra += [k for k, v in (("config", config_file), ("out", out), ("force", force), ("allow_large", allow_large)) if v]
+        extra += [
+            k for k, v in (("config", config_file), ("out", out), ("force", force), ("allow_large", allow_large)) if v
+        ]
         if set(extra) - {"engine"}:
             bad = ", ".join("--" + k.rstrip("_").replace("_", "-") for k in sorted(set(extra) - {"engine"}))
             raise click.UsageError(f"--resume continues a run as configured; it does not take {bad}")
@@ -369,8 +372,49 @@ def make_input(out: str, neurons: int, rate: float, duration: float, seed: int, 
     click.echo(f"wrote {len(raster.times)} spikes of {neurons} neurons in {duration:g} s to {out}")
 
 
+#: what to change when a command runs out of memory anyway (the estimates came out too low)
+_MEMORY_HINTS = {
+    "train": "the network (neurons: --hidden, --nin/--nout), the number of --blocks or the --block-duration "
+    "is too large for this machine's memory",
+    "sweep": "a run's network, --blocks or duration is too large for this machine's memory (fewer --workers "
+    "share it among fewer runs)",
+    "plot": "the figure is too large for this machine's memory: use a smaller --dpi or --window",
+    "animate": "the animation is too large for this machine's memory: use a smaller --dpi or fewer --frames",
+    "convert": "the spike file is too large for this machine's memory",
+    "make-target": "the image or --neurons x --bins is too large for this machine's memory",
+    "make-input": "--neurons x --rate x --duration makes too many spikes for this machine's memory",
+    "export": "the run's network is too large for this machine's memory",
+}
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning user mistakes into one-line errors."""
+    """Entry point: run the CLI, turning user mistakes into one-line errors.
+
+    Warnings (numpy's RuntimeWarnings, ...) are held back: after a failure the one-line error
+    alone is shown; after success each distinct warning is shown as one ``warning:`` line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            _main(args)
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                caught.clear()
+            _show_warnings(caught)
+            raise
+    _show_warnings(caught)
+
+
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    seen = set()
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if text not in seen:
+            seen.add(text)
+            click.echo(f"warning: {text}", err=True)
+
+
+def _main(argv: list[str]) -> None:
     try:
         cli.main(args=argv, prog_name="superspike", standalone_mode=False)
     except click.exceptions.Abort:
@@ -395,7 +439,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"{exc.filename}: {exc.strerror or exc}", 2)
     except MemoryError as exc:
         detail = f" ({exc})" if str(exc) else ""
-        _fail(f"out of memory{detail}; use fewer neurons or shorter recordings", 2)
+        command = next((a for a in argv if a in cli.commands), None)  # type: ignore[attr-defined]
+        hint = _MEMORY_HINTS.get(command or "", "the input is too large for this machine's memory")
+        _fail(f"out of memory{detail}: {hint}", 2)
 
 
 def _fail(message: str, status: int) -> None:

@@ -40,10 +40,10 @@ def spk_dt(path: str | Path) -> float:
     return 1.0 / float(read_spk_header(path))
 
 
-def _check_dt(dt: float | None, where: str) -> None:
+def _check_dt(dt: float | None, where: str, spk: bool = False) -> None:
     if dt is not None and not (math.isfinite(dt) and dt > 0):
         raise UserError(f"{where}: the time step must be a positive number of seconds, got {dt}")
-    if dt is not None and not 1 <= round(1.0 / dt) <= MAX_UINT32:
+    if spk and dt is not None and not 1 <= round(1.0 / dt) <= MAX_UINT32:
         raise UserError(f"{where}: the time step {dt} s does not fit an spk header (1/dt in 1..{MAX_UINT32})")
 
 
@@ -103,7 +103,7 @@ def convert(src: str | Path, dst: str | Path, dt: float | None = None) -> int:
         write_ras(dst, times, ids, f"converted from {Path(src).name}")
     elif fmt == "spk":
         step = dt or own or 1e-4
-        _check_dt(step, str(src))
+        _check_dt(step, "--dt" if dt else str(src), spk=True)
         steps = to_steps(times, step)
         if len(steps) and steps.max() >= 2**32:
             raise UserError(f"{src}: spike times beyond {2**32 * step:.0f} s do not fit an spk file at dt = {step} s")

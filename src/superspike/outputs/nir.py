@@ -336,7 +336,8 @@ def check_hdf5(path: Path, max_bytes: int = MAX_NIR_BYTES) -> None:
                 total += size
                 if total > max_bytes:
                     raise InputFileError(
-                        path, f"{at} makes the graph's data exceed {max_bytes} bytes decompressed ({size} in it); refused"
+                        path,
+                        f"{at} makes the graph's data exceed {max_bytes} bytes decompressed ({size} in it); refused",
                     )
             else:
                 raise InputFileError(path, f"{at} is neither a group nor a dataset; refused")
@@ -730,7 +731,9 @@ def network_from_nir(
     """
     limit = MAX_NIR_BYTES
     if spec is not None:  # the graph's arrays (float64, 3 per connection at most) and some room
-        limit = min(limit, 24 * (sum(a * b for a, b in spec.shapes.values()) + sum(g.n for g in spec.groups)) + (64 << 20))
+        limit = min(
+            limit, 24 * (sum(a * b for a, b in spec.shapes.values()) + sum(g.n for g in spec.groups)) + (64 << 20)
+        )
     graph = read_nir(path, limit)
     got = parse_graph(graph, path)
     notes: list[str] = []

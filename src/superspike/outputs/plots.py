@@ -8,8 +8,8 @@ target beside each output group, and histograms of the hidden groups' firing rat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -119,8 +119,8 @@ def load_run(run_dir: str | Path) -> RunData:
         warnings.simplefilter("ignore")  # numpy warns about a file with a header only: reported below
         try:
             curve = read_curve(path / CURVE)
-        except ValueError as exc:
-            raise UserError(f"{path / CURVE}: not a readable learning curve ({exc})") from None
+        except (ValueError, IndexError) as exc:  # IndexError: an empty file
+            raise UserError(f"{path / CURVE}: not a readable learning curve ({str(exc) or 'empty'})") from None
     if not curve or "time_s" not in curve or len(curve["time_s"]) == 0:
         raise UserError(f"{path / CURVE}: no cost lines yet (the run stopped before its first); nothing to plot")
     dt = spec.neuron.dt
@@ -252,7 +252,9 @@ def check_figure(out: str | Path, width_in: float, height_in: float, dpi: int, o
     kinds = FigureCanvasBase.get_supported_filetypes()
     suffix = Path(out).suffix.lower().lstrip(".")
     if suffix not in kinds:
-        raise UserError(f"{out}: cannot write a figure as {suffix or 'a file without suffix'!r}; use .png, .pdf or .svg")
+        raise UserError(
+            f"{out}: cannot write a figure as {suffix or 'a file without suffix'!r}; use .png, .pdf or .svg"
+        )
     pixels = width_in * dpi * height_in * dpi
     if pixels > MAX_FIGURE_PIXELS:
         raise UserError(

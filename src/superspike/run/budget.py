@@ -28,6 +28,8 @@ CURVE_ROW_DISK = 200  #: one learning-curve line on disk
 SPK_RECORD_BYTES = 8  #: one spike in an spk file (step, id: two uint32)
 LIF_RATE_HZ = 20.0  #: assumed mean firing rate of a LIF group for the size of its spike file
 FINAL_LOOP_FREE_S = 60.0  #: a final loop up to this long is accepted whatever the training
+MAX_DURATION_S = 1e7  #: longest simulated run accepted without the override (116 days; weeks of wall time)
+MAX_SPK_STEP = 2**32 - 1  #: the last time step an spk file can record (uint32)
 OVERRIDE = "--allow-large"
 
 
@@ -131,9 +133,22 @@ def check_run(
     what the system has, disk beyond the free space of ``out``, a final loop longer than the
     training. Returns the estimate."""
     est = estimate(spec, sched, input_spikes_per_period, out is not None)
+    dt = spec.neuron.dt
+    what = "--blocks, a shorter --block-duration or --burn-in"
+    if out is not None and sched.end > MAX_SPK_STEP:  # no override: the files cannot hold it
+        raise ConfigError(
+            "blocks",
+            f"the run would last {float(sched.end):.4g} time steps ({est.duration:.6g} s), more than the {MAX_SPK_STEP} "
+            f"an spk file can record; use fewer {what}",
+        )
     if allow_large:
         return est
-    dt = spec.neuron.dt
+    if est.duration > MAX_DURATION_S:
+        raise ConfigError(
+            "blocks",
+            f"the run would simulate {est.duration:.6g} s (more than {MAX_DURATION_S:.0e} s); use fewer {what}, "
+            f"or {OVERRIDE}",
+        )
     final = (sched.end - sched.training_end) * dt
     training = sched.training_end * dt
     if final > max(training, FINAL_LOOP_FREE_S):

@@ -9,11 +9,11 @@ Everything is generated in code, except the ``auryn`` pattern, which ships with 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-import warnings
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,6 @@ from superspike.io.ras import write_ras
 from superspike.task.raster import Raster, Task, load_raster
 from superspike.task.recall import recall_task
 from superspike.task.xor import xor_task
-
 
 MAX_POISSON_SPIKES = 100_000_000  #: largest expected spike count of a frozen Poisson raster (1.6 GB)
 
@@ -38,8 +37,9 @@ def poisson_raster(n: int, rate: float, duration: float, dt: float, rng: np.rand
         raise ConfigError("dt", f"the time step {dt} s is longer than the duration {duration} s")
     if n * rate * duration > MAX_POISSON_SPIKES:
         raise ConfigError(
-            "rate", f"{n} neurons at {rate:g} Hz for {duration:g} s make about {n * rate * duration:.3g} spikes, "
-            f"more than {MAX_POISSON_SPIKES:.0e}; use fewer --neurons, a lower --rate or a shorter --duration"
+            "rate",
+            f"{n} neurons at {rate:g} Hz for {duration:g} s make about {n * rate * duration:.3g} spikes, "
+            f"more than {MAX_POISSON_SPIKES:.0e}; use fewer --neurons, a lower --rate or a shorter --duration",
         )
     counts = rng.poisson(rate * duration, size=n)
     ids = np.repeat(np.arange(n), counts)
@@ -98,7 +98,8 @@ def image_raster(
         raise InputFileError(path, "no such file") from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise InputFileError(
-            path, f"the image has more than {Image.MAX_IMAGE_PIXELS} pixels (a decompression bomb?); scale it down first"
+            path,
+            f"the image has more than {Image.MAX_IMAGE_PIXELS} pixels (a decompression bomb?); scale it down first",
         ) from None
     except (UnidentifiedImageError, OSError) as exc:
         raise InputFileError(path, f"not an image Pillow can read ({exc.__class__.__name__})") from None
