@@ -138,8 +138,8 @@ def check_run(
     if out is not None and sched.end > MAX_SPK_STEP:  # no override: the files cannot hold it
         raise ConfigError(
             "blocks",
-            f"the run would last {float(sched.end):.4g} time steps ({est.duration:.6g} s), more than the {MAX_SPK_STEP} "
-            f"an spk file can record; use fewer {what}",
+            f"the run would last {float(sched.end):.4g} time steps ({est.duration:.6g} s), more than the "
+            f"{MAX_SPK_STEP} an spk file can record; use fewer {what}",
         )
     if allow_large:
         return est
