@@ -756,3 +756,20 @@ def test_out_of_memory_names_the_cause(monkeypatch, capsys, argv: list[str], fra
     assert code == 2
     assert_one_line(err, "out of memory", fragment)
     assert "use fewer neurons or shorter recordings" not in err
+
+
+def test_animate_with_a_damaged_spike_file(finished_run: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "output.spk").write_bytes(b"abcdef")
+    code, err = run_cli(["animate", run, "-o", tmp_path / "a.gif"], capsys)
+    assert code == 2
+    assert_one_line(err, "output.spk: too short for an spk header")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
+def test_out_on_a_pseudo_file_system(files: tuple[Path, Path], capsys) -> None:
+    code, err = run_cli(train_args(*files, "--out", "/proc/superspike-run"), capsys)
+    assert code == 2
+    assert "free there" not in err  # /proc reports 0 bytes of 0: not a disk to estimate
+    assert_one_line(err, "/proc/superspike-run")

@@ -311,3 +311,29 @@ def test_endless_durations_are_refused(capsys, tmp_path: Path) -> None:
     )
     assert "an spk file can record" in err and "--allow-large" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_sweeps_of_too_many_runs_are_refused_before_they_are_made(tmp_path: Path, capsys) -> None:
+    import time as _time
+
+    seeds = tmp_path / "s1.toml"
+    seeds.write_text('seeds = 1000000000\n[base]\ntask = "timing"\n')
+    one_line_error(capsys, ["sweep", seeds, "--out", tmp_path / "o1"], "seeds: a count must be at most")
+    grid = tmp_path / "s2.toml"
+    values = ", ".join(str(k) for k in range(1, 3001))
+    grid.write_text(f'seeds = 3\n[base]\ntask = "timing"\n[grid]\neta = [{values}]\nw0 = [{values}]\n')
+    t0 = _time.perf_counter()
+    one_line_error(capsys, ["sweep", grid, "--out", tmp_path / "o2"], "27000000 runs", "split the sweep")
+    assert _time.perf_counter() - t0 < 5
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_make_input_and_make_target_sizes(tmp_path: Path, capsys) -> None:
+    one_line_error(
+        capsys, ["make-input", "-o", tmp_path / "x.ras", "--neurons", "1000000000", "--rate", "0"], "neurons"
+    )
+    from PIL import Image
+
+    Image.new("L", (40, 20), 0).save(tmp_path / "p.png")
+    one_line_error(capsys, ["make-target", tmp_path / "p.png", "--neurons", "100000", "--bins", "100000"], "pixels")
+    one_line_error(capsys, ["make-target", tmp_path / "p.png", "--neurons", "2000000"], "largest group")

@@ -60,6 +60,8 @@ def animate_run(
             f"{pixels * 4 * len(frames) / 1e9:.3g} GB; use a smaller --dpi or fewer --frames"
         )
     n, dt, length = run.spec.nout, run.dt, run.period
+    # read every frame's spikes first: an error inside the animation writer is masked by its own
+    shown = [run.output_spikes(start, start + length) for start, _ in frames]
     fig, (ax_out, ax_tg) = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True, layout="constrained")
     raster(ax_tg, *run.target, n, 0, length, dt, color="tab:red", title="target")
     ax_tg.set_xlabel("time in the loop period (s)")
@@ -72,7 +74,7 @@ def animate_run(
 
     def draw(k: int) -> list:
         start, text = frames[k]
-        s, i = run.output_spikes(start, start + length)
+        s, i = shown[k]
         dots.set_offsets(np.column_stack([(s - start) * dt, i]) if len(s) else np.empty((0, 2)))
         caption.set_text(text)
         return [dots, caption]

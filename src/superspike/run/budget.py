@@ -110,9 +110,10 @@ def free_disk(path: str | Path) -> int | None:
     while not p.exists() and p != p.parent:
         p = p.parent
     try:
-        return shutil.disk_usage(p).free
+        usage = shutil.disk_usage(p)
     except OSError:
         return None
+    return usage.free if usage.total else None  # /proc and the like report 0 of 0: let the write say
 
 
 def _size(n: float) -> str:

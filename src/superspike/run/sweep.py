@@ -162,6 +162,11 @@ def sweep_from_dict(data: dict[str, Any], source: str | Path = "sweep") -> Sweep
             raise ConfigError(f"[grid] {key}", f"lists a value twice: {values!r}", src)
         grid[key] = values
     seeds = _seeds(data.get("seeds", [base.get("seed", 1)]), src)
+    runs = len(seeds) * math.prod(len(v) for v in grid.values())
+    if runs > MAX_SWEEP_RUNS:  # before the points are made and checked one by one
+        raise ConfigError(
+            "[grid]", f"makes {runs} runs (grid x seeds), more than {MAX_SWEEP_RUNS}; split the sweep", src
+        )
 
     # validate: [base] alone, then every grid value on top of it, then every combination
     _check(base, f"{src} [base]")
@@ -213,10 +218,17 @@ def _canon(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+MAX_SWEEP_RUNS = 100_000  #: most runs one sweep file may make (each is a directory and a results row)
+
+
 def _seeds(value: Any, src: str) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
             raise ConfigError("seeds", f"a count must be at least 1, got {value}", src)
+        if value > MAX_SWEEP_RUNS:
+            raise ConfigError(
+                "seeds", f"a count must be at most {MAX_SWEEP_RUNS} (runs in one sweep), got {value}", src
+            )
         return tuple(range(1, value + 1))
     if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
         if len(set(value)) != len(value):

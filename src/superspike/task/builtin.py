@@ -20,10 +20,12 @@ import numpy as np
 
 from superspike.errors import ConfigError, InputFileError
 from superspike.io.ras import write_ras
+from superspike.network.graph import MAX_GROUP_SIZE
 from superspike.task.raster import Raster, Task, load_raster
 from superspike.task.recall import recall_task
 from superspike.task.xor import xor_task
 
+MAX_TARGET_PIXELS = 100_000_000  #: largest scaled image of make-target (neurons x bins)
 MAX_POISSON_SPIKES = 100_000_000  #: largest expected spike count of a frozen Poisson raster (1.6 GB)
 
 
@@ -35,6 +37,8 @@ def poisson_raster(n: int, rate: float, duration: float, dt: float, rng: np.rand
     period = int(round(duration / dt))
     if period < 1:
         raise ConfigError("dt", f"the time step {dt} s is longer than the duration {duration} s")
+    if n > MAX_GROUP_SIZE:
+        raise ConfigError("neurons", f"must be at most {MAX_GROUP_SIZE} (the largest group), got {n}")
     if n * rate * duration > MAX_POISSON_SPIKES:
         raise ConfigError(
             "rate",
@@ -107,6 +111,12 @@ def image_raster(
     gray = Image.alpha_composite(white, rgba).convert("L")
     if bins is None:
         bins = max(1, round(neurons * gray.width / gray.height))
+    if neurons > MAX_GROUP_SIZE:
+        raise ConfigError("neurons", f"must be at most {MAX_GROUP_SIZE} (the largest group), got {neurons}")
+    if neurons * bins > MAX_TARGET_PIXELS:
+        raise ConfigError(
+            "bins", f"--neurons {neurons} x --bins {bins} is more than {MAX_TARGET_PIXELS} pixels; use fewer of either"
+        )
     if int(duration / dt) // bins < 1:
         raise ConfigError("bins", f"{bins} bins do not fit in {duration} s at dt = {dt} s")
     small = np.asarray(gray.resize((bins, neurons), Image.Resampling.LANCZOS), dtype=float) / 255.0
