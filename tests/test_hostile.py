@@ -191,7 +191,8 @@ def test_the_untampered_checkpoint_resumes(finished: Path, tmp_path: Path, capsy
         ("progress__spk_input", np.array(3.5), "spk_input must be an integer"),
         ("progress__curve_rows", np.array(10**6), "curve_rows = 1000000 lies outside"),
         ("progress__curve_rows", np.array([1, 2]), "progress/curve_rows' has shape (2,)"),
-        ("progress__wall", np.array(np.nan), "wall must be a non-negative number"),
+        ("progress__wall", np.array(np.nan), "'progress/wall' holds NaN"),
+        ("progress__wall", np.array(-2.0), "wall must be a non-negative number"),
         ("progress__finished", np.array(7), "finished = 7 lies outside 0..1"),
         ("progress__last_line", np.array(-1), "last_line = -1 lies outside"),
         ("progress__tracker_counts", np.array([-3]), "tracker_counts must be non-negative"),
@@ -203,6 +204,8 @@ def test_the_untampered_checkpoint_resumes(finished: Path, tmp_path: Path, capsy
         ("state__group/output/u", np.zeros(5, np.float32), "'state/group/output/u' has shape (5,)"),
         ("state__group/output/u", np.array(["a"]), "has dtype <U1"),
         ("progress__recent_ids", np.zeros(MAX_RECENT + 1, np.int8), "a length of at most"),
+        ("state__group/output/u", np.full(1, np.nan, np.float32), "'state/group/output/u' holds NaN"),
+        ("state__group/output/ref", np.full(1, -4, np.int32), "'state/group/output/ref' holds negative"),
     ],
 )
 def test_lying_checkpoints_are_one_line_errors(

@@ -104,6 +104,13 @@ def load_checkpoint(path: Path, network: Network) -> tuple[State, dict[str, np.n
         raise InputFileError(path, "no checkpoint here (the run wrote none yet: start it anew with --force)") from None
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise InputFileError(path, f"unreadable checkpoint ({exc})") from None
+    for key, value in arrays.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise InputFileError(path, f"array {key!r} holds NaN or infinite values; the checkpoint cannot be trusted")
+        # spike rings, refractory counters and window states are never negative (the clock: below)
+        if key.startswith("state/") and key != "state/clock" and value.dtype.kind == "i" and value.size:
+            if value.min() < 0:
+                raise InputFileError(path, f"array {key!r} holds negative values; the checkpoint cannot be trusted")
     state_arrays = {k.removeprefix("state/"): v for k, v in arrays.items() if k.startswith("state/")}
     progress = {k.removeprefix("progress/"): v for k, v in arrays.items() if k.startswith("progress/")}
     try:
