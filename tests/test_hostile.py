@@ -242,3 +242,26 @@ def test_an_object_array_in_a_checkpoint_is_not_unpickled(finished: Path, tmp_pa
     arrays["progress/wall"] = np.array([{"x": 1}], dtype=object)
     np.savez(run / CHECKPOINT, **arrays)
     one_line_error(capsys, ["train", "--resume", run], "numbers only")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        (["make-target", "{f}"], "p.png"),
+        (["sweep", "{f}", "--out", "{d}"], "s.toml"),
+        (["train", "--task", "timing", "--init-from", "{f}", "-q"], "g.nir"),
+        (["train", "--config", "{f}", "-q"], "c.toml"),
+        (["convert", "{f}", "{d}/x.ras"], "s.spk"),
+        (["convert", "{f}", "{d}/x.ras"], "s.npz"),
+    ],
+)
+def test_fifos_are_refused_by_every_reader(tmp_path: Path, capsys, command: list[str], name: str) -> None:
+    import os
+
+    if name.endswith(".nir"):
+        pytest.importorskip("nir")
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    args = [a.format(f=fifo, d=tmp_path / "out") for a in command]
+    one_line_error(capsys, args, "not a regular file")

@@ -37,6 +37,12 @@ def reading(path: str | Path, kind: str) -> Iterator[None]:
         raise InputFileError(path, f"cannot be read ({exc.strerror or exc})") from None
 
 
+def check_regular(path: str | Path, kind: str) -> None:
+    """Refuse a device, pipe or socket before a library opens it (see :func:`reading`)."""
+    with reading(path, kind):
+        pass
+
+
 def read_bytes(path: str | Path, kind: str, limit: int | None = None) -> bytes:
     """The file's bytes (at most ``limit``), with one-line errors (see :func:`reading`)."""
     with reading(path, kind):

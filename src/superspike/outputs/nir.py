@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from superspike.errors import ConfigError, InputFileError, UserError
+from superspike.io.files import check_regular
 from superspike.network import Connection, Group, Network, NetworkSpec
 from superspike.params import NeuronParams, RegularizerParams, RuleParams, params_from_dict, params_to_dict
 
@@ -361,6 +362,7 @@ def read_nir(path: str | Path, max_bytes: int = MAX_NIR_BYTES) -> Any:
         raise InputFileError(path, "no such file")
     if path.is_dir():
         raise InputFileError(path, "is a directory, not a NIR file")
+    check_regular(path, "a NIR file")
     # no type inference: it would add Input and Output nodes to the graph and stop at the first
     # mismatch with a less specific message than parse_graph's
     kwargs = {"type_check": False} if "type_check" in inspect.signature(nir.read).parameters else {}

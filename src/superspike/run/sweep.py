@@ -44,7 +44,7 @@ from typing import Any
 import tomli_w
 
 from superspike.errors import ConfigError, RunInterrupted, UserError
-from superspike.io.files import atomic_write, write_atomic
+from superspike.io.files import atomic_write, check_regular, write_atomic
 from superspike.network import NetworkSpec
 from superspike.run.config import config_from_dict, config_to_dict
 
@@ -108,6 +108,8 @@ def load_sweep(path: str | Path) -> Sweep:
     """Read and check a sweep file: every point's configuration is validated before anything runs,
     and errors name the file, the table and the key."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        check_regular(path, "a sweep file")
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from superspike.errors import ConfigError, InputFileError
+from superspike.io.files import check_regular
 from superspike.io.ras import write_ras
 from superspike.network.graph import MAX_GROUP_SIZE
 from superspike.task.raster import Raster, Task, load_raster
@@ -91,6 +92,7 @@ def image_raster(
     """
     from PIL import Image, UnidentifiedImageError
 
+    check_regular(path, "an image file")
     try:
         with warnings.catch_warnings():
             # Pillow's decompression-bomb guard: a warning above MAX_IMAGE_PIXELS, an error above twice that
