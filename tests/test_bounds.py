@@ -94,7 +94,7 @@ def test_check_run_names_the_option_and_the_override_passes(monkeypatch: pytest.
     with pytest.raises(ConfigError, match=r"network: .*memory.*fewer neurons.*--allow-large"):
         check_run(spec, sched, 1000, None)
     check_run(spec, sched, 1000, None, allow_large=True)
-    blocks = Schedule.create(20.0, 20.0, 10**6, 1.0, 1e-4, 1e-3)
+    blocks = Schedule.create(0.0, 0.5, 10**6, 1.0, 1e-4, 1e-3)  # 5e5 s: the curve, not the duration
     with pytest.raises(ConfigError, match=r"blocks: .*memory.*fewer --blocks"):
         check_run(NetworkSpec.chain(2, (), 2), blocks, 10, None)
 
@@ -145,7 +145,9 @@ def test_a_billion_blocks_is_refused_fast_and_small(tmp_path: Path, out: bool) -
     proc, wall, peak = _measured(args, tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: blocks: "), proc.stderr
-    assert "--blocks" in proc.stderr and "--allow-large" in proc.stderr
+    assert "--blocks" in proc.stderr
+    # with a run directory the spk format's limit (2**32 steps) comes first, and has no override
+    assert ("an spk file can record" in proc.stderr) if out else ("--allow-large" in proc.stderr)
     assert "Traceback" not in proc.stderr
     assert wall < 5 + 3  # the interpreter's start and numba's import are most of it
     assert peak < 400 * 1024
@@ -296,8 +298,9 @@ def test_a_100_mb_ras_is_read_in_under_500_mb(tmp_path: Path) -> None:
 def test_make_input_refuses_a_huge_raster(tmp_path: Path, capsys) -> None:
     one_line_error(
         capsys,
-        ["make-input", "-o", tmp_path / "x.ras", "--neurons", "100000000", "--rate", "100", "--duration", "10"],
+        ["make-input", "-o", tmp_path / "x.ras", "--neurons", "1000000", "--rate", "1000", "--duration", "10"],
         "--neurons",
+        "--rate",
     )
     assert not (tmp_path / "x.ras").exists()
 
