@@ -341,3 +341,59 @@ def test_make_input_and_make_target_sizes(tmp_path: Path, capsys) -> None:
     Image.new("L", (40, 20), 0).save(tmp_path / "p.png")
     one_line_error(capsys, ["make-target", tmp_path / "p.png", "--neurons", "100000", "--bins", "100000"], "pixels")
     one_line_error(capsys, ["make-target", tmp_path / "p.png", "--neurons", "2000000"], "largest group")
+
+
+# -- spike files read by window (plots) ----------------------------------------------------------
+
+
+def test_spk_window_matches_the_whole_file(tmp_path: Path) -> None:
+    from superspike.io import read_spk, write_spk
+    from superspike.io.spk import read_spk_window
+
+    rng = np.random.default_rng(1)
+    steps = np.sort(rng.integers(0, 10_000, 5000))
+    ids = rng.integers(0, 30, 5000)
+    path = tmp_path / "x.spk"
+    write_spk(path, steps, ids, 1e-4)
+    s_all, i_all = read_spk(path)
+    for start, stop in [(0, 10_000), (0, 1), (2500, 2600), (9999, 20_000), (5000, 5000), (7000, 3000)]:
+        s, i = read_spk_window(path, start, stop)
+        keep = (s_all >= start) & (s_all < stop)
+        np.testing.assert_array_equal(s, s_all[keep])
+        np.testing.assert_array_equal(i, i_all[keep])
+    write_spk(tmp_path / "empty.spk", np.empty(0, np.int64), np.empty(0, np.int64), 1e-4)
+    assert read_spk_window(tmp_path / "empty.spk", 0, 100)[0].size == 0
+    (tmp_path / "torn.spk").write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(InputFileError, match="truncated"):
+        read_spk_window(tmp_path / "torn.spk", 0, 10)
+
+
+@pytest.mark.slow
+def test_a_window_of_a_large_spike_file_is_read_in_small_memory(tmp_path: Path) -> None:
+    from superspike.io import SPK_TAG
+
+    path = tmp_path / "big.spk"
+    n = 25_000_000  # 200 MB
+    with open(path, "wb") as fh:
+        np.array([10000, SPK_TAG], "<u4").tofile(fh)
+        for lo in range(0, n, 5_000_000):
+            rec = np.empty((5_000_000, 2), "<u4")
+            rec[:, 0] = np.arange(lo, lo + 5_000_000) // 4
+            rec[:, 1] = 7
+            rec.tofile(fh)
+    code = textwrap.dedent(
+        f"""
+        import resource
+        from superspike.io.spk import read_spk_window
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        s, i = read_spk_window({str(path)!r}, 3_000_000, 3_010_000)
+        print(len(s), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(SRC)}, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    count, grown_kib = map(int, proc.stdout.split())
+    assert count == 40_000
+    assert grown_kib < 50 * 1024

@@ -14,6 +14,7 @@ an :class:`~superspike.errors.InputFileError` naming the file, the record and th
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import BinaryIO
 import numpy as np
 
 from superspike.errors import InputFileError
-from superspike.io.files import read_bytes, write_atomic
+from superspike.io.files import read_bytes, reading, write_atomic
 
 SPK_TAG = 287960081  #: Auryn's format tag for binary spike files
 MAX_UINT32 = 2**32 - 1
@@ -180,6 +181,38 @@ def read_spk(
         k = int(np.argmax(steps > max_step)) + 1
         raise InputFileError(path, f"record {k}: time step {steps[k - 1]} is after the run's last step {max_step}")
     return steps, ids
+
+
+def read_spk_window(path: str | Path, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """The spikes of an spk file with steps in ``[start, stop)``: (steps int64, ids int64).
+
+    The file is mapped, not read: the window is found by binary search on the steps (the file is
+    in time order), so memory grows with the window, not with the file. Checks the header and
+    whole records as :func:`read_spk` does, and the time order inside the window."""
+    path = Path(path)
+    read_spk_header(path)  # header, tag, a file at all
+    size = path.stat().st_size
+    if size % RECORD_BYTES:
+        raise InputFileError(
+            path, f"record {size // RECORD_BYTES} is truncated: the file size {size} is not a multiple of 8 bytes"
+        )
+    if size == RECORD_BYTES or stop <= start:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    with reading(path, "an spk file"):
+        rec = np.memmap(path, dtype=_RECORD, mode="r", offset=RECORD_BYTES)
+    try:
+        steps = rec["step"]
+        # bisect reads about 2 log2(n) records; np.searchsorted would copy the whole column
+        lo = bisect.bisect_left(steps, start)
+        hi = max(lo, bisect.bisect_left(steps, stop))
+        s = np.array(steps[lo:hi], dtype=np.int64)
+        i = np.array(rec["id"][lo:hi], dtype=np.int64)
+    finally:
+        del rec
+    if len(s) > 1 and (np.diff(s) < 0).any():
+        k = lo + int(np.argmax(np.diff(s) < 0)) + 2
+        raise InputFileError(path, f"record {k}: spikes are not in time order")
+    return s, i
 
 
 def _read(path: str | Path, header_only: bool = False) -> np.ndarray:

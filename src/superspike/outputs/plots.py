@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from superspike.errors import UserError
-from superspike.io import read_spk
 from superspike.io.ras import read_ras
+from superspike.io.spk import read_spk_window
 from superspike.network import NetworkSpec
 from superspike.outputs.rundir import CURVE, read_curve
 from superspike.params import steps as to_steps
@@ -41,16 +41,9 @@ class RunData:
     windows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  #: (start, stop steps, ids)
 
     def spikes(self, group: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """Spikes (steps, ids) of a group in steps [start, stop)."""
-        s, i = self._all(group)
-        lo, hi = np.searchsorted(s, [start, stop])
-        return s[lo:hi], i[lo:hi]
-
-    def _all(self, group: str) -> tuple[np.ndarray, np.ndarray]:
-        cache = self.__dict__.setdefault("_cache", {})
-        if group not in cache:
-            cache[group] = read_spk(self.path / f"{group}.spk")
-        return cache[group]
+        """Spikes (steps, ids) of a group in steps [start, stop), read from its file's window
+        only (a long run's spike files may be larger than memory)."""
+        return read_spk_window(self.path / f"{group}.spk", start, stop)
 
     def output_spikes(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Spikes of all output groups in steps [start, stop), ids in the target's numbering
