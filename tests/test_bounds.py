@@ -397,3 +397,17 @@ def test_a_window_of_a_large_spike_file_is_read_in_small_memory(tmp_path: Path) 
     count, grown_kib = map(int, proc.stdout.split())
     assert count == 40_000
     assert grown_kib < 50 * 1024
+
+
+def test_recording_in_memory_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import superspike.run.budget as budget
+
+    spec = NetworkSpec.chain(200, (100,), 200)
+    sched = Schedule.create(0.0, 20.0, 500, 1.0, 1e-4, 1e-3)  # 10000 s
+    plain = estimate(spec, sched, 1000, False)
+    kept = estimate(spec, sched, 1000, False, record=True)
+    assert kept.record_memory > 100 * plain.network_memory and kept.memory == plain.memory + kept.record_memory
+    monkeypatch.setattr(budget, "available_memory", lambda: plain.memory * 2)
+    check_run(spec, sched, 1000, None)
+    with pytest.raises(ConfigError, match=r"record: .*record=False"):
+        check_run(spec, sched, 1000, None, record=True)

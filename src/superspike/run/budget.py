@@ -42,10 +42,14 @@ class Estimate:
     duration: float
     network_memory: int
     curve_memory: int
+    record_memory: int = 0  #: spikes kept in memory (``train(record=True)``)
 
 
-def estimate(spec: NetworkSpec, sched: Schedule, input_spikes_per_period: int, out: bool) -> Estimate:
-    """Memory and disk of a run of ``spec`` on ``sched`` (``out``: with a run directory)."""
+def estimate(
+    spec: NetworkSpec, sched: Schedule, input_spikes_per_period: int, out: bool, record: bool = False
+) -> Estimate:
+    """Memory and disk of a run of ``spec`` on ``sched`` (``out``: with a run directory;
+    ``record``: every spike kept in memory too)."""
     dt = spec.neuron.dt
     net = 0
     for c in spec.connections:
@@ -61,13 +65,14 @@ def estimate(spec: NetworkSpec, sched: Schedule, input_spikes_per_period: int, o
     curve = lines * (CURVE_ROW_BYTES + 16 * len(spec.lif_groups))
     disk = 0
     duration = sched.end * dt
+    periods = sched.end / max(sched.period, 1)
+    spikes = int(input_spikes_per_period * periods) + int(sum(g.n for g in spec.lif_groups) * LIF_RATE_HZ * duration)
+    recorded = 16 * spikes if record else 0  # a step and an id, int64 each
     if out:
-        periods = sched.end / max(sched.period, 1)
-        disk += int(input_spikes_per_period * periods) * SPK_RECORD_BYTES
-        disk += int(sum(g.n for g in spec.lif_groups) * LIF_RATE_HZ * duration) * SPK_RECORD_BYTES
+        disk += spikes * SPK_RECORD_BYTES
         disk += lines * (CURVE_ROW_DISK + 20 * len(spec.lif_groups))
         disk += net // 4  # weights.npz and checkpoints: the state once more, compressed or not
-    return Estimate(net + curve, disk, duration, net, curve)
+    return Estimate(net + curve + recorded, disk, duration, net, curve, recorded)
 
 
 def available_memory() -> int:
@@ -129,11 +134,12 @@ def check_run(
     input_spikes_per_period: int,
     out: str | Path | None,
     allow_large: bool = False,
+    record: bool = False,
 ) -> Estimate:
     """Refuse (ConfigError naming the option to change) a run that would not fit: memory beyond
     what the system has, disk beyond the free space of ``out``, a final loop longer than the
     training. Returns the estimate."""
-    est = estimate(spec, sched, input_spikes_per_period, out is not None)
+    est = estimate(spec, sched, input_spikes_per_period, out is not None, record)
     dt = spec.neuron.dt
     what = "--blocks, a shorter --block-duration or --burn-in"
     if out is not None and sched.end > MAX_SPK_STEP:  # no override: the files cannot hold it
@@ -161,7 +167,10 @@ def check_run(
         )
     memory = available_memory()
     if est.memory > memory:
-        if est.curve_memory > est.network_memory:
+        if est.record_memory > max(est.curve_memory, est.network_memory):
+            key, what = "record", f"every spike of {est.duration:.6g} s kept in memory (record=True)"
+            way = "record=False (the run directory keeps them on disk), fewer --blocks"
+        elif est.curve_memory > est.network_memory:
             key, what = "blocks", f"{sched.blocks} blocks (one learning-curve line each)"
             way = "fewer --blocks"
         else:

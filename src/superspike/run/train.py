@@ -245,7 +245,7 @@ def _train(
         config.lr_drop_factor,
     )
     if not resume:  # before anything large is allocated (a resumed run was admitted when it began)
-        check_run(spec, sched, len(task.input.times), out, allow_large=allow_large)
+        check_run(spec, sched, len(task.input.times), out, allow_large=allow_large, record=record)
     network, more = build_network(config, spec)
     notes += more
     if not quiet and not resume:
