@@ -773,3 +773,17 @@ def test_out_on_a_pseudo_file_system(files: tuple[Path, Path], capsys) -> None:
     assert code == 2
     assert "free there" not in err  # /proc reports 0 bytes of 0: not a disk to estimate
     assert_one_line(err, "/proc/superspike-run")
+
+
+def test_huge_toml_files_are_refused_before_parsing(tmp_path: Path, capsys) -> None:
+    from superspike.run.config import MAX_TOML_BYTES
+
+    big = tmp_path / "c.toml"
+    with open(big, "wb") as fh:
+        fh.truncate(MAX_TOML_BYTES + 10)  # sparse: no disk used
+    code, err = run_cli(["train", "--config", big, "-q"], capsys)
+    assert code == 2
+    assert_one_line(err, "c.toml: is larger than 16 MB")
+    code, err = run_cli(["sweep", big, "--out", tmp_path / "o"], capsys)
+    assert code == 2
+    assert_one_line(err, "larger than 16 MB")

@@ -697,10 +697,15 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> RunConf
         raise ConfigError(exc.key, exc.problem, source) from None
 
 
+MAX_TOML_BYTES = 16 << 20  #: largest configuration or sweep file read (a [network] of 10,000 groups is 2 MB)
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read a TOML configuration file."""
     path = Path(path)
-    raw = read_bytes(path, "a TOML file")
+    raw = read_bytes(path, "a TOML file", MAX_TOML_BYTES + 1)
+    if len(raw) > MAX_TOML_BYTES:
+        raise InputFileError(path, f"is larger than {MAX_TOML_BYTES >> 20} MB; not a configuration file?")
     try:
         data = tomllib.loads(raw.decode("utf-8").removeprefix("\ufeff"))
     except UnicodeDecodeError as exc:

@@ -46,7 +46,7 @@ import tomli_w
 from superspike.errors import ConfigError, RunInterrupted, UserError
 from superspike.io.files import atomic_write, check_regular, write_atomic
 from superspike.network import NetworkSpec
-from superspike.run.config import config_from_dict, config_to_dict
+from superspike.run.config import MAX_TOML_BYTES, config_from_dict, config_to_dict
 
 RUNS = "runs"  #: folder of the run directories inside a sweep directory
 RESULTS = "results.csv"
@@ -110,6 +110,8 @@ def load_sweep(path: str | Path) -> Sweep:
     path = Path(path)
     if path.exists() and not path.is_dir():
         check_regular(path, "a sweep file")
+        if path.stat().st_size > MAX_TOML_BYTES:
+            raise ConfigError("sweep", f"larger than {MAX_TOML_BYTES >> 20} MB; not a sweep file?", str(path))
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
