@@ -411,3 +411,19 @@ def test_recording_in_memory_counts(monkeypatch: pytest.MonkeyPatch) -> None:
     check_run(spec, sched, 1000, None)
     with pytest.raises(ConfigError, match=r"record: .*record=False"):
         check_run(spec, sched, 1000, None, record=True)
+
+
+def test_old_mac_line_ends_in_pieces_and_endless_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "cr.ras"
+    path.write_bytes(b"".join(f"0.{k:03d} {k % 7}\r".encode() for k in range(300)))
+    whole = read_ras_data(path)
+    monkeypatch.setattr(ras, "CHUNK_BYTES", 50)
+    pieces = read_ras_data(path)
+    np.testing.assert_array_equal(whole.lines, pieces.lines)
+    np.testing.assert_array_equal(whole.ids, pieces.ids)
+    assert whole.lines[-1] == 300
+    monkeypatch.setattr(ras, "MAX_LINE_BYTES", 1000)
+    long = tmp_path / "long.ras"
+    long.write_bytes(b"0.1 1\n" + b"9" * 5000)
+    with pytest.raises(InputFileError, match="a line longer than"):
+        read_ras_data(long)

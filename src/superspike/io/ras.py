@@ -134,6 +134,7 @@ def read_ras_data(path: str | Path) -> RasData:
     return RasData(times, ids, header.result(), lines)
 
 
+MAX_LINE_BYTES = 16 << 20  #: longest line of a ras file
 CHUNK_BYTES = 1 << 20  #: a ras file is parsed in pieces of about this many bytes (whole lines)
 
 
@@ -151,9 +152,12 @@ def _text_chunks(path: Path) -> Iterator[str]:
         while raw:
             more = fh.read(CHUNK_BYTES)
             if more:
-                # cut after the last LF (a CR right before the cut could pair with an LF after it)
-                cut = raw.rfind(b"\n") + 1
-                if cut == 0:  # no LF in this piece: keep reading (CR-only or one huge line)
+                # cut after the last LF, else (old Mac files) after a CR that is not the piece's
+                # last byte (that one could pair with an LF in the next piece)
+                cut = raw.rfind(b"\n") + 1 or raw.rfind(b"\r", 0, len(raw) - 1) + 1
+                if cut == 0:  # no line end in this piece: one line longer than a piece
+                    if len(raw) > MAX_LINE_BYTES:
+                        raise InputFileError(path, f"a line longer than {MAX_LINE_BYTES >> 20} MB; not a ras file?")
                     raw += more
                     continue
                 raw, rest = raw[:cut], raw[cut:] + more
