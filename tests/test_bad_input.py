@@ -704,7 +704,7 @@ def test_resume_with_a_missing_spike_file(finished_run: Path, tmp_path: Path, ca
     (run / "output.spk").unlink()
     code, err = run_cli(["train", "--resume", run, "--quiet"], capsys)
     assert code == 2
-    assert_one_line(err, "output.spk is missing")
+    assert_one_line(err, "output.spk: holds 0 spike records")
 
 
 def test_warnings_are_not_printed_before_an_error(tmp_path: Path, capsys, monkeypatch) -> None:

@@ -186,7 +186,7 @@ def test_the_untampered_checkpoint_resumes(finished: Path, tmp_path: Path, capsy
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("progress__spk_output", np.array(10**11), "spk_output = 100000000000 lies outside 0.."),
+        ("progress__spk_output", np.array(10**11), "spike records, but the checkpoint counts 100000000000"),
         ("progress__spk_output", np.array(-5), "spk_output = -5 lies outside"),
         ("progress__spk_input", np.array(3.5), "spk_input must be an integer"),
         ("progress__curve_rows", np.array(10**6), "curve_rows = 1000000 lies outside"),
@@ -219,8 +219,9 @@ def test_lying_checkpoints_are_one_line_errors(
 
 def test_a_missing_spike_file_at_resume(finished: Path, tmp_path: Path, capsys) -> None:
     run = _tampered(finished, tmp_path)
-    (run / "output.spk").unlink()
-    one_line_error(capsys, ["train", "--resume", run], "output.spk is missing")
+    (run / "input.spk").unlink()  # the input always has spikes (the output of this short run may have none)
+    one_line_error(capsys, ["train", "--resume", run], "input.spk: holds 0 spike records")
+    assert not (run / "input.spk").exists()  # refused before the files are opened
 
 
 def test_a_compressed_checkpoint_bomb_is_refused_from_its_headers(finished: Path, tmp_path: Path, capsys) -> None:

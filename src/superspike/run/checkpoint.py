@@ -165,11 +165,15 @@ def check_progress(
         raise bad(f"progress recent spikes lie outside steps 0..{clock} or ids 0..{nout - 1}")
     run_dir = path.parent
     for name in names:
+        n = integer(f"spk_{name}", 0, 2**62)
         spk = run_dir / f"{name}.spk"
-        if not spk.is_file():
-            raise bad(f"{spk.name} is missing")
-        have = max(spk.stat().st_size // record_bytes - 1, 0)
-        integer(f"spk_{name}", 0, have)
+        have = max(spk.stat().st_size // record_bytes - 1, 0) if spk.is_file() else 0
+        if n > have:  # the words of RunDirectory.truncate, which checks the same once the files are open
+            raise InputFileError(
+                spk,
+                f"holds {have} spike records, but the checkpoint counts {n}; the run directory is damaged "
+                "(start the run anew with --force)",
+            )
     curve = run_dir / "learning_curve.tsv"
     lines = 0
     if curve.is_file():
