@@ -787,3 +787,26 @@ def test_huge_toml_files_are_refused_before_parsing(tmp_path: Path, capsys) -> N
     code, err = run_cli(["sweep", big, "--out", tmp_path / "o"], capsys)
     assert code == 2
     assert_one_line(err, "larger than 16 MB")
+
+
+def test_convert_refuses_an_npz_bomb_from_its_headers(tmp_path: Path, capsys, monkeypatch) -> None:
+    import superspike.io.convert as conv
+
+    monkeypatch.setattr(conv, "MAX_NPZ_SPIKES", 1000)
+    bomb = tmp_path / "b.npz"
+    np.savez_compressed(bomb, times=np.zeros(5000), ids=np.zeros(5000, np.int64))
+    code, err = run_cli(["convert", bomb, tmp_path / "x.ras"], capsys)
+    assert code == 2
+    assert_one_line(err, "'times' declares 5000 values")
+
+
+def test_convert_an_npz_of_foreign_members(tmp_path: Path, capsys) -> None:
+    import zipfile
+
+    odd = tmp_path / "odd.npz"
+    with zipfile.ZipFile(odd, "w") as z:
+        z.writestr("times.txt", "hello")
+        z.writestr("ids.npy", "garbage")
+    code, err = run_cli(["convert", odd, tmp_path / "x.ras"], capsys)
+    assert code == 2
+    assert_one_line(err, "odd.npz", "not a readable array")

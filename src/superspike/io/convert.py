@@ -47,6 +47,28 @@ def _check_dt(dt: float | None, where: str, spk: bool = False) -> None:
         raise UserError(f"{where}: the time step {dt} s does not fit an spk header (1/dt in 1..{MAX_UINT32})")
 
 
+MAX_NPZ_SPIKES = 500_000_000  #: most spikes an npz source may declare (12 GB once read and converted)
+
+
+def _check_sizes(path: str | Path, data: np.lib.npyio.NpzFile) -> None:
+    """Each member's declared length from its npy header, before its data is decompressed."""
+    import numpy.lib.format as npy
+
+    for name in data.files:
+        try:
+            with data.zip.open(name + ".npy" if name + ".npy" in data.zip.namelist() else name) as fh:
+                version = npy.read_magic(fh)
+                read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                shape, _, _ = read(fh)
+        except Exception as exc:  # zip members and npy headers raise many types on foreign bytes
+            data.close()
+            raise InputFileError(path, f"'{name}' is not a readable array ({type(exc).__name__})") from None
+        size = math.prod(shape)
+        if size > MAX_NPZ_SPIKES:
+            data.close()
+            raise InputFileError(path, f"'{name}' declares {size} values, more than {MAX_NPZ_SPIKES}; split the file")
+
+
 def read_spikes(path: str | Path, dt: float | None = None) -> tuple[np.ndarray, np.ndarray, float | None]:
     """Read any spike file: (times s, ids, dt s or None); spk times are step centres."""
     fmt = spike_format(path)
@@ -62,6 +84,7 @@ def read_spikes(path: str | Path, dt: float | None = None) -> tuple[np.ndarray, 
             loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise InputFileError(path, "is a single .npy array, not an npz archive with 'times' and 'ids'")
+        _check_sizes(path, loaded)
         with loaded as data:
             if "times" not in data or "ids" not in data:
                 raise InputFileError(path, f"npz spike files hold 'times' and 'ids'; found {', '.join(data.files)}")
