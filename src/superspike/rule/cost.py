@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from superspike.params import RuleParams, cost_scale
 
@@ -17,27 +18,49 @@ def reported_mse(avg: np.ndarray, t: float, rule: RuleParams) -> float:
     return float(cost_scale(rule) * float(np.mean(avg, dtype=np.float64)) / (1 - math.exp(-t / rule.tau_cost) + 1e-9))
 
 
-def _kernel_terms(kernel: str, tau: float, tau_rise: float, tau_decay: float) -> list[tuple[float, float]]:
-    """(coefficient, time constant) of the exponentials that make up the kernel."""
+def _kernel_terms(kernel: str, tau: float, tau_rise: float, tau_decay: float) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients and time constants of the exponentials that make up the kernel."""
     if kernel == "single":
-        return [(1.0, tau)]
+        return np.array([1.0]), np.array([float(tau)])
     if kernel == "double":
-        return [(1.0, tau_decay), (-1.0, tau_rise)]
+        return np.array([1.0, -1.0]), np.array([float(tau_decay), float(tau_rise)])
     raise ValueError(f"kernel must be 'single' or 'double', got {kernel!r}")
 
 
-def _pair_sum(a: np.ndarray, b: np.ndarray, terms: list[tuple[float, float]]) -> float:
-    """sum_{i,j} integral k(t - a_i) k(t - b_j) dt, in closed form."""
-    if a.size == 0 or b.size == 0:
-        return 0.0
-    d = b[None, :] - a[:, None]
+@njit(cache=True)
+def _pair_sum(a: np.ndarray, b: np.ndarray, coef: np.ndarray, tau: np.ndarray) -> float:
+    """sum_{i,j} integral k(t - a_i) k(t - b_j) dt, in closed form, for k = sum_m coef_m
+    exp(-t/tau_m): the product of components m (of a's spike) and n (of b's) integrates to
+    coef_m coef_n tau_m tau_n / (tau_m + tau_n) times the earlier spike's component decayed over
+    the gap."""
+    nt = coef.shape[0]
+    e = np.empty(nt)
     total = 0.0
-    for cm, tm in terms:
-        for cn, tn in terms:
-            w = cm * cn * tm * tn / (tm + tn)
-            # the earlier spike's component decays over the gap |d|
-            total += w * (np.exp(-np.abs(d[d >= 0]) / tm).sum() + np.exp(-np.abs(d[d < 0]) / tn).sum())
-    return float(total)
+    for i in range(a.shape[0]):
+        for j in range(b.shape[0]):
+            d = b[j] - a[i]
+            for m in range(nt):
+                e[m] = math.exp(-abs(d) / tau[m])
+            for m in range(nt):
+                for n in range(nt):
+                    w = coef[m] * coef[n] * tau[m] * tau[n] / (tau[m] + tau[n])
+                    total += w * (e[m] if d >= 0 else e[n])
+    return total
+
+
+@njit(cache=True)
+def _distances(xs: np.ndarray, xb: np.ndarray, ys: np.ndarray, yb: np.ndarray, coef: np.ndarray, tau: np.ndarray):
+    """Van Rossum distance of every neuron k between spikes xs[xb[k]:xb[k+1]] and ys[yb[k]:yb[k+1]]."""
+    zero = np.zeros(1)
+    norm = _pair_sum(zero, zero, coef, tau)
+    n = xb.shape[0] - 1
+    out = np.zeros(n)
+    for k in range(n):
+        a, b = xs[xb[k] : xb[k + 1]], ys[yb[k] : yb[k + 1]]
+        if a.shape[0] or b.shape[0]:
+            d2 = _pair_sum(a, a, coef, tau) + _pair_sum(b, b, coef, tau) - 2 * _pair_sum(a, b, coef, tau)
+            out[k] = math.sqrt(max(d2, 0.0) / norm)
+    return out
 
 
 def van_rossum_distance(
@@ -57,25 +80,30 @@ def van_rossum_distance(
     with ``time_constant = tau`` (elephant normalises the same way); van Rossum's (2001) own
     D^2 = (1/tau) integral (f_x - f_y)^2 dt is smaller by sqrt(2): D_2001 = D / sqrt(2).
     """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    terms = _kernel_terms(kernel, tau, tau_rise, tau_decay)
-    norm = _pair_sum(np.zeros(1), np.zeros(1), terms)
-    d2 = _pair_sum(x, x, terms) + _pair_sum(y, y, terms) - 2 * _pair_sum(x, y, terms)
-    return math.sqrt(max(d2, 0.0) / norm)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    coef, taus = _kernel_terms(kernel, tau, tau_rise, tau_decay)
+    return float(_distances(x, np.array([0, x.size]), y, np.array([0, y.size]), coef, taus)[0])
 
 
 def van_rossum_per_neuron(
-    x_times: np.ndarray, x_ids: np.ndarray, y_times: np.ndarray, y_ids: np.ndarray, n: int, **kw: float | str
+    x_times: np.ndarray,
+    x_ids: np.ndarray,
+    y_times: np.ndarray,
+    y_ids: np.ndarray,
+    n: int,
+    kernel: str = "double",
+    tau: float = 10e-3,
+    tau_rise: float = 5e-3,
+    tau_decay: float = 10e-3,
 ) -> np.ndarray:
-    """Van Rossum distance of each of ``n`` neurons between two rasters (times in s)."""
-    out = np.zeros(n)
+    """Van Rossum distance of each of ``n`` neurons between two rasters (times in s); the kernel
+    as in :func:`van_rossum_distance`."""
     xo, yo = np.argsort(x_ids, kind="stable"), np.argsort(y_ids, kind="stable")
-    xs, xi, ys, yi = x_times[xo], x_ids[xo], y_times[yo], y_ids[yo]
-    xb = np.searchsorted(xi, np.arange(n + 1))
-    yb = np.searchsorted(yi, np.arange(n + 1))
-    for k in range(n):
-        a, b = xs[xb[k] : xb[k + 1]], ys[yb[k] : yb[k + 1]]
-        if a.size or b.size:
-            out[k] = van_rossum_distance(a, b, **kw)  # type: ignore[arg-type]
+    xs = np.ascontiguousarray(np.asarray(x_times, dtype=np.float64)[xo])
+    ys = np.ascontiguousarray(np.asarray(y_times, dtype=np.float64)[yo])
+    xb = np.searchsorted(np.asarray(x_ids)[xo], np.arange(n + 1))
+    yb = np.searchsorted(np.asarray(y_ids)[yo], np.arange(n + 1))
+    coef, taus = _kernel_terms(kernel, tau, tau_rise, tau_decay)
+    out = _distances(xs, xb, ys, yb, coef, taus)
     return out
