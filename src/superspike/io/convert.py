@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from superspike.errors import InputFileError, UserError
-from superspike.io.files import atomic_write, reading
+from superspike.io.files import atomic_write, npy_header, reading
 from superspike.io.ras import read_ras, write_ras
 from superspike.io.spk import MAX_UINT32, read_spk, read_spk_header, write_spk
 from superspike.params import steps as to_steps
@@ -52,14 +52,10 @@ MAX_NPZ_SPIKES = 500_000_000  #: most spikes an npz source may declare (12 GB on
 
 def _check_sizes(path: str | Path, data: np.lib.npyio.NpzFile) -> None:
     """Each member's declared length from its npy header, before its data is decompressed."""
-    import numpy.lib.format as npy
-
     for name in data.files:
         try:
             with data.zip.open(name + ".npy" if name + ".npy" in data.zip.namelist() else name) as fh:
-                version = npy.read_magic(fh)
-                read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
-                shape, _, _ = read(fh)
+                shape, _, _ = npy_header(fh)
         except Exception as exc:  # zip members and npy headers raise many types on foreign bytes
             data.close()
             raise InputFileError(path, f"'{name}' is not a readable array ({type(exc).__name__})") from None

@@ -10,6 +10,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
+import numpy.lib.format as npy
+
 from superspike.errors import InputFileError
 
 
@@ -50,6 +52,17 @@ def read_bytes(path: str | Path, kind: str, limit: int | None = None) -> bytes:
             return Path(path).read_bytes()
         with open(path, "rb") as fh:
             return fh.read(limit)
+
+
+def npy_header(fh: IO[bytes]) -> tuple[tuple[int, ...], bool, Any]:
+    """(shape, fortran order, dtype) from the header of an ``.npy`` stream, read before its data
+    (format versions 1.0 and 2.0; ValueError for others)."""
+    version = npy.read_magic(fh)
+    if version == (1, 0):
+        return npy.read_array_header_1_0(fh)
+    if version == (2, 0):
+        return npy.read_array_header_2_0(fh)
+    raise ValueError(f"unsupported .npy version {version}")
 
 
 @contextmanager

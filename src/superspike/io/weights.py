@@ -32,10 +32,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import numpy.lib.format as npy
 
 from superspike.errors import InputFileError
-from superspike.io.files import atomic_write, reading
+from superspike.io.files import atomic_write, npy_header, reading
 
 _LEGACY = re.compile(r"^[wb][0-9]+$")
 
@@ -134,13 +133,7 @@ def _read_member(path: Path, archive: zipfile.ZipFile, member: str, name: str, s
     """One float32 array of the expected shape, its header checked before its data is read."""
     try:
         with archive.open(member) as fh:
-            version = npy.read_magic(fh)
-            if version == (1, 0):
-                got_shape, fortran, dtype = npy.read_array_header_1_0(fh)
-            elif version == (2, 0):
-                got_shape, fortran, dtype = npy.read_array_header_2_0(fh)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
+            got_shape, fortran, dtype = npy_header(fh)
             if dtype.hasobject:
                 raise InputFileError(path, f"array {name!r} is an object array; refusing to unpickle it")
             if dtype.kind != "f" or dtype.itemsize != 4:

@@ -19,11 +19,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import numpy.lib.format as npy
 
 from superspike.engine import State
 from superspike.errors import InputFileError
-from superspike.io.files import atomic_write, reading
+from superspike.io.files import atomic_write, npy_header, reading
 from superspike.network import Network
 
 CHECKPOINT = "checkpoint.npz"
@@ -59,13 +58,7 @@ def _check_members(path: Path, network: Network) -> None:
             for info in archive.infolist():
                 key = info.filename.removesuffix(".npy")
                 with archive.open(info) as fh:
-                    version = npy.read_magic(fh)
-                    if version == (1, 0):
-                        shape, _, dtype = npy.read_array_header_1_0(fh)
-                    elif version == (2, 0):
-                        shape, _, dtype = npy.read_array_header_2_0(fh)
-                    else:
-                        raise ValueError(f"unsupported .npy version {version}")
+                    shape, _, dtype = npy_header(fh)
                 if dtype.hasobject or dtype.kind not in "biuf":
                     raise InputFileError(path, f"array {key!r} has dtype {dtype}; a checkpoint holds numbers only")
                 if key.startswith("state/"):
