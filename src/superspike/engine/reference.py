@@ -14,8 +14,8 @@ and the neurons' constants and the graph (:mod:`superspike.engine.base`), and th
 :class:`GroupArrays` and :class:`ConnArrays`, whose fields are the fields of ``GroupState`` and
 ``ConnectionState`` with one array per group or connection. Adding a state variable means a
 field there (and its initial value in ``State.initial``), the same name in :class:`GroupArrays`
-or :class:`ConnArrays` with its dimensions and dtype in ``_GROUP_TYPES`` or ``_CONN_TYPES``, and
-its use in a step below; checkpoints pick it up by name.
+or :class:`ConnArrays`, and its use in a step below (dimensions and dtype come from the state
+field's metadata); checkpoints pick it up by name.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from numba import njit, typeof
 from numba.typed import List
 
 from superspike.engine.base import Engine, StepResult
-from superspike.engine.state import State
+from superspike.engine.state import ConnectionState, GroupState, State, array_types
 from superspike.network import Network
 from superspike.rule.surrogate import surrogate
 from superspike.task.raster import Task
@@ -103,28 +103,8 @@ _PLACEHOLDER = {
     1: {np.dtype(t): np.zeros(0, t) for t in (np.float32, np.int32, np.int64)},
     2: {np.dtype(np.float32): np.zeros((0, 0), np.float32), np.dtype(np.int8): np.zeros((0, 0), np.int8)},
 }
-_GROUP_TYPES = dict(
-    hist=(2, np.int8),
-    u=(1, np.float32),
-    i_syn=(1, np.float32),
-    ref=(1, np.int32),
-    err=(1, np.float32),
-    tr_err=(1, np.float32),
-    tr_err_flt=(1, np.float32),
-    avg=(1, np.float32),
-    het=(1, np.float32),
-    err_hist=(2, np.float32),
-    sig_line=(2, np.float32),
-)
-_CONN_TYPES = dict(
-    w=(2, np.float32),
-    el=(2, np.float32),
-    el_flt=(2, np.float32),
-    el_sum=(2, np.float32),
-    tr_pre=(1, np.float32),
-    tr_psp=(1, np.float32),
-    psp_line=(2, np.float32),
-)
+_GROUP_TYPES = array_types(GroupState)
+_CONN_TYPES = array_types(ConnectionState)
 
 
 def typed_list(arrays: list[np.ndarray | None], ndim: int, dtype: type) -> List:

@@ -9,10 +9,23 @@ reads through a delay line of its post group's length D (docs/MODEL.md, section 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
 from superspike.network import Network
+
+
+def _array(ndim: int, dtype: type, optional: bool = True) -> Any:
+    """A state field holding an array of ``ndim`` dimensions and ``dtype`` (the engines read both
+    from the field's metadata); optional fields default to None."""
+    meta = {"ndim": ndim, "dtype": dtype}
+    return field(default=None, metadata=meta) if optional else field(metadata=meta)
+
+
+def array_types(cls: type) -> dict[str, tuple[int, type]]:
+    """(ndim, dtype) of every array field of a state dataclass, by name."""
+    return {f.name: (f.metadata["ndim"], f.metadata["dtype"]) for f in fields(cls)}
 
 
 def ring_size(*lags: int) -> int:
@@ -29,17 +42,17 @@ class GroupState:
     groups those fields are None.
     """
 
-    hist: np.ndarray  #: int8 (R, n)
-    u: np.ndarray | None = None  #: membrane potential, V
-    i_syn: np.ndarray | None = None  #: synaptic current, V
-    ref: np.ndarray | None = None  #: remaining refractory steps, int32
-    err: np.ndarray | None = None  #: error of the neurons (step 3)
-    tr_err: np.ndarray | None = None  #: error trace, tau_rise
-    tr_err_flt: np.ndarray | None = None  #: error trace, tau_decay
-    avg: np.ndarray | None = None  #: squared-error average (MODEL.md 2.9)
-    het: np.ndarray | None = None  #: activity trace of the neurons (regulariser, MODEL.md 2.8)
-    err_hist: np.ndarray | None = None  #: ring of past errors (R, n), fed back to other groups
-    sig_line: np.ndarray | None = None  #: delay line of sigma'(U), (D, n)
+    hist: np.ndarray = _array(2, np.int8, optional=False)  #: int8 (R, n)
+    u: np.ndarray | None = _array(1, np.float32)  #: membrane potential, V
+    i_syn: np.ndarray | None = _array(1, np.float32)  #: synaptic current, V
+    ref: np.ndarray | None = _array(1, np.int32)  #: remaining refractory steps, int32
+    err: np.ndarray | None = _array(1, np.float32)  #: error of the neurons (step 3)
+    tr_err: np.ndarray | None = _array(1, np.float32)  #: error trace, tau_rise
+    tr_err_flt: np.ndarray | None = _array(1, np.float32)  #: error trace, tau_decay
+    avg: np.ndarray | None = _array(1, np.float32)  #: squared-error average (MODEL.md 2.9)
+    het: np.ndarray | None = _array(1, np.float32)  #: activity trace of the neurons (regulariser, MODEL.md 2.8)
+    err_hist: np.ndarray | None = _array(2, np.float32)  #: ring of past errors (R, n), fed back to other groups
+    sig_line: np.ndarray | None = _array(2, np.float32)  #: delay line of sigma'(U), (D, n)
 
 
 @dataclass
@@ -47,14 +60,14 @@ class ConnectionState:
     """A connection [pre, post]: its weights, and for a plastic one the rule's state (MODEL.md 3);
     the rule's fields are None for a fixed connection."""
 
-    w: np.ndarray  #: weights, V
-    el: np.ndarray | None = None  #: eligibility trace (before the slow filter)
-    el_flt: np.ndarray | None = None  #: filtered eligibility trace
-    el_sum: np.ndarray | None = None  #: gradient accumulated since the last update
-    grad2: np.ndarray | None = None  #: second-moment estimate of the optimiser
-    tr_pre: np.ndarray | None = None  #: z, presynaptic trace
-    tr_psp: np.ndarray | None = None  #: z~, PSP trace
-    psp_line: np.ndarray | None = None  #: delay line of z~ (D, pre), D of the post group
+    w: np.ndarray = _array(2, np.float32, optional=False)  #: weights, V
+    el: np.ndarray | None = _array(2, np.float32)  #: eligibility trace (before the slow filter)
+    el_flt: np.ndarray | None = _array(2, np.float32)  #: filtered eligibility trace
+    el_sum: np.ndarray | None = _array(2, np.float32)  #: gradient accumulated since the last update
+    grad2: np.ndarray | None = _array(2, np.float32)  #: second-moment estimate of the optimiser
+    tr_pre: np.ndarray | None = _array(1, np.float32)  #: z, presynaptic trace
+    tr_psp: np.ndarray | None = _array(1, np.float32)  #: z~, PSP trace
+    psp_line: np.ndarray | None = _array(2, np.float32)  #: delay line of z~ (D, pre), D of the post group
 
 
 @dataclass
