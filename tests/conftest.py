@@ -70,3 +70,17 @@ def small_network(task: Task, hidden: tuple[int, ...] = (8,), seed: int = 3, w0:
     (``kw``: NetworkSpec.chain's, e.g. recurrent, fixed_hidden, feedback, regularizer)."""
     spec = NetworkSpec.chain(task.nin, hidden, task.nout, **kw)
     return Network.initialize(spec, seed, w0)
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], argv: list, *needles: str) -> str:
+    """Run the CLI on ``argv``; assert exit status 2 and a single ``error:`` line holding every needle."""
+    from superspike.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    for needle in needles:
+        assert needle in err, err
+    return err

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import one_line_error
 
 from superspike.cli import main
 from superspike.errors import ConfigError, InputFileError
@@ -25,17 +26,6 @@ from superspike.run.schedule import Schedule
 from superspike.task.raster import MAX_INFERRED_GROUP, load_raster
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: "), err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 def write_ras(path: Path, lines: list[str]) -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import one_line_error
 
 from superspike.cli import main
 from superspike.errors import InputFileError
@@ -17,17 +18,6 @@ from superspike.network import Network, NetworkSpec
 from superspike.run.checkpoint import CHECKPOINT, MAX_RECENT
 
 TINY = ["--task", "timing", "--burn-in", "0", "--block-duration", "0.5", "-q"]
-
-
-def one_line_error(capsys: pytest.CaptureFixture[str], argv: list, *needles: str) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: "), err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 # -- devices and pipes ------------------------------------------------------------------------------
