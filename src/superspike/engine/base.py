@@ -19,9 +19,8 @@ import numpy as np
 from superspike.engine.state import State, ring_size
 from superspike.errors import ConfigError
 from superspike.network import Network, NetworkSpec
+from superspike.task.feed import Feed, Segment
 from superspike.task.raster import Task
-from superspike.task.replay import Replay
-from superspike.task.windows import WindowReplay
 
 
 class RuleConsts(NamedTuple):
@@ -161,7 +160,8 @@ class StepResult:
 class Engine:
     """Advances a :class:`State` by a number of steps with fixed weights.
 
-    Subclasses implement :meth:`advance`. The weights live in the state (``state.conns[name].w``)
+    Subclasses implement :meth:`_advance` (steps within one segment of the task) and
+    :meth:`_load` (a new segment). The weights live in the state (``state.conns[name].w``)
     and change only between calls (step 5 of the rule (MODEL.md 2.7) is the optimiser's).
     """
 
@@ -185,13 +185,9 @@ class Engine:
             )
         self.network = network
         self.task = task
-        dt = spec.neuron.dt
-        self.input = Replay.from_raster(task.input, task.grid, dt)
-        self.target = Replay.from_raster(task.target, task.grid, dt)
-        if task.windows is not None and task.windows.n != task.nout:
-            raise ValueError(f"windows are for {task.windows.n} outputs, the task has {task.nout}")
-        #: compiled windows of opportunity (docs/TASKS.md, xor), or None for the error target - own
-        self.windows = None if task.windows is None else WindowReplay.from_windows(task.windows, task.grid, dt)
+        #: the task compiled (MODEL.md 3.5, 3.6); a stream's segments are checked against the delay
+        self.feed = Feed(task, spec.neuron.dt, margin=spec.neuron.delay_steps)
+        self._use(self.feed.first)
         #: group names in kernel order
         self.group_order = kernel_groups(spec)
         self.lif_order = [g.name for g in spec.lif_groups]
@@ -201,5 +197,42 @@ class Engine:
         #: the fixed feedback matrices [src, dst] in the order of ``spec.feedback_shapes``
         self.fixed_feedback = [network.feedback[name] for name in spec.feedback_shapes]
 
-    def advance(self, state: State, n_steps: int) -> StepResult:  # pragma: no cover - abstract
+    def _use(self, seg: Segment) -> None:
+        """Make ``seg`` the segment the next steps replay: ``input``, ``target`` (Replay) and
+        ``windows`` (WindowReplay, or None for the error target - own)."""
+        self.segment = seg.k
+        self.input = seg.input
+        self.target = seg.target
+        self.windows = seg.windows
+
+    def advance(self, state: State, n_steps: int) -> StepResult:
+        """Advance ``state`` by ``n_steps`` steps with fixed weights; return the spikes emitted.
+
+        For a stream the steps are cut at segment boundaries and each segment's arrays swapped
+        in before its steps (MODEL.md 3.6); a looped task is one piece."""
+        if n_steps < 1:
+            raise ValueError("n_steps must be at least 1")
+        if not self.feed.stream:
+            return self._advance(state, n_steps)
+        parts = []
+        for k, a, b in self.feed.pieces(state.clock, state.clock + n_steps):
+            if k != self.segment:
+                seg = self.feed.segment(k)
+                self._use(seg)
+                self._load(seg)
+            parts.append(self._advance(state, b - a))
+        if len(parts) == 1:
+            return parts[0]
+        return StepResult(
+            {
+                name: tuple(np.concatenate([p.spikes[name][j] for p in parts]) for j in range(2))  # type: ignore[misc]
+                for name in parts[0].spikes
+            }
+        )
+
+    def _load(self, seg: Segment) -> None:  # pragma: no cover - abstract
+        """Rebuild the engine's own arrays of the task from ``seg`` (after :meth:`_use`)."""
+        raise NotImplementedError
+
+    def _advance(self, state: State, n_steps: int) -> StepResult:  # pragma: no cover - abstract
         raise NotImplementedError

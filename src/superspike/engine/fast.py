@@ -92,6 +92,7 @@ from superspike.engine.base import Engine, StepResult
 from superspike.engine.state import State, ring_size
 from superspike.network import Network
 from superspike.task.raster import Task
+from superspike.task.feed import Segment
 from superspike.task.windows import WindowReplay
 
 #: relative size below which the el / el_flt kernels are cut off in the "gemm" method
@@ -275,19 +276,7 @@ class FastEngine(Engine):
         self._reg_cols = [self.group_cols[g] for g in lif if topo.g_reg[g]]
         swept = [self.group_cols[g] for g in lif if self.into[g] or topo.g_reg[g]]
         self.dmax = int(max(topo.g_dlen[g] for g in lif))
-        win = self.windows if self.windows is not None else WindowReplay.empty()
-        self._inputs = fk.Inputs(
-            self.input.ptr, self.input.ids, self.target.ptr, self.target.ids, self.windows is not None,
-            win.open_ptr, win.open_ids, win.close_ptr, win.close_ids,
-        )  # fmt: skip
-        # input arrivals per input group and loop step, cumulative (bounds the events of a chunk)
-        self._in_cum = []
-        step_of = np.repeat(np.arange(self.input.period), np.diff(self.input.ptr))
-        for g in range(len(self.group_order)):
-            if not topo.g_lif[g]:
-                m = (self.input.ids >= g_off[g]) & (self.input.ids < g_off[g + 1])
-                counts = np.bincount(step_of[m], minlength=self.input.period)
-                self._in_cum.append(np.concatenate([[0], np.cumsum(counts)]))
+        self._load(self.feed.first)
         self.max_block = int(MAX_BLOCK[method] if max_block is None else max_block)
         rc = self.consts
         self.k_decay, self.dec_rise = float(rc.k_decay), float(rc.dec_rise)
@@ -386,10 +375,29 @@ class FastEngine(Engine):
             self.XMAX = self.SMAX = np.zeros((1, 1), np.int32)
         self._buffers_n = n
 
-    def advance(self, state: State, n_steps: int) -> StepResult:
-        """Advance ``state`` by ``n_steps`` steps with fixed weights; return the spikes emitted."""
-        if n_steps < 1:
-            raise ValueError("n_steps must be at least 1")
+    def _load(self, seg: Segment) -> None:
+        """The segment's input, target and windows as the forward kernel takes them."""
+        win = seg.windows if seg.windows is not None else WindowReplay.empty()
+        self._inputs = fk.Inputs(
+            seg.input.ptr, seg.input.ids, seg.target.ptr, seg.target.ids, seg.windows is not None,
+            win.open_ptr, win.open_ids, win.close_ptr, win.close_ids,
+        )  # fmt: skip
+        self._in_cum = self._arrivals(seg)
+
+    def _arrivals(self, seg: Segment) -> list[np.ndarray]:
+        """Input arrivals per input group and loop step of ``seg``, cumulative (they bound the
+        events of a chunk)."""
+        g_off, out = self.topo.g_off, []
+        step_of = np.repeat(np.arange(seg.input.period), np.diff(seg.input.ptr))
+        for g in range(len(self.group_order)):
+            if not self.topo.g_lif[g]:
+                m = (seg.input.ids >= g_off[g]) & (seg.input.ids < g_off[g + 1])
+                counts = np.bincount(step_of[m], minlength=seg.input.period)
+                out.append(np.concatenate([[0], np.cumsum(counts)]))
+        return out
+
+    def _advance(self, state: State, n_steps: int) -> StepResult:
+        """Advance ``state`` by ``n_steps`` steps of one segment with fixed weights; return the spikes emitted."""
         # chunks of at most max_block steps, of equal length (an update interval of 5001 steps
         # becomes 2501 + 2500, not 2500 + 2500 + 1)
         k = -(-n_steps // self.max_block)
@@ -425,13 +433,17 @@ class FastEngine(Engine):
         p = self.input.period
         lo, hi = t0 - self.network.spec.neuron.delay_steps, t0 + n
         k0, k1 = lo // p, (hi - 1) // p
+        # a stream's previous segment for the steps before this one's (MODEL.md 3.6)
+        before = self.feed.stream and lo < self.segment * p and lo >= 0
+        prev = self._arrivals(self.feed.segment(self.segment - 1)) if before else self._in_cum
         per_group = []
-        for cum in self._in_cum:
+        for cum, cum_prev in zip(self._in_cum, prev, strict=True):
             arrivals = 0
             for k in range(k0, k1 + 1):
                 a, b = max(lo - k * p, 0), min(hi - k * p, p)
                 if b > a:
-                    arrivals += int(cum[b] - cum[a])
+                    c = cum_prev if before and k < self.segment else cum
+                    arrivals += int(c[b] - c[a])
             per_group.append(arrivals)
         topo = self.topo
         ref = int(self.neurons.ref_steps.min())

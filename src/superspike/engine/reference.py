@@ -31,6 +31,7 @@ from superspike.engine.state import ConnectionState, GroupState, State, array_ty
 from superspike.network import Network
 from superspike.rule.surrogate import surrogate
 from superspike.task.raster import Task
+from superspike.task.feed import Segment
 from superspike.task.windows import WindowReplay
 
 f32 = np.float32
@@ -430,11 +431,14 @@ class ReferenceEngine(Engine):
     def __init__(self, network: Network, task: Task) -> None:
         super().__init__(network, task)
         self._fixed = typed_list(self.fixed_feedback, 2, np.float32)
-        w = self.windows if self.windows is not None else WindowReplay.empty()
-        self._win = (self.windows is not None, w.open_ptr, w.open_ids, w.close_ptr, w.close_ids)
+        self._load(self.feed.first)
 
-    def advance(self, state: State, n_steps: int) -> StepResult:
-        """Advance ``state`` by ``n_steps`` steps with fixed weights; return the spikes emitted."""
+    def _load(self, seg: Segment) -> None:
+        w = seg.windows if seg.windows is not None else WindowReplay.empty()
+        self._win = (seg.windows is not None, w.open_ptr, w.open_ids, w.close_ptr, w.close_ids)
+
+    def _advance(self, state: State, n_steps: int) -> StepResult:
+        """Advance ``state`` by ``n_steps`` steps of one segment with fixed weights; return the spikes emitted."""
         spec = self.network.spec
         sizes = [spec.group(name).n for name in self.lif_order]
         cap = [n * (n_steps // (int(r) + 1) + 1) for n, r in zip(sizes, self.neurons.ref_steps, strict=True)]

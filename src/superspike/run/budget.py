@@ -156,7 +156,9 @@ def check_run(
             f"the run would simulate {est.duration:.6g} s (more than {MAX_DURATION_S:.0e} s); use fewer {what}, "
             f"or {OVERRIDE}",
         )
-    final = (sched.end - sched.training_end) * dt
+    # the loop period completed after training, and one more (test periods asked for beyond that
+    # one are the user's or the task's choice)
+    final = (sched.test_start + sched.period - sched.training_end) * dt
     training = sched.training_end * dt
     if final > max(training, FINAL_LOOP_FREE_S):
         raise ConfigError(

@@ -319,6 +319,7 @@ class RunConfig:
     blocks: int | None = None  #: training blocks
     lr_drop_block: int | None = None  #: from this block on, eta = eta / lr_drop_factor (MODEL.md 2.10)
     lr_drop_factor: float | None = None
+    test_periods: int | None = None  #: whole loop periods of the final test, plasticity off (MODEL.md 2.10)
     seed: int | None = None  #: fixes weights, feedback matrices and built-in tasks
     init_weights: str | None = None  #: weights.npz to start from
     init_from: str | None = None  #: NIR graph (.nir) to start from (needs the nir extra)
@@ -360,6 +361,7 @@ DEFAULTS: dict[str, Any] = {
     "blocks": 50,
     "lr_drop_block": 20,
     "lr_drop_factor": 10.0,
+    "test_periods": 1,
     "seed": 1,
     "engine": "fast",
     "neuron": NeuronParams(),
@@ -427,6 +429,8 @@ def validate(cfg: RunConfig) -> None:
     for key in ("blocks", "lr_drop_block"):
         if g(key) < 0:
             raise ConfigError(key, f"must not be negative, got {g(key)}")
+    if not 1 <= g("test_periods") <= 10_000:
+        raise ConfigError("test_periods", f"must be a whole number of loop periods in 1..10000, got {g('test_periods')}")
     for key in ("eta", "w0", "epsilon", "lr_drop_factor"):
         if g(key) < 0:
             raise ConfigError(key, f"must be a non-negative number, got {g(key)}")

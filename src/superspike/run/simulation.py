@@ -136,10 +136,10 @@ class Simulation:
             if not self.state.is_finite():
                 raise SimulationError(f"numerical blow-up (NaN or infinite state) at t = {stop * self.dt:.4f} s")
             if self.monitors:
-                spikes = split_input(spec, *self.engine.input.events(start, stop))
+                spikes = split_input(spec, *self.engine.feed.input_events(start, stop))
                 spikes.update(result.spikes)
                 spikes = {name: spikes[name] for name in self.names}
-                tgt = self.engine.target.events(start, stop)
+                tgt = self.engine.feed.target_events(start, stop)
                 for m in self.monitors:
                     m(start, stop, spikes, tgt)
             if stop - 1 == next_update:

@@ -35,8 +35,7 @@ from superspike.run.config import RunConfig, config_from_dict, load_config, netw
 from superspike.run.schedule import Schedule
 from superspike.run.simulation import Simulation, SpikeRecorder
 from superspike.task import Task
-from superspike.task.replay import Replay
-from superspike.task.windows import window_accuracy
+from superspike.task.windows import score_windows
 
 __all__ = ["RunResult", "build_network", "build_task", "load_run_network", "train"]
 
@@ -243,6 +242,8 @@ def _train(
         config.eta,
         config.lr_drop_block,
         config.lr_drop_factor,
+        config.get("test_periods"),
+        test_line=task.is_stream,
     )
     if not resume:  # before anything large is allocated (a resumed run was admitted when it began)
         check_run(spec, sched, len(task.input.times), out, allow_large=allow_large, record=record)
@@ -274,9 +275,10 @@ def _train(
     )
     dt = spec.neuron.dt
     U = spec.update_steps
-    target = Replay.from_raster(task.target, task.grid, dt)
+    feed = sim.engine.feed
     result = RunResult(config, network, out=path, notes=notes)
-    tracker = _Tracker(spec, sched.period)
+    # the final test of a stream is scored as a whole: keep its output spikes
+    tracker = _Tracker(spec, sched.period * (sched.test_periods if sched.test_line else 1))
     sizes = {g.name: g.n for g in spec.groups}
     rundir = None
     wall_before = 0.0
@@ -382,11 +384,16 @@ def _train(
         stop = sim.clock
         span = max(stop - last, 1) * dt
         row: dict[str, float] = {"block": block, "time_s": round(sim.time, 6), "cost": sim.cost(), "eta": eta}
+        # scored: the last loop period before the line (a stream: the trials of its last segment(s));
+        # the final test line of a stream: all of the test's fresh trials
+        lo = max(stop - sched.period, 0) if block <= sched.blocks else sched.test_start
         s, i = tracker.last_period(stop)
-        ts, ti = target.events(max(stop - sched.period, 0), stop)
+        keep = s >= lo
+        s, i = s[keep], i[keep]
+        ts, ti = feed.target_events(lo, stop)
         row["vr_distance"] = float(van_rossum_per_neuron(s * dt, i, ts * dt, ti, task.nout).mean())
-        if task.windows is not None:  # trials scored over the last loop period (XOR, Fig. 5)
-            row["accuracy"] = window_accuracy(task.windows, task.grid, dt, s, i, max(stop - sched.period, 0), stop)
+        if task.windows is not None:  # trials scored (XOR, Fig. 5)
+            row["accuracy"] = score_windows(*feed.windows(lo, stop), task.nout, s, i)
         for k, name in enumerate(tracker.lif):  # mean firing rate of each LIF group since the last line
             row[f"rate_{name}_hz"] = float(tracker.counts[k] / (span * sizes[name]))
         row["wall_s"] = round(elapsed(), 3)
@@ -404,7 +411,7 @@ def _train(
         for _start, stop, learning, eta, block, line in sched.segments(config.eta):
             advance(stop, learning, eta, block)
             if line is not None and len(result.curve) <= line:
-                cost_line(line, sched.block_eta(line))
+                cost_line(line, sched.block_eta(line) if learning or line == 0 else 0.0)
                 checkpoint()
         result.network = sim.current_network()
         if rundir is not None:

@@ -232,7 +232,7 @@ register(
         "xor",
         "Fig. 5: spiking XOR, 100 inputs -> 4 hidden -> 2 outputs, windows of opportunity, accuracy per block",
         lambda seed, dt: xor_task(seed, dt),
-        {"hidden": (4,), "blocks": 25},
+        {"hidden": (4,), "blocks": 25, "test_periods": 5},
     )
 )
 register(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,12 @@ class Task:
     ``grid`` is the loop period in s: both rasters repeat every ``floor(grid/dt)`` steps (MODEL.md 6.2).
     ``windows``, if given, replaces the output error target - own by the window-of-opportunity
     error (:mod:`superspike.task.windows`, docs/TASKS.md, xor); the target raster is then for display.
+
+    A task may instead be a *stream* of segments (MODEL.md 3.6): ``stream(k)`` makes segment k
+    (k = 0, 1, ...), an ordinary task of the same ``grid`` and group sizes, which covers steps
+    ``k * period .. (k + 1) * period - 1``; it depends on k (and whatever the stream was made
+    from, e.g. a seed) only, so any segment can be made again at any time. The task itself is
+    then segment 0 (``stream(0)`` equals it). A looped task is the special case in which every segment is the task.
     """
 
     input: Raster
@@ -55,6 +62,19 @@ class Task:
     description: str = ""
     notes: dict = field(default_factory=dict)
     windows: ErrorWindows | None = None
+    #: segment k of a stream (None: the task loops); see :meth:`segment`
+    stream: Callable[[int], Task] | None = field(default=None, compare=False, repr=False)
+
+    def segment(self, k: int) -> Task:
+        """Segment k of the task: for a looped task the task itself, for a stream ``stream(k)``."""
+        if k < 0:
+            raise ValueError(f"segments are numbered from 0, got {k}")
+        return self if self.stream is None else self.stream(k)
+
+    @property
+    def is_stream(self) -> bool:
+        """Whether every loop period brings a fresh segment (else the task loops)."""
+        return self.stream is not None
 
     @property
     def nin(self) -> int:

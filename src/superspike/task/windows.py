@@ -11,8 +11,8 @@ emitted at t - 8 steps, windows replayed on the loop grid like the target):
 A window ``[start, stop)`` covers the steps ``floor(start/dt) .. floor(stop/dt) - 1``. Windows of
 one neuron must not overlap. The target raster of such a task is for display only.
 
-:func:`window_accuracy` turns the windows into an accuracy: a window counts as correct when its
-neuron spiked inside it and no other output neuron did.
+:func:`score_windows` (and :func:`window_accuracy` on the loop grid) turns the windows into an
+accuracy: a window counts as correct when its neuron spiked inside it and no other output neuron did.
 """
 
 from __future__ import annotations
@@ -113,22 +113,34 @@ def window_accuracy(
     windows: ErrorWindows, grid: float, dt: float, steps_: np.ndarray, ids: np.ndarray, lo: int, hi: int
 ) -> float:
     """Fraction of windows scored correct among those (replayed on the loop grid) that lie wholly
-    in steps ``[lo, hi)``, given the output spikes (steps, ids) of that span. A window is correct
-    when its neuron spiked inside it and no other output neuron did (the XOR readout). NaN if no
-    window lies in the span."""
+    in steps ``[lo, hi)``, given the output spikes (steps, ids) of that span (see
+    :func:`score_windows`). NaN if no window lies in the span."""
     a, b, wid = windows.steps(grid, dt)
     period = steps(grid, dt)
+    parts = []
+    for loop in range(max(lo, 0) // period, -(-hi // period) + 1):
+        base = loop * period
+        keep = (base + a >= lo) & (base + b <= hi)
+        parts.append((a[keep] + base, b[keep] + base, wid[keep]))
+    starts, stops, wids = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    return score_windows(starts, stops, wids, windows.n, steps_, ids)
+
+
+def score_windows(
+    starts: np.ndarray, stops: np.ndarray, wids: np.ndarray, n: int, steps_: np.ndarray, ids: np.ndarray
+) -> float:
+    """Fraction of windows ``[starts[k], stops[k])`` (steps) of output neurons ``wids[k]`` (of
+    ``n``) scored correct, given the output spikes (steps, ids): a window is correct when its
+    neuron spiked inside it and no other output neuron did (the XOR readout). NaN if there are
+    no windows."""
     steps_ = np.asarray(steps_, np.int64)
     ids = np.asarray(ids, np.int64)
     order = np.argsort(steps_, kind="stable")
     steps_, ids = steps_[order], ids[order]
-    correct = scored = 0
-    for loop in range(max(lo, 0) // period, -(-hi // period) + 1):
-        base = loop * period
-        for k in np.flatnonzero((base + a >= lo) & (base + b <= hi)):
-            i0, i1 = np.searchsorted(steps_, [base + a[k], base + b[k]])
-            counts = np.bincount(ids[i0:i1], minlength=windows.n)
-            own = counts[wid[k]]
-            correct += int(own > 0 and counts.sum() == own)
-            scored += 1
-    return correct / scored if scored else float("nan")
+    correct = 0
+    for k in range(len(starts)):
+        i0, i1 = np.searchsorted(steps_, [starts[k], stops[k]])
+        counts = np.bincount(ids[i0:i1], minlength=n)
+        own = counts[wids[k]]
+        correct += int(own > 0 and counts.sum() == own)
+    return correct / len(starts) if len(starts) else float("nan")
