@@ -117,8 +117,9 @@ def schedule_windows(cfg: Any, window: float | None = None, end: int | None = No
 
     dt = cfg.get("neuron").dt
     sched = Schedule.create(
-        cfg.get("burn_in"), cfg.get("block_duration"), cfg.get("blocks"), cfg.grid, dt, cfg.get("eta")
-    )
+        cfg.get("burn_in"), cfg.get("block_duration"), cfg.get("blocks"), cfg.grid, dt, cfg.get("eta"),
+        test_periods=cfg.get("test_periods"),
+    )  # fmt: skip
     phases: list[_Window] = []
     if sched.burn_in > 0:
         phases.append((0, sched.burn_in, "burn-in", {"block": 0, "phase": "burn-in", "learning": False}))

@@ -22,6 +22,7 @@ from superspike.outputs.rundir import CURVE, read_curve
 from superspike.params import steps as to_steps
 from superspike.run.config import RunConfig, load_config, network_spec
 from superspike.run.schedule import Schedule
+from superspike.task.feed import Feed
 
 
 @dataclass
@@ -39,6 +40,9 @@ class RunData:
     end: int  #: last simulated step + 1 (the schedule's end, or the last cost line if unfinished)
     target: tuple[np.ndarray, np.ndarray]  #: one loop period of the target: (steps, ids of all output groups)
     windows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  #: (start, stop steps, ids)
+    #: a built-in task that draws fresh trials (MODEL.md 3.6), made again from the seed: its
+    #: target and windows differ from period to period (``target`` and ``windows`` are segment 0's)
+    feed: Feed | None = None
 
     def spikes(self, group: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Spikes (steps, ids) of a group in steps [start, stop), read from its file's window
@@ -60,26 +64,36 @@ class RunData:
         order = np.argsort(s, kind="stable")
         return s[order], i[order]
 
-    def target_of(self, group: str) -> tuple[np.ndarray, np.ndarray]:
-        """The target (steps, ids) of one output group, ids local to the group (the task's target
-        ids are split over the output groups in declaration order)."""
+    def target_of(self, group: str, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The target (steps from ``start``, ids) of one output group in the loop period that
+        begins at step ``start``, ids local to the group (the task's target ids are split over the
+        output groups in declaration order)."""
         lo = 0
         for g in self.spec.output_groups:
             if g.name == group:
-                s, i = self.target
+                if self.feed is not None:
+                    s, i = self.feed.target_events(start, start + self.period)
+                    s = s - start
+                else:
+                    s, i = self.target
                 keep = (i >= lo) & (i < lo + g.n)
                 return s[keep], i[keep] - lo
             lo += g.n
         raise KeyError(group)
 
-    def windows_of(self, group: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The windows of opportunity (start, stop, ids) of one output group, ids local to it."""
+    def windows_of(self, group: str, start: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The windows of opportunity (start, stop steps from ``start``, ids) of one output group
+        in the loop period that begins at step ``start``, ids local to it."""
         if self.windows is None:
             return None
         lo = 0
         for g in self.spec.output_groups:
             if g.name == group:
-                a, b, i = self.windows
+                if self.feed is not None:
+                    a, b, i = self.feed.windows(start, start + self.period)
+                    a, b = a - start, b - start
+                else:
+                    a, b, i = self.windows
                 keep = (i >= lo) & (i < lo + g.n)
                 return a[keep], b[keep], i[keep] - lo
             lo += g.n
@@ -117,7 +131,10 @@ def load_run(run_dir: str | Path) -> RunData:
     if not curve or "time_s" not in curve or len(curve["time_s"]) == 0:
         raise UserError(f"{path / CURVE}: no cost lines yet (the run stopped before its first); nothing to plot")
     dt = spec.neuron.dt
-    sched = Schedule.create(cfg.get("burn_in"), cfg.get("block_duration"), cfg.get("blocks"), cfg.grid, dt, 0.0)
+    sched = Schedule.create(
+        cfg.get("burn_in"), cfg.get("block_duration"), cfg.get("blocks"), cfg.grid, dt, 0.0,
+        test_periods=cfg.get("test_periods"),
+    )  # fmt: skip
     if (path / "weights.npz").is_file():
         end = sched.end
     else:  # unfinished: up to the last cost line
@@ -137,23 +154,26 @@ def load_run(run_dir: str | Path) -> RunData:
         to_steps(cfg.grid, dt),
         end,
         (tsteps[order], ids[order]),
-        _windows(cfg),
+        *_builtin(cfg),
     )
 
 
-def _windows(cfg: RunConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Windows of opportunity of a built-in task that has them (regenerated from the seed)."""
+def _builtin(cfg: RunConfig) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray] | None, Feed | None]:
+    """Windows of opportunity of a built-in task that has them and the feed of one that draws
+    fresh trials (both regenerated from the seed)."""
     if cfg.task is None or cfg.input is not None:
-        return None
+        return None, None
     from superspike.task import get_task
 
+    dt = cfg.get("neuron").dt
     try:
-        task = get_task(cfg.task).make(cfg.get("seed"), cfg.get("neuron").dt)
+        task = get_task(cfg.task).make(cfg.get("seed"), dt)
     except UserError:
-        return None
+        return None, None
+    feed = Feed(task, dt) if task.is_stream and to_steps(task.grid, dt) == to_steps(cfg.grid, dt) else None
     if task.windows is None:
-        return None
-    return task.windows.steps(cfg.grid, cfg.get("neuron").dt)  # type: ignore[arg-type]
+        return None, feed
+    return task.windows.steps(cfg.grid, dt), feed  # type: ignore[arg-type]
 
 
 def raster(
@@ -185,12 +205,13 @@ def raster(
 
 def _shade_windows(ax: object, run: RunData, group: str, start: int, length: int) -> None:
     """Light bands where a neuron of output group ``group`` has its window of opportunity open."""
-    windows = run.windows_of(group)
+    windows = run.windows_of(group, start)
     if windows is None:
         return
     a, b, wid = windows
-    for loop in range(start // run.period, (start + length) // run.period + 1):
-        base = loop * run.period - start
+    loops = [0] if run.feed is not None else range(start // run.period, (start + length) // run.period + 1)
+    for loop in loops:
+        base = loop * run.period - start if run.feed is None else 0
         for k in range(len(a)):
             lo, hi = base + a[k], base + b[k]
             if hi > 0 and lo < length:
@@ -305,7 +326,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, window: float |
             if kind == "output":
                 _shade_windows(ax, run, name, start, length)
                 if n <= 10:  # few outputs: the target as light ticks behind the spikes
-                    ts, ti = run.target_of(name)
+                    ts, ti = run.target_of(name, start)
                     raster(ax, ts, ti, n, 0, length, dt, color="tab:red")
                     ax.collections[-1].set_alpha(0.35)
             s, i = run.spikes(name, start, start + length)
@@ -316,9 +337,12 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, window: float |
         axes[-1].sharey(axes[0])
         if kind == "output":
             ax = fig.add_subplot(gs[row, 2], sharey=axes[0])
-            _shade_windows(ax, run, name, 0, length)
+            shown = last if run.feed is not None else 0  # fresh trials: the last period's
+            _shade_windows(ax, run, name, shown, length)
             title = "target" if len(spec.output_groups) == 1 else f"target of {name}"
-            raster(ax, *run.target_of(name), n, 0, length, dt, color="tab:red", title=title)
+            if run.feed is not None:
+                title += " (last period)"
+            raster(ax, *run.target_of(name, shown), n, 0, length, dt, color="tab:red", title=title)
             for a in (*axes, ax):
                 a.set_xlabel("time in the window (s)")
         elif kind == "hidden":
