@@ -5,6 +5,7 @@ XOR is such a stream, scored on trials the network has not seen."""
 from __future__ import annotations
 
 import signal
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ def test_xor_segments_draw_fresh_trials_around_fixed_patterns() -> None:
     assert task.is_stream
     segs = [task.segment(k) for k in range(4)]
     period = steps(task.grid, DT)
-    for a, b in zip(segs, segs[1:], strict=False):
+    for a, b in pairwise(segs):
         assert steps(a.grid, DT) == steps(b.grid, DT) == period
         assert not np.array_equal(a.notes["onsets_s"], b.notes["onsets_s"])  # intervals
         assert not np.array_equal(a.input.times, b.input.times)  # background
@@ -104,7 +105,7 @@ def test_feed_reads_across_segments() -> None:
         assert m.sum() > 0
         np.testing.assert_array_equal(s[w], want[m])
         np.testing.assert_array_equal(i[w], seg.ids[m])
-    a, b, ids = feed.windows(0, 3 * p)
+    a, _, _ = feed.windows(0, 3 * p)
     assert len(a) == sum(len(task.segment(k).notes["onsets_s"]) for k in range(3))
     np.testing.assert_array_equal(a[a >= 2 * p] - 2 * p, task.segment(2).windows.steps(task.grid, DT)[0])
     assert len(feed._kept) <= 3  # a few compiled segments are kept, not all
@@ -186,7 +187,6 @@ def test_a_stream_is_fed_segment_by_segment_whatever_the_cuts() -> None:
 def test_engines_replay_the_current_segment(cls: type) -> None:
     """Input spikes and windows of opportunity come from the segment of the step: windows exist
     only in segment 1 here, and the input ring holds the feed's spikes after each boundary."""
-    base = small_task(nin=20, nout=2, grid=1.0)
     none = ErrorWindows(np.zeros(0), np.zeros(0), np.zeros(0, np.int64), 2)
 
     def seg(k: int) -> Task:

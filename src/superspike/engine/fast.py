@@ -91,8 +91,8 @@ from superspike.engine import _fast_kernels as fk
 from superspike.engine.base import Engine, StepResult
 from superspike.engine.state import State, ring_size
 from superspike.network import Network
-from superspike.task.raster import Task
 from superspike.task.feed import Segment
+from superspike.task.raster import Task
 from superspike.task.windows import WindowReplay
 
 #: relative size below which the el / el_flt kernels are cut off in the "gemm" method

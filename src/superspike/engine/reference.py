@@ -30,8 +30,8 @@ from superspike.engine.base import Engine, StepResult
 from superspike.engine.state import ConnectionState, GroupState, State, array_types
 from superspike.network import Network
 from superspike.rule.surrogate import surrogate
-from superspike.task.raster import Task
 from superspike.task.feed import Segment
+from superspike.task.raster import Task
 from superspike.task.windows import WindowReplay
 
 f32 = np.float32

@@ -430,7 +430,7 @@ def validate(cfg: RunConfig) -> None:
         if g(key) < 0:
             raise ConfigError(key, f"must not be negative, got {g(key)}")
     if not 1 <= g("test_periods") <= 10_000:
-        raise ConfigError("test_periods", f"must be a whole number of loop periods in 1..10000, got {g('test_periods')}")
+        raise ConfigError("test_periods", f"must be a number of loop periods in 1..10000, got {g('test_periods')}")
     for key in ("eta", "w0", "epsilon", "lr_drop_factor"):
         if g(key) < 0:
             raise ConfigError(key, f"must be a non-negative number, got {g(key)}")

@@ -93,7 +93,7 @@ class Feed:
         """Windows of opportunity lying wholly in steps [start, stop): (start steps, stop steps,
         ids), absolute, in time order; empty for a task without windows."""
         parts = []
-        for k, a, b in self._spans(start, stop):
+        for k, a, _ in self._spans(start, stop):
             w = self.segment(k).window_steps
             if w is None:
                 continue
@@ -127,9 +127,7 @@ class Feed:
         task = self.task.segment(k)
         first, dt = self.task, self.dt
         where = f"segment {k} of the {first.name} task"
-        if self.stream and (
-            steps(task.grid, dt) != self.period or (task.nin, task.nout) != (first.nin, first.nout)
-        ):
+        if self.stream and (steps(task.grid, dt) != self.period or (task.nin, task.nout) != (first.nin, first.nout)):
             raise ConfigError(
                 "task",
                 f"{where} has a grid of {task.grid} s, {task.nin} inputs and {task.nout} outputs; every "
