@@ -384,15 +384,18 @@ def _train(
         stop = sim.clock
         span = max(stop - last, 1) * dt
         row: dict[str, float] = {"block": block, "time_s": round(sim.time, 6), "cost": sim.cost(), "eta": eta}
-        # scored: the last loop period before the line (a stream: the trials of its last segment(s));
-        # the final test line of a stream: all of the test's fresh trials
-        lo = max(stop - sched.period, 0) if block <= sched.blocks else sched.test_start
+        # the last loop period before the line (a stream: the trials of its last segment(s)); the
+        # accuracy of a stream's final test line: all of the test's fresh trials
+        lo = max(stop - sched.period, 0)
         s, i = tracker.last_period(stop)
         keep = s >= lo
-        s, i = s[keep], i[keep]
         ts, ti = feed.target_events(lo, stop)
-        row["vr_distance"] = float(van_rossum_per_neuron(s * dt, i, ts * dt, ti, task.nout).mean())
+        row["vr_distance"] = float(van_rossum_per_neuron(s[keep] * dt, i[keep], ts * dt, ti, task.nout).mean())
         if task.windows is not None:  # trials scored (XOR, Fig. 5)
+            if block <= sched.blocks:
+                s, i = s[keep], i[keep]
+            else:
+                lo = sched.test_start
             row["accuracy"] = score_windows(*feed.windows(lo, stop), task.nout, s, i)
         for k, name in enumerate(tracker.lif):  # mean firing rate of each LIF group since the last line
             row[f"rate_{name}_hz"] = float(tracker.counts[k] / (span * sizes[name]))
