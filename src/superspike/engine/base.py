@@ -1,7 +1,8 @@
-"""What every engine shares: the compiled task replays and the named, typed structures the
-compiled kernels take (constants of the rule, constants of each LIF group, the graph as index
-arrays). Each is a NamedTuple, which numba passes to a kernel as one argument and whose fields
-the kernel reads by name (docs/MODEL.md explains each constant).
+"""What every engine shares: the task's feed (its compiled segments; an advance is cut at a
+stream's segment boundaries, MODEL.md 3.6) and the named, typed structures the compiled
+kernels take (constants of the rule, constants of each LIF group, the graph as index arrays).
+Each is a NamedTuple, which numba passes to a kernel as one argument and whose fields the
+kernel reads by name (docs/MODEL.md explains each constant).
 
 Kernel order of groups: the input groups first, then the LIF groups, each in declaration order.
 A neuron's *global index* counts through the groups in that order, so input neuron k of the task
