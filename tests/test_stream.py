@@ -294,3 +294,13 @@ def test_a_stream_resumes_bit_identically(engine: str, tmp_path: Path, monkeypat
     assert not (run / "weights.npz").exists() and 2 * 120_200 < fired[0] < 3 * 120_200
     train(None, run, resume=True, quiet=True)
     _same_run(whole, run)
+
+
+def test_test_periods_is_checked() -> None:
+    from superspike.run.config import config_from_dict
+
+    for bad, what in ((0, "1..10000"), (2.5, "integer")):
+        with pytest.raises(ConfigError, match=what):
+            config_from_dict({"test_periods": bad}, "run.toml")
+    assert config_from_dict({"test_periods": 3}, "run.toml").get("test_periods") == 3
+    assert RunConfig().get("test_periods") == 1  # looped tasks: one test period, as before
