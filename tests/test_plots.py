@@ -41,6 +41,24 @@ def test_plot_draws_every_panel(run_dir: Path) -> None:
     assert (img[int(0.78 * h) : int(0.95 * h), int(0.38 * w) : int(0.62 * w)] < 100).sum() > 100
 
 
+def test_plot_and_animation_leave_pyplot_alone(run_dir: Path) -> None:
+    """A notebook's or GUI's backend and its open figures stay as they were."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        fig = plt.figure()
+        plot_run(run_dir, run_dir / "own.png", dpi=40)
+        animate_run(run_dir, run_dir / "own.gif", dpi=30, max_frames=2)
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == [fig.number]
+    finally:
+        plt.close("all")
+        matplotlib.use(before)
+
+
 def test_plot_windows_are_the_first_and_last_loop_periods(run_dir: Path) -> None:
     run = load_run(run_dir)
     assert run.period == 10_000 and run.first_window == 0

@@ -40,11 +40,9 @@ def animate_run(
     run_dir: str | Path, out: str | Path | None = None, max_frames: int = 60, fps: float = 4.0, dpi: int = 80
 ) -> Path:
     """Write the GIF (default RUN_DIR/training.gif) and return its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     target = Path(out) if out is not None else Path(run_dir) / "training.gif"
     if target.suffix.lower() != ".gif":
@@ -62,7 +60,10 @@ def animate_run(
     n, dt, length = run.spec.nout, run.dt, run.period
     # read every frame's spikes first: an error inside the animation writer is masked by its own
     shown = [run.output_spikes(start, start + length) for start, _ in frames]
-    fig, (ax_out, ax_tg) = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True, layout="constrained")
+    # a figure of its own canvas: no pyplot state, so the backend of a notebook or GUI is untouched
+    fig = Figure(figsize=(9, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_out, ax_tg = fig.subplots(1, 2, sharey=True)
     raster(ax_tg, *run.target, n, 0, length, dt, color="tab:red", title="target")
     ax_tg.set_xlabel("time in the loop period (s)")
     outputs = ", ".join(g.name for g in run.spec.output_groups)
@@ -82,5 +83,4 @@ def animate_run(
     anim = FuncAnimation(fig, draw, frames=len(frames), blit=False)
     out = Path(out) if out is not None else run.path / "training.gif"
     anim.save(out, writer=PillowWriter(fps=fps), dpi=dpi)
-    plt.close(fig)
     return out

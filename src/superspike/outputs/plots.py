@@ -283,10 +283,8 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, window: float |
     ``window`` (s) is the length of raster shown from the start of the first and the last loop
     period (default: the whole loop period, at most 4 s).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     if out is not None:
         check_figure(out, 12, 1, dpi)  # the file type before the work
@@ -300,7 +298,9 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, window: float |
     n_hidden = len(spec.hidden_groups)
     heights = [1.1, *({"input": 0.9, "hidden": 1.0, "output": 1.3}[kinds[name]] for name in run.names)]
     check_figure(out if out is not None else run.path / "plot.png", 12, 2.0 * sum(heights) + 0.6, dpi)
-    fig = plt.figure(figsize=(12, 2.0 * sum(heights) + 0.6), layout="constrained")
+    # a figure of its own canvas: no pyplot state, so the backend of a notebook or GUI is untouched
+    fig = Figure(figsize=(12, 2.0 * sum(heights) + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
     gs = fig.add_gridspec(len(heights), 3, height_ratios=heights)
     cfg = run.config
     if spec.is_chain():
@@ -375,5 +375,4 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, window: float |
             ax.text(0.02, 0.95, "\n".join(lines), va="top", fontsize=9, family="monospace", transform=ax.transAxes)
     out = Path(out) if out is not None else run.path / "plot.png"
     fig.savefig(out, dpi=dpi)
-    plt.close(fig)
     return out
