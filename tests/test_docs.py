@@ -74,3 +74,47 @@ def test_tutorial_executes(path: Path, tmp_path: Path) -> None:
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     assert _tree(ROOT / "docs") | {p.name for p in ROOT.iterdir()} == before, "the notebook wrote into the repository"
+
+
+def _python_blocks(path: Path) -> list[tuple[int, str]]:
+    """The ```python blocks of a Markdown file: (line of the fence, code)."""
+    out, block, start = [], None, 0
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if block is None and line.strip() == "```python":
+            block, start = [], n
+        elif block is not None and line.strip() == "```":
+            out.append((start, "\n".join(block)))
+            block = None
+        elif block is not None:
+            block.append(line)
+    return out
+
+
+def _is_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("page", ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))])
+def test_python_examples_in_the_docs_import_what_exists(page: str) -> None:
+    """Every name a Python example of the documentation imports from superspike exists (the
+    examples themselves train for minutes; their imports are what goes stale)."""
+    import ast
+    import importlib
+
+    for line, code in _python_blocks(ROOT / page):
+        for node in ast.walk(ast.parse(code)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("superspike"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(module, alias.name) or _is_module(f"{node.module}.{alias.name}"), (
+                        f"{page}:{line}: {node.module} has no {alias.name}"
+                    )
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("superspike"):
+                        importlib.import_module(alias.name)
