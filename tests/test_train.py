@@ -190,6 +190,10 @@ def test_one_based_ids_get_a_note(tmp_path: Path, capsys: pytest.CaptureFixture)
     main(["train", "--input", str(inp), "--target", str(tgt), "--blocks", "0", "--burn-in", "0.5"])
     err = capsys.readouterr().err
     assert "5 output neurons inferred from the largest id" in err and "--id-offset -1 --nout 4" in err
+    # a header that declares the size is not second-guessed (make-target writes one)
+    tgt.write_text("# neurons 5\n" + "\n".join(shifted) + "\n")
+    main(["train", "--input", str(inp), "--target", str(tgt), "--blocks", "0", "--burn-in", "0.5", "--force"])
+    assert "inferred" not in capsys.readouterr().err
 
 
 def test_init_weights_beyond_w_max_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -618,8 +618,9 @@ def resolve(cfg: RunConfig | None = None) -> Resolved:
             notes.append(
                 f"{cfg.target}: dropped {dropped} target spikes with ids outside 0..{tgt.n - 1} (--drop-out-of-range)"
             )
-        for role, raster, given in (("input", inp, nin), ("output", tgt, nout)):
-            if given is None and raster.ids.size and raster.ids.min() > 0:
+        for role, raster, given, header in (("input", inp, nin, h_in), ("output", tgt, nout, h_tg)):
+            # only a size inferred from the ids can be off by one; a header's `neurons N` is a statement
+            if given is None and header.neurons is None and raster.ids.size and raster.ids.min() > 0:
                 notes.append(
                     f"{raster.source}: {raster.n} {role} neurons inferred from the largest id, and id 0 has no "
                     f"spike; if the ids start at 1, pass {'--id-offset -1 ' if role == 'output' else ''}"
