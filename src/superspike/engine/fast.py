@@ -388,7 +388,7 @@ class FastEngine(Engine):
         """Input arrivals per input group and loop step of ``seg``, cumulative (they bound the
         events of a chunk)."""
         g_off, out = self.topo.g_off, []
-        step_of = np.repeat(np.arange(seg.input.period), np.diff(seg.input.ptr))
+        step_of = seg.input.step_of
         for g in range(len(self.group_order)):
             if not self.topo.g_lif[g]:
                 m = (seg.input.ids >= g_off[g]) & (seg.input.ids < g_off[g + 1])

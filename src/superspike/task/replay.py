@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -31,11 +32,16 @@ class Replay:
         np.cumsum(counts, out=ptr[1:])
         return cls(period, ptr, raster.ids[order].copy(), raster.n)
 
+    @cached_property
+    def step_of(self) -> np.ndarray:
+        """The loop step of every event (parallel to ``ids``), made once."""
+        return np.repeat(np.arange(self.period, dtype=np.int64), np.diff(self.ptr))
+
     def events(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """All events emitted in steps [start, stop): (steps, ids), in time order."""
         if stop <= start or len(self.ids) == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64)
-        step_of = np.repeat(np.arange(self.period, dtype=np.int64), np.diff(self.ptr))
+        step_of = self.step_of
         out_s, out_i = [], []
         k0, k1 = start // self.period, (stop - 1) // self.period
         for k in range(k0, k1 + 1):
