@@ -84,10 +84,11 @@ def max_members(cfg: RunConfig, limit: int = DEFAULT_MAX_MEMBERS) -> int:
     return max(1, min(limit, available_memory() // 4 // max(per, 1)))
 
 
-def group_points(configs: list[RunConfig], limit: int = DEFAULT_MAX_MEMBERS) -> list[list[int]]:
+def group_points(configs: list[RunConfig], limit: int = DEFAULT_MAX_MEMBERS, workers: int = 1) -> list[list[int]]:
     """Indices of ``configs`` in groups that can run as ensembles (compatible, at most ``limit``
     or what memory allows per group, in input order; groups of one run alone). Groups of a key are
-    of equal size as far as possible (202 points and a limit of 100: 68 + 67 + 67)."""
+    of equal size as far as possible (202 points and a limit of 100: 68 + 67 + 67), and as many
+    as a multiple of ``workers`` if each can still have 2 members (so that every worker is busy)."""
     keys: dict[str, list[int]] = {}
     alone: list[list[int]] = []
     for i, cfg in enumerate(configs):
@@ -100,6 +101,8 @@ def group_points(configs: list[RunConfig], limit: int = DEFAULT_MAX_MEMBERS) -> 
     for members in keys.values():
         cap = max_members(configs[members[0]], limit)
         parts = -(-len(members) // cap)
+        if workers > 1 and parts % workers and len(members) >= 2 * workers * -(-parts // workers):
+            parts = -(-parts // workers) * workers
         size, extra = divmod(len(members), parts)
         at = 0
         for p in range(parts):
