@@ -4,9 +4,11 @@ Member k's groups and connections are renamed ``m<k>.<name>``; the combined grap
 connection between members, so every neuron, synapse and feedback edge computes exactly what it
 computes alone: the engines take any graph (MODEL.md 4), and the per-neuron and per-synapse
 arithmetic of a group depends only on the group, its connections and its feedback edges, whose
-order within a member is kept. The task is combined the same way: member k's input ids follow
-those of members 0..k-1, likewise its target ids (the kernel order of groups, MODEL.md 4.2, puts
-the input groups first, then the LIF groups, each in declaration order, which is member order).
+order within a member is kept. The members' groups and connections are interleaved (every
+member's first group, then every member's second, ...), so that one layer of all members is one
+stretch of the engines' flat arrays. The task is combined to match: each member's input and
+target ids are mapped to the ids of its groups in the combined graph (the input raster is split
+over the input groups in declaration order, MODEL.md 4.2).
 
 What must be shared, and is checked (:func:`ensemble_key`): the model constants, the loop grid
 and time step, and the kind of feedback. Symmetric feedback (the error one step late through the
@@ -58,12 +60,22 @@ def _combined_spec(specs: list[NetworkSpec]) -> NetworkSpec:
             raise ConfigError("ensemble", f"member {k} has {s.feedback} feedback, member 0 {first.feedback}")
         if first.psp_cutoff() != s.psp_cutoff():
             raise ConfigError("ensemble", f"member {k} has another PSP cut-off than member 0")
-    groups: list[Group] = []
-    conns: list[Connection] = []
-    for k, s in enumerate(specs):
-        p = member_prefix(k)
-        groups += [Group(p + g.name, g.n, g.kind, g.target, g.neuron) for g in s.groups]
-        conns += [Connection(p + c.name, p + c.pre, p + c.post, c.plastic, c.w0) for c in s.connections]
+    # interleaved: every member's first group, then every member's second, ... (likewise the
+    # connections), so that the members' copies of a layer are neighbours in the kernels' flat
+    # arrays; within a member the order of its groups and connections is its own
+    def interleave(lists: list[list]) -> list:
+        return [x[i] for i in range(max(map(len, lists))) for x in lists if i < len(x)]
+
+    groups: list[Group] = interleave(
+        [[Group(member_prefix(k) + g.name, g.n, g.kind, g.target, g.neuron) for g in s.groups] for k, s in enumerate(specs)]
+    )
+    conns: list[Connection] = interleave(
+        [
+            [Connection(member_prefix(k) + c.name, member_prefix(k) + c.pre, member_prefix(k) + c.post, c.plastic, c.w0)
+             for c in s.connections]
+            for k, s in enumerate(specs)
+        ]
+    )  # fmt: skip
     combined = first.replace(groups=tuple(groups), connections=tuple(conns), feedback=_kind_mode(kind))
     # the combined constants must be each member's (the PSP cut-off and the lag depend on the mode)
     if combined.psp_cutoff() != first.psp_cutoff() or combined.feedback_lag() != first.feedback_lag():
@@ -71,11 +83,23 @@ def _combined_spec(specs: list[NetworkSpec]) -> NetworkSpec:
     return combined
 
 
-def _concat(rasters: list[Raster], what: str) -> Raster:
-    off = np.cumsum([0] + [r.n for r in rasters])
+def _id_maps(spec: NetworkSpec, members: list[NetworkSpec], which: str) -> list[np.ndarray]:
+    """Per member, the combined id of each of its input (``which`` = "input_groups") or target
+    ("output_groups") ids: the combined groups take the ids in their declaration order."""
+    off, at = {}, 0
+    for g in getattr(spec, which):
+        off[g.name] = at
+        at += g.n
+    maps = []
+    for k, s in enumerate(members):
+        maps.append(np.concatenate([off[member_prefix(k) + g.name] + np.arange(g.n) for g in getattr(s, which)]))
+    return maps
+
+
+def _concat(rasters: list[Raster], maps: list[np.ndarray], what: str) -> Raster:
     times = np.concatenate([r.times for r in rasters])
-    ids = np.concatenate([r.ids + o for r, o in zip(rasters, off, strict=False)])
-    return Raster(times, ids, int(off[-1]), f"<ensemble {what}>")
+    ids = np.concatenate([m[r.ids] for r, m in zip(rasters, maps, strict=True)])
+    return Raster(times, ids, sum(r.n for r in rasters), f"<ensemble {what}>")
 
 
 @dataclass
@@ -102,15 +126,13 @@ class Ensemble:
         p = member_prefix(k)
         return {c.name: p + c.name for c in self.members[k].spec.connections}
 
-    def target_slice(self, k: int) -> slice:
-        """Member k's ids in the combined target space (its output neurons)."""
-        off = sum(m.spec.nout for m in self.members[:k])
-        return slice(off, off + self.members[k].spec.nout)
+    def target_ids(self, k: int) -> np.ndarray:
+        """The combined target ids of member k's target ids 0, 1, ... (its output neurons)."""
+        return _id_maps(self.network.spec, [m.spec for m in self.members], "output_groups")[k]
 
-    def input_slice(self, k: int) -> slice:
-        """Member k's ids in the combined input space."""
-        off = sum(m.spec.nin for m in self.members[:k])
-        return slice(off, off + self.members[k].spec.nin)
+    def input_ids(self, k: int) -> np.ndarray:
+        """The combined input ids of member k's input ids."""
+        return _id_maps(self.network.spec, [m.spec for m in self.members], "input_groups")[k]
 
 
 def combine(networks: list[Network], tasks: list[Task]) -> Ensemble:
@@ -131,9 +153,10 @@ def combine(networks: list[Network], tasks: list[Task]) -> Ensemble:
         weights.update({p + name: w for name, w in net.weights.items()})
         feedback.update({p + name: b for name, b in net.feedback.items()})
     network = Network(spec, weights, feedback)
+    specs = [n.spec for n in networks]
     task = Task(
-        _concat([t.input for t in tasks], "input"),
-        _concat([t.target for t in tasks], "target"),
+        _concat([t.input for t in tasks], _id_maps(spec, specs, "input_groups"), "input"),
+        _concat([t.target for t in tasks], _id_maps(spec, specs, "output_groups"), "target"),
         tasks[0].grid,
         name="ensemble",
     )

@@ -284,7 +284,7 @@ class _Member:
         self.conns = {c.name: st.conns[p + c.name] for c in spec.connections}
         self.plastic = [self.conns[c.name] for c in spec.plastic_connections]
         ens = coord.ensemble
-        self.targets = ens.target_slice(m)
+        self.targets = ens.target_ids(m)
         self.input = Replay.from_raster(task.input, task.grid, self.dt)
         self.target = Replay.from_raster(task.target, task.grid, self.dt)
         self._k = next(k for k, i in coord.index.items() if i == m)
