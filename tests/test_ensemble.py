@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +165,36 @@ def test_interrupted_ensemble_resumes_exactly(files, tmp_path: Path) -> None:
         for name, w in alone.network.weights.items():
             np.testing.assert_array_equal(done[k].network.weights[name], w, err_msg=f"member {k}: {name}")
         _same_run(tmp_path / f"a{k}", outs[k])
+
+
+def test_stopped_ensemble_sweep_reruns_to_the_same_results(files, tmp_path: Path) -> None:
+    """SIGTERM to `superspike sweep` while an ensemble runs: every member writes a checkpoint; the
+    rerun continues them, and every run equals a sweep without ensembles."""
+    inp, tgt = files
+    path = tmp_path / "s.toml"
+    path.write_text(
+        f'seeds = 3\n[base]\ninput = "{inp}"\ntarget = "{tgt}"\nhidden = [4]\nburn_in = 0.5\n'
+        'block_duration = 0.5\nblocks = 30\nw0 = 0.3\n[grid]\neta = [5e-3]\n'
+    )
+    out = tmp_path / "ens"
+    cmd = [sys.executable, "-m", "superspike.cli", "sweep", str(path), "--out", str(out), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    first = out / "runs" / "eta=0.005_seed=1" / "learning_curve.tsv"
+    deadline = time.monotonic() + 120
+    while not (first.exists() and len(read_curve_rows(first.parent)) >= 3):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the ensemble wrote no cost lines in time"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert "grouped 3 points into 1 ensemble of 3" in err
+    runs = sorted((out / "runs").glob("eta=*"))
+    assert len(runs) == 3 and all((r / "checkpoint.npz").exists() and not (r / "weights.npz").exists() for r in runs)
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    sw = sweep_from_dict(tomllib.loads(path.read_text()), path)
+    assert run_sweep(sw, tmp_path / "alone", workers=1, ensembles=False).progress.ok == 3
+    for r in runs:
+        _same_run(tmp_path / "alone" / "runs" / r.name, r)

@@ -40,6 +40,7 @@ from superspike.rule.cost import reported_mse
 from superspike.run.config import RunConfig, config_to_dict, resolve
 from superspike.run.simulation import SpikeRecorder, split_input
 from superspike.task import Task
+from superspike.task.raster import Raster
 from superspike.task.replay import Replay
 
 __all__ = ["DEFAULT_MAX_MEMBERS", "ensemble_key", "group_points", "train_ensemble"]
@@ -61,8 +62,8 @@ def ensemble_key(cfg: RunConfig) -> str | None:
     c, spec, task = r.config, r.spec, r.task
     if c.engine != "fast" or task.windows is not None or spec.feedback == "direct" or c.init_from is not None:
         return None
-    if getattr(task, "stream", None) is not None:  # a task with fresh segments (not combined)
-        return None
+    if not (isinstance(getattr(task, "input", None), Raster) and isinstance(getattr(task, "target", None), Raster)):
+        return None  # a task that is not a fixed pair of rasters on a loop (not combined)
     shared = config_to_dict(replace(c, seed=None, eta=None, init_weights=None))
     shared["feedback"] = feedback_kind(spec)
     return json.dumps(shared, sort_keys=True, default=str)

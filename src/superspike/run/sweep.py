@@ -427,6 +427,7 @@ class SweepProgress:
     last: dict[str, Any] | None = None  #: status of the run that just ended
     #: members of each ensemble the runs to do were grouped into (empty: every run alone)
     ensembles: list[int] = field(default_factory=list)
+    alone: int = 0  #: runs to do that run alone, when some were grouped
 
     def grouping(self) -> str:
         """What was grouped, in words ("" if nothing)."""
@@ -435,8 +436,7 @@ class SweepProgress:
             return ""
         lo, hi = min(sizes), max(sizes)
         each = f"{lo}" if lo == hi else f"{lo}-{hi}"
-        alone = self.remaining - sum(sizes)
-        tail = f"; {alone} alone" if alone else ""
+        tail = f"; {self.alone} alone" if self.alone else ""
         s = "s" if len(sizes) > 1 else ""
         return f"grouped {sum(sizes)} points into {len(sizes)} ensemble{s} of {each} (advanced together){tail}"
 
@@ -525,6 +525,7 @@ def _run_sweep(
         if ensembles and client is None and len(todo) > 1:
             groups = _ensemble_groups(todo, sweep.source, ensembles, workers or _cpus())
             prog.ensembles = [len(g) for g in groups if len(g) > 1]
+            prog.alone = sum(len(g) == 1 for g in groups) if prog.ensembles else 0
         results = out / RESULTS
         kept = _old_rows(results, sweep, statuses)
         write_results(sweep, statuses, results, kept)
