@@ -69,8 +69,10 @@ def profile(members: int, seconds: float) -> None:
     from superspike.run.sweep import sweep_from_dict
     from superspike.run.train import build_network
 
-    sw = sweep_from_dict(sweep_data(max(1, -(-members // 15))), ROOT / "sweeps" / "fig4.toml")
+    # symmetric points: one per learning rate and seed
+    sw = sweep_from_dict(sweep_data(max(1, -(-members // len(ETAS)))), ROOT / "sweeps" / "fig4.toml")
     pts = [p for p in sw.points if p.params["feedback"] == "symmetric"][:members]
+    members = len(pts)
     nets, tasks = [], []
     for p in pts:
         r = resolve(config_from_dict(p.config))

@@ -131,8 +131,9 @@ class _Flag:
 class _Coordinator:
     """The combined network, its state and engine, and the barrier at which members meet."""
 
-    def __init__(self, n: int, engine_options: dict[str, Any] | None = None) -> None:
+    def __init__(self, n: int, engine_options: dict[str, Any] | None = None, flag: _Flag | None = None) -> None:
         self.cond = threading.Condition()
+        self.flag = flag
         self.live = set(range(n))  #: members still running (or about to)
         self.joined: dict[int, tuple] = {}
         self.members: dict[int, _Member] = {}
@@ -214,12 +215,13 @@ class _Coordinator:
             self.members[k] = _Member(self, m, net, task, optimizer, epsilon)
 
     # -- the barrier --------------------------------------------------------------------------
-    def step(self, k: int, n: int, learning: bool, eta: float) -> list:
-        """Member k asks for ``n`` steps; returns what it needs for its monitors (see _advance)."""
+    def step(self, k: int, asked: list[tuple[int, bool, float]]) -> list:
+        """Member k asks for the calls ``asked`` (steps, learning, eta) of ``run_steps`` since it
+        last asked; returns what it needs for its monitors (see _advance)."""
         with self.cond:
             if self.error is not None:
                 raise self.error
-            self.requests[k] = (n, learning, eta)
+            self.requests[k] = asked
             gen = self.generation
             if set(self.requests) >= self.live:
                 self._advance()
@@ -235,34 +237,38 @@ class _Coordinator:
         reqs = self.requests
         self.requests = {}
         try:
-            asked = {(n, learning) for n, learning, _ in reqs.values()}
+            asked = {tuple((n, learning) for n, learning, _ in calls) for calls in reqs.values()}
             if len(asked) != 1:
-                raise RuntimeError(f"ensemble members asked for different steps: {sorted(asked)} (please report)")
-            ((n, learning),) = asked
+                raise RuntimeError("ensemble members asked for different steps (please report)")
             self.results = {k: [] for k in reqs}
-            state, engine = self.state, self.engine
-            U = self.engine.network.spec.update_steps
-            end = state.clock + n
-            while state.clock < end:
-                start = state.clock
-                next_update = -(-start // U) * U
-                stop = min(end, next_update + 1)
-                result = engine.advance(state, stop - start)
-                bad = set() if state.is_finite() else {k for k in reqs if not self.members[k].finite()}
-                update = stop - 1 == next_update
-                for k in reqs:
-                    mem = self.members[k]
-                    problem = "state" if k in bad else None
-                    if update and problem is None:
-                        for conn in mem.plastic:
-                            mem.optimizer.step(conn.w, conn.el_sum, conn.grad2, U, reqs[k][2], learning)
-                        if not all(np.isfinite(c.w).all() for c in mem.plastic):
-                            problem = "weights"
-                    self.results[k].append((start, stop, result.spikes, problem))
+            for i, (n, learning) in enumerate(asked.pop()):
+                self._steps(reqs, i, n, learning)
         except BaseException as exc:  # noqa: BLE001 - every member fails with it
             self.error = exc
         self.generation += 1
         self.cond.notify_all()
+
+    def _steps(self, reqs: dict[int, list], i: int, n: int, learning: bool) -> None:
+        """Call i of ``run_steps`` of every member: ``n`` steps, each member's optimiser with its own eta."""
+        state, engine = self.state, self.engine
+        U = self.engine.network.spec.update_steps
+        end = state.clock + n
+        while state.clock < end:
+            start = state.clock
+            next_update = -(-start // U) * U
+            stop = min(end, next_update + 1)
+            result = engine.advance(state, stop - start)
+            bad = set() if state.is_finite() else {k for k in reqs if not self.members[k].finite()}
+            update = stop - 1 == next_update
+            for k in reqs:
+                mem = self.members[k]
+                problem = "state" if k in bad else None
+                if update and problem is None:
+                    for conn in mem.plastic:
+                        mem.optimizer.step(conn.w, conn.el_sum, conn.grad2, U, reqs[k][i][2], learning)
+                    if not all(np.isfinite(c.w).all() for c in mem.plastic):
+                        problem = "weights"
+                self.results[k].append((start, stop, result.spikes, problem))
 
 
 class _Member:
@@ -289,10 +295,14 @@ class _Member:
         self.input = Replay.from_raster(task.input, task.grid, self.dt)
         self.target = Replay.from_raster(task.target, task.grid, self.dt)
         self._k = next(k for k, i in coord.index.items() if i == m)
+        #: calls of run_steps not yet simulated, and the clock once they are
+        self._pending: list[tuple[int, bool, float]] = []
+        self._clock = coord.state.clock
 
     @property
     def clock(self) -> int:
-        return self.coord.state.clock
+        """Steps simulated so far, counting those asked for and not yet simulated."""
+        return self._clock
 
     @property
     def time(self) -> float:
@@ -301,6 +311,7 @@ class _Member:
     @property
     def state(self) -> State:
         """This member's state (its groups and connections are those of the combined state)."""
+        self.sync()
         st = self.coord.state
         return State(
             st.clock, dict(self.groups), dict(self.conns),
@@ -322,10 +333,23 @@ class _Member:
         self.run_steps(steps(seconds, self.dt), learning, eta)
 
     def run_steps(self, n_steps: int, learning: bool = True, eta: float = 1e-3) -> None:
+        """Ask for ``n_steps`` steps. They are simulated, and the monitors called, when the run
+        next reads the state (:meth:`sync`: the cost, the state, the network), or at once if a
+        signal came: the members meet once per cost line rather than once per engine call."""
+        self._pending.append((n_steps, learning, eta))
+        self._clock += n_steps
+        if self.coord.flag is not None and self.coord.flag.signum is not None:
+            self.sync()
+
+    def sync(self) -> None:
+        """Simulate the steps asked for, together with the other members; call the monitors."""
+        if not self._pending:
+            return
+        asked, self._pending = self._pending, []
         spec = self.network.spec
         p = self.prefix
         lif = [g.name for g in spec.lif_groups]
-        for start, stop, spikes, problem in self.coord.step(self._k, n_steps, learning, eta):
+        for start, stop, spikes, problem in self.coord.step(self._k, asked):
             if problem == "state":
                 raise SimulationError(f"numerical blow-up (NaN or infinite state) at t = {stop * self.dt:.4f} s")
             if self.monitors:
@@ -339,11 +363,13 @@ class _Member:
                 raise SimulationError(f"numerical blow-up (NaN or infinite weights) at t = {stop * self.dt:.4f} s")
 
     def cost(self) -> float:
+        self.sync()
         spec = self.network.spec
         avg = np.concatenate([self.groups[g.name].avg for g in spec.output_groups])
         return reported_mse(avg, self.time, spec.rule)
 
     def weights(self) -> dict[str, np.ndarray]:
+        self.sync()
         return {name: c.w.copy() for name, c in self.conns.items()}
 
     def current_network(self) -> Network:
@@ -386,8 +412,8 @@ def run_members(
     k's ``train`` (see :func:`member_trainer`); returns each job's return value or exception.
     SIGINT/SIGTERM (in the main thread) stop every member with a checkpoint."""
     n = len(jobs)
-    coord = _Coordinator(n, {"threads": threads} if threads else None)
     flag = _Flag()
+    coord = _Coordinator(n, {"threads": threads} if threads else None, flag)
     out: list[Any] = [None] * n
 
     def body(k: int) -> None:
