@@ -11,7 +11,7 @@ point is trained with ``superspike.run.train.train`` one after the other in this
 directories written, as the sweep writes them), then the same points through
 ``run_sweep`` (ensembles on, its default workers). Prints both wall times, the speedup, the
 largest weight difference between the two (every connection of every point; 0 means bit for
-bit) and the machine's load before and after. ``--profile M`` instead advances one ensemble of
+bit) and the machine's load before and after; ``--plain`` also times the sweep without ensembles. ``--profile M`` instead advances one ensemble of
 M Fig. 4 members for 20 simulated seconds in this process and prints where the time goes.
 """
 
@@ -106,6 +106,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="sweep workers [the sweep's default]")
     ap.add_argument("--profile", type=int, metavar="M", help="profile one ensemble of M members instead")
     ap.add_argument("--keep", help="keep the run directories in this folder")
+    ap.add_argument("--plain", action="store_true", help="also time the sweep without ensembles (--no-ensembles)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     if args.profile:
@@ -139,6 +140,12 @@ def main() -> None:
     print(f"superspike sweep ({res.progress.grouping()}): {t_ens:.1f} s; load {load()}")
     worst, differ = compare(seq, base / "ensembles" / RUNS, names)
     print(f"speedup {t_seq / t_ens:.1f}x; largest weight difference {worst:.3g} ({differ} of {len(names)} points differ)")
+    if args.plain:
+        t = time.perf_counter()
+        run_sweep(sw, base / "plain", workers=args.workers, ensembles=False)
+        t_plain = time.perf_counter() - t
+        print(f"superspike sweep --no-ensembles: {t_plain:.1f} s ({t_seq / t_plain:.1f}x); ensembles {t_plain / t_ens:.1f}x "
+              f"faster than that; load {load()}")
     if not args.keep:
         shutil.rmtree(base, ignore_errors=True)
 
