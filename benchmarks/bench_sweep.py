@@ -11,8 +11,9 @@ point is trained with ``superspike.run.train.train`` one after the other in this
 directories written, as the sweep writes them), then the same points through
 ``run_sweep`` (ensembles on, its default workers). Prints both wall times, the speedup, the
 largest weight difference between the two (every connection of every point; 0 means bit for
-bit) and the machine's load before and after; ``--plain`` also times the sweep without ensembles. ``--profile M`` instead advances one ensemble of
-M Fig. 4 members for 20 simulated seconds in this process and prints where the time goes.
+bit) and the machine's load before and after; ``--plain`` also times the sweep without
+ensembles. ``--profile M`` instead advances one ensemble of M symmetric Fig. 4 members for 20
+simulated seconds in this process and prints where the time goes.
 """
 
 from __future__ import annotations
@@ -92,7 +93,10 @@ def profile(members: int, seconds: float) -> None:
     sim.run(seconds)
     t_ens = time.perf_counter() - t
     print(f"one network, {seconds:g} s simulated: {t_one:.3f} s wall; engine parts {_fmt(one.engine.timing)}")
-    print(f"{members} networks as one: {t_ens:.3f} s wall ({t_ens / members:.4f} s per member); parts {_fmt(sim.engine.timing)}")
+    print(
+        f"{members} networks as one: {t_ens:.3f} s wall ({t_ens / members:.4f} s per member); "
+        f"parts {_fmt(sim.engine.timing)}"
+    )
     print(f"engine time per member: {t_one / (t_ens / members):.1f}x less than alone")
 
 
@@ -139,13 +143,17 @@ def main() -> None:
     t_ens = time.perf_counter() - t
     print(f"superspike sweep ({res.progress.grouping()}): {t_ens:.1f} s; load {load()}")
     worst, differ = compare(seq, base / "ensembles" / RUNS, names)
-    print(f"speedup {t_seq / t_ens:.1f}x; largest weight difference {worst:.3g} ({differ} of {len(names)} points differ)")
+    print(
+        f"speedup {t_seq / t_ens:.1f}x; largest weight difference {worst:.3g} ({differ} of {len(names)} points differ)"
+    )
     if args.plain:
         t = time.perf_counter()
         run_sweep(sw, base / "plain", workers=args.workers, ensembles=False)
         t_plain = time.perf_counter() - t
-        print(f"superspike sweep --no-ensembles: {t_plain:.1f} s ({t_seq / t_plain:.1f}x); ensembles {t_plain / t_ens:.1f}x "
-              f"faster than that; load {load()}")
+        print(
+            f"superspike sweep --no-ensembles: {t_plain:.1f} s ({t_seq / t_plain:.1f}x); "
+            f"ensembles {t_plain / t_ens:.1f}x faster than that; load {load()}"
+        )
     if not args.keep:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -22,10 +22,9 @@ from superspike.engine.fast import FastEngine
 from superspike.errors import ConfigError, RunInterrupted
 from superspike.network.ensemble import combine
 from superspike.outputs.rundir import read_curve_rows
-from superspike.run.config import RunConfig
+from superspike.run.config import RunConfig, resolve
 from superspike.run.ensemble import ensemble_key, group_points, train_ensemble
 from superspike.run.sweep import run_sweep, sweep_from_dict
-from superspike.run.config import resolve
 from superspike.run.train import build_network, train
 
 SHORT = dict(hidden=(4,), burn_in=0.5, block_duration=0.5, blocks=2, w0=0.3)
@@ -85,7 +84,9 @@ def test_engines_agree_on_an_ensemble_graph() -> None:
     """The reference engine on the combined graph gives each member's own reference run exactly,
     and the fast engine agrees with it as on any graph."""
     tasks = [small_task(nin=12, nout=2, seed=s, rate=30) for s in (1, 2)]
-    nets = [small_network(t, hidden=(5,), seed=s, w0=0.5, feedback="random") for s, t in zip((3, 4), tasks)]
+    nets = [
+        small_network(t, hidden=(5,), seed=s, w0=0.5, feedback="random") for s, t in zip((3, 4), tasks, strict=True)
+    ]
     ens = combine(nets, tasks)
     n = 3000
     ref, fast = State.initial(ens.network), State.initial(ens.network)
@@ -126,8 +127,15 @@ def test_sweep_groups_points_and_says_so(files, tmp_path: Path) -> None:
     inp, tgt = files
     data = {
         "seeds": 2,
-        "base": {"input": str(inp), "target": str(tgt), "hidden": [4], "burn_in": 0.5, "block_duration": 0.5,
-                 "blocks": 2, "w0": 0.3},  # fmt: skip
+        "base": {
+            "input": str(inp),
+            "target": str(tgt),
+            "hidden": [4],
+            "burn_in": 0.5,
+            "block_duration": 0.5,
+            "blocks": 2,
+            "w0": 0.3,
+        },
         "grid": {"feedback": ["symmetric", "random", "uniform"], "engine": ["fast", "reference"]},
     }
     sw = sweep_from_dict(data, tmp_path / "s.toml")
@@ -174,7 +182,7 @@ def test_stopped_ensemble_sweep_reruns_to_the_same_results(files, tmp_path: Path
     path = tmp_path / "s.toml"
     path.write_text(
         f'seeds = 3\n[base]\ninput = "{inp}"\ntarget = "{tgt}"\nhidden = [4]\nburn_in = 0.5\n'
-        'block_duration = 0.5\nblocks = 30\nw0 = 0.3\n[grid]\neta = [5e-3]\n'
+        "block_duration = 0.5\nblocks = 30\nw0 = 0.3\n[grid]\neta = [5e-3]\n"
     )
     out = tmp_path / "ens"
     cmd = [sys.executable, "-m", "superspike.cli", "sweep", str(path), "--out", str(out), "--workers", "1"]

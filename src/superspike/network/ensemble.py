@@ -60,6 +60,7 @@ def _combined_spec(specs: list[NetworkSpec]) -> NetworkSpec:
             raise ConfigError("ensemble", f"member {k} has {s.feedback} feedback, member 0 {first.feedback}")
         if first.psp_cutoff() != s.psp_cutoff():
             raise ConfigError("ensemble", f"member {k} has another PSP cut-off than member 0")
+
     # interleaved: every member's first group, then every member's second, ... (likewise the
     # connections), so that the members' copies of a layer are neighbours in the kernels' flat
     # arrays; within a member the order of its groups and connections is its own
@@ -67,7 +68,10 @@ def _combined_spec(specs: list[NetworkSpec]) -> NetworkSpec:
         return [x[i] for i in range(max(map(len, lists))) for x in lists if i < len(x)]
 
     groups: list[Group] = interleave(
-        [[Group(member_prefix(k) + g.name, g.n, g.kind, g.target, g.neuron) for g in s.groups] for k, s in enumerate(specs)]
+        [
+            [Group(member_prefix(k) + g.name, g.n, g.kind, g.target, g.neuron) for g in s.groups]
+            for k, s in enumerate(specs)
+        ]
     )
     conns: list[Connection] = interleave(
         [

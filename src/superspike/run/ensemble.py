@@ -11,8 +11,9 @@ per cost line), it waits until every member still running has asked for the same
 all run the same schedule); the last one to ask advances the combined network call by call,
 applies each member's optimiser with its own learning rate to its own connections, and checks
 each member for a blow-up; then every member feeds its monitors (files, cost tracking). A
-blow-up is reported there, without the block number a run alone adds. Every neuron and synapse computes what it computes alone, so the results are those of
-separate runs bit for bit (tests/test_ensemble.py).
+blow-up is reported there, without the block number a run alone adds. Every neuron and
+synapse computes what it computes alone, so the results are those of separate runs bit for bit
+(tests/test_ensemble.py).
 
 Members resumed from checkpoints at different times cannot share steps: those not at the most
 common time run alone afterwards (in their own thread, as :func:`train` would run them).
@@ -189,7 +190,7 @@ class _Coordinator:
                 clock = clocks.most_common(1)[0][0]
                 self.alone = {k for k in self.live if self.joined[k][4].clock != clock}
                 self._build(sorted(self.live - self.alone))
-        except BaseException as exc:  # noqa: BLE001 - handed to every member
+        except BaseException as exc:  # handed to every member
             self.error = exc
         self.built = True
         self.cond.notify_all()
@@ -245,7 +246,7 @@ class _Coordinator:
             self.results = {k: [] for k in reqs}
             for i, (n, learning) in enumerate(asked.pop()):
                 self._steps(reqs, i, n, learning)
-        except BaseException as exc:  # noqa: BLE001 - every member fails with it
+        except BaseException as exc:  # every member fails with it
             self.error = exc
         self.generation += 1
         self.cond.notify_all()
@@ -282,7 +283,9 @@ class _Member:
         self.network = network
         self.task = task
         spec = network.spec
-        self.optimizer = get_optimizer(optimizer)(spec.rule.update_interval, spec.rule.tau_rms, epsilon, spec.rule.w_max)
+        self.optimizer = get_optimizer(optimizer)(
+            spec.rule.update_interval, spec.rule.tau_rms, epsilon, spec.rule.w_max
+        )
         self.update_steps = spec.update_steps
         self.dt = spec.neuron.dt
         self.monitors: list = []
@@ -422,7 +425,7 @@ def run_members(
         trainer = member_trainer(coord, k, flag, checkpoint_wall)
         try:
             out[k] = jobs[k](trainer)
-        except BaseException as exc:  # noqa: BLE001 - returned to the caller
+        except BaseException as exc:  # returned to the caller
             out[k] = exc
         finally:
             coord.leave(k)

@@ -545,6 +545,7 @@ def _run_sweep(
         if progress is not None:
             progress(prog)
         if todo:
+
             def point_args(p: Point) -> tuple:
                 return (p.config, str(runs / p.name), p.name, str(sweep.source))
 
@@ -832,7 +833,9 @@ def _run_local(args: list[tuple], workers: int, finished: Callable[[dict[str, An
                             continue
                         except Exception as exc:  # e.g. a result that could not be sent back
                             why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-                            status = [_crash_status(x, why) for x in a[1]] if a[0] == ENSEMBLE else _crash_status(a, why)
+                            status = (
+                                [_crash_status(x, why) for x in a[1]] if a[0] == ENSEMBLE else _crash_status(a, why)
+                            )
                         for st in status if isinstance(status, list) else [status]:
                             finished(st)
                 pool.shutdown(wait=True)
