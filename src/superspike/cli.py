@@ -191,8 +191,14 @@ def export(run_dir: str, out: str) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Sweep directory to write.")
 @click.option("--workers", type=click.IntRange(min=1), help="Local worker processes [default: the CPUs].")
 @click.option("--scheduler", help="Run on this Dask scheduler (tcp://HOST:8786 or a scheduler .json file).")
+@click.option(
+    "--ensembles/--no-ensembles",
+    default=True,
+    show_default=True,
+    help="Advance compatible points together as ensembles (identical results; see docs/SWEEPS.md).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress.")
-def sweep(sweep_file: str, out: str, workers: int | None, scheduler: str | None, quiet: bool) -> None:
+def sweep(sweep_file: str, out: str, workers: int | None, scheduler: str | None, ensembles: bool, quiet: bool) -> None:
     """Run every point of SWEEP_FILE ([base] x [grid] x seeds), one run directory each, in parallel.
 
     Writes OUT/results.csv (one row per finished run). Rerunning the same command skips finished
@@ -205,7 +211,7 @@ def sweep(sweep_file: str, out: str, workers: int | None, scheduler: str | None,
     spec = load_sweep(sweep_file)
     printer = None if quiet else ProgressPrinter()
     try:
-        result = run_sweep(spec, out, workers=workers, scheduler=scheduler, progress=printer)
+        result = run_sweep(spec, out, workers=workers, scheduler=scheduler, progress=printer, ensembles=ensembles)
     finally:
         if printer is not None:
             printer.close()

@@ -115,8 +115,14 @@ class Layout(NamedTuple):
     foff: np.ndarray  #: (E) offset of edge e's feedback matrix [src, dst] in ``Weights.fb``
     poff: np.ndarray  #: (C+1) first pre index of connection c (an empty segment if fixed)
     moff: np.ndarray  #: (C+1) offset of connection c's synapses in the sweep's sums (empty if fixed)
-    fl_off: np.ndarray  #: (C) offset of connection c's flags in ``Tracker.fl`` (multiples of 8)
+    fl_off: np.ndarray  #: (C) offset of connection c's flags in ``Tracker.fl`` (its run's are padded to 8)
     tg_post: np.ndarray  #: (nout) post index of each target id
+    #: (runs, 5) runs of plastic connections passed over at once (engine.fast): first and end
+    #: pre index, global index of the first, delay line length D, offset of the run's flags
+    pre_runs: np.ndarray
+    #: (runs, 4) runs of LIF groups with equal constants and D: first and end post column, LIF
+    #: index (of the constants), D
+    lif_runs: np.ndarray
 
 
 class Chunk(NamedTuple):
@@ -607,7 +613,8 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
     c_pre, c_post, c_plastic = topo.c_pre, topo.c_post, topo.c_plastic
     e_src, e_dst = topo.e_src, topo.e_dst
     nin, N, NQ, NP, nout = lay.nin, lay.nglobal, lay.npost, lay.npre, lay.nout
-    woff, foff, poff, fl_off, tg_post = lay.woff, lay.foff, lay.poff, lay.fl_off, lay.tg_post
+    woff, foff, poff, tg_post = lay.woff, lay.foff, lay.poff, lay.tg_post
+    pre_runs, lif_runs = lay.pre_runs, lay.lif_runs
     in_ptr, in_ids, tg_ptr, tg_ids = inp.in_ptr, inp.in_ids, inp.tg_ptr, inp.tg_ids
     has_win, wo_ptr, wo_ids, wc_ptr, wc_ids = inp.has_win, inp.wo_ptr, inp.wo_ids, inp.wc_ptr, inp.wc_ids
     WF, FF = wts.w, wts.fb
@@ -702,11 +709,10 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
             TGH[slot, tg_ids[e]] += 1
 
         # -- neuron groups (SPEC 1), each LIF group with its own constants ---------------------
-        for g in range(G):
-            li = g_lif_index[g]
-            if li >= 0:
-                lc = (k_mem[li], u_rest[li], thr[li], dec_syn[li], ref_steps[li])
-                _lif(U, I, REF, Hf, hs + g_off[g], g_off[g] - nin, g_off[g + 1] - g_off[g], lc)
+        for r in range(lif_runs.shape[0]):  # runs of LIF groups with equal constants
+            q0, li = lif_runs[r, 0], lif_runs[r, 2]
+            lc = (k_mem[li], u_rest[li], thr[li], dec_syn[li], ref_steps[li])
+            _lif(U, I, REF, Hf, hs + nin + q0, q0, lif_runs[r, 1] - q0, lc)
         if _any_i8(Hf, hs + nin, NQ):
             # the spiking neurons, ascending; 32 at a time skipped when none spiked (a scalar
             # scan of every neuron cost a quarter of the step on the Oxford network)
@@ -789,40 +795,40 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
         _copy_f(ERRHf, slot * NQ, ERR, NQ)
 
         # -- 4a. delay lines; record the delayed series; presynaptic events ------------------------
-        for g in range(G):
-            li = g_lif_index[g]
-            if li >= 0:
-                q0 = g_off[g] - nin
-                pos = t % g_dlen[g]
-                sc = (linear, thr[li], beta, u_cut)
-                _sig_line(Sf, k * NQ + q0, SIGLf, pos * NQ + q0, U, q0, g_off[g + 1] - g_off[g], sc)
-        for c in range(C):
-            if c_plastic[c] == 0:
-                continue
-            gp, gq = c_pre[c], c_post[c]
-            dl = g_dlen[gq]
-            pos = t % dl
-            p0, p1 = poff[c], poff[c + 1]
-            a = g_off[gp]  # global index of the segment's first pre
-            if rec_x:
+        for r in range(lif_runs.shape[0]):
+            q0, li = lif_runs[r, 0], lif_runs[r, 2]
+            pos = t % lif_runs[r, 3]
+            sc = (linear, thr[li], beta, u_cut)
+            _sig_line(Sf, k * NQ + q0, SIGLf, pos * NQ + q0, U, q0, lif_runs[r, 1] - q0, sc)
+        if rec_x:
+            for c in range(C):
+                if c_plastic[c] == 0:
+                    continue
+                gp, gq = c_pre[c], c_post[c]
+                pos = t % g_dlen[gq]
+                p0, p1 = poff[c], poff[c + 1]
+                a = g_off[gp]  # global index of the segment's first pre
                 # z (step 1, delayed spikes), delay line of z~ (4a), z~ (6) in one pass; the
                 # traces of one presynaptic neuron depend on nothing else
                 _pre_pass_x(TRP, TRZ, Hf, hd + a, PSPLf, pos * NP + p0, Xf, k * NP + p0, p0, p1 - p0, pc)
                 if k < k_old:
                     XMAX[k, c] = _max_nonneg(Xi, k * NP + p0, p1 - p0)
                     SMAX[k, c] = _max_nonneg(Si, k * NQ + g_off[gq] - nin, g_off[gq + 1] - g_off[gq])
-                continue
-            if not _pre_pass(TRP, TRZ, Hf, hd + a, PSPLf, pos * NP + p0, MPREV, FL, fl_off[c], p0, p1 - p0, pc):
+        for r in range(0 if rec_x else pre_runs.shape[0]):
+            # a run of plastic connections (engine.fast): pre j (pre space) is global index a + j - p0
+            p0, p1, a, dl, fo = pre_runs[r, 0], pre_runs[r, 1], pre_runs[r, 2], pre_runs[r, 3], pre_runs[r, 4]
+            pos = t % dl
+            if not _pre_pass(TRP, TRZ, Hf, hd + a, PSPLf, pos * NP + p0, MPREV, FL, fo, p0, p1 - p0, pc):
                 continue
             row = k + dl
             # the flagged neurons, found eight flags at a time
             nj = 0
-            for wd in range(fl_off[c] // 8, (fl_off[c] + p1 - p0 + 7) // 8):
+            for wd in range(fo // 8, (fo + p1 - p0 + 7) // 8):
                 if FL64[wd] != 0:
                     for bt in range(8):
                         i = wd * 8 + bt
                         if FL[i] != 0:
-                            UPK[nj] = p0 + i - fl_off[c]
+                            UPK[nj] = p0 + i - fo
                             nj += 1
             for jj in range(nj):
                 j = UPK[jj]

@@ -257,16 +257,55 @@ class FastEngine(Engine):
                 self.FF[foff[k] : foff[k] + b.size] = b.ravel()
         # per plastic connection, flags of the presynaptic neurons with something to record this
         # step, padded to whole 8-byte words (the kernel scans them eight at a time)
-        pad = [-(-n // 8) * 8 if p else 0 for n, p in zip(npre, plastic, strict=True)]
-        fl_off = np.concatenate([[0], cum(pad)[:-1]]).astype(np.int64) if C else np.zeros(0, np.int64)
+        # The forward kernel passes over *runs*: neighbouring plastic connections whose pre neurons
+        # are one stretch of both the pre space and the global index, read through delay lines
+        # of one length (an ensemble's copies of a layer, network/ensemble.py), and neighbouring
+        # LIF groups with equal constants and delay lines. Per neuron the arithmetic is the
+        # same; only the loops are longer. Flags are padded per run.
+        runs: list[list[int]] = []  # p0, p1, global index of p0, D, flag offset
+        fl_off = np.zeros(C, np.int64)
+        for c in range(C):
+            if not plastic[c]:
+                continue
+            a, dl, p0 = int(g_off[topo.c_pre[c]]), int(topo.g_dlen[topo.c_post[c]]), int(poff[c])
+            last = runs[-1] if runs else None
+            if last is not None and last[1] == p0 and last[2] + (p0 - last[0]) == a and last[3] == dl:
+                last[1] = int(poff[c + 1])
+            else:
+                runs.append([p0, int(poff[c + 1]), a, dl, 0])
+        fo = 0
+        for r in runs:
+            r[4] = fo
+            fo += -(-(r[1] - r[0]) // 8) * 8
+        for c in range(C):
+            if plastic[c]:
+                r = next(r for r in runs if r[0] <= poff[c] < r[1])
+                fl_off[c] = r[4] + int(poff[c]) - r[0]
+        pre_runs = np.array(runs, np.int64).reshape(-1, 5)
+        nc = self.neurons
+        lruns: list[list[int]] = []  # post columns q0, q1, LIF index, D
+        keys: list[tuple] = []
+        for g in range(len(g_off) - 1):
+            if not topo.g_lif[g]:
+                continue
+            li = int(topo.g_lif_index[g])
+            key = (nc.k_mem[li], nc.u_rest[li], nc.thr[li], nc.dec_syn[li], nc.ref_steps[li], int(topo.g_dlen[g]))
+            q0, q1 = int(g_off[g] - nin), int(g_off[g + 1] - nin)
+            if lruns and lruns[-1][1] == q0 and keys[-1] == key:
+                lruns[-1][1] = q1
+            else:
+                lruns.append([q0, q1, li, int(topo.g_dlen[g])])
+                keys.append(key)
+        lif_runs = np.array(lruns, np.int64).reshape(-1, 4)
         tg_post = np.zeros(spec.nout, np.int64)
         for g in range(len(self.group_order)):
             if topo.g_target[g] >= 0:
                 a = int(topo.g_target[g])
                 tg_post[a : a + gsize[g]] = np.arange(g_off[g], g_off[g + 1]) - nin
         self.layout = fk.Layout(
-            nin, self.N, self.NQ, self.NP, spec.nout, woff, foff[:-1].copy(), poff, moff, fl_off, tg_post
-        )
+            nin, self.N, self.NQ, self.NP, spec.nout, woff, foff[:-1].copy(), poff, moff, fl_off, tg_post,
+            pre_runs, lif_runs,
+        )  # fmt: skip
         #: post columns (first, end) of each LIF group by kernel index, and the groups' connections
         self.group_cols = {g: (int(g_off[g] - nin), int(g_off[g + 1] - nin)) for g in range(len(g_off) - 1)}
         self.into = {g: [c for c in range(C) if plastic[c] and int(topo.c_post[c]) == g] for g in self.group_cols}
@@ -308,7 +347,7 @@ class FastEngine(Engine):
         self._tracker = fk.Tracker(
             np.zeros(P, np.int8), np.zeros(P, np.int64), np.zeros(P), np.zeros(P),
             np.zeros(P, np.int64), np.zeros(P), np.zeros(P),
-            np.zeros(sum(pad) + 8, np.int8), np.zeros(max(npre, default=0) + 8, np.int64),
+            np.zeros(fo + 8, np.int8), np.zeros(max((r[1] - r[0] for r in runs), default=0) + 8, np.int64),
             self._QP, self._DP, self._G,
         )  # fmt: skip
         self.threads = max(1, default_threads() if threads is None else int(threads))

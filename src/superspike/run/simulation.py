@@ -27,6 +27,7 @@ from superspike.optim import get_optimizer
 from superspike.params import steps
 from superspike.rule.cost import reported_mse
 from superspike.task import Task
+from superspike.task.feed import Feed
 
 #: a monitor receives (start, stop, spikes of every group by name in ``spec.groups`` order as
 #: (steps, ids local to the group), target spikes (steps, target ids))
@@ -102,6 +103,11 @@ class Simulation:
         self.names = [g.name for g in spec.groups]
 
     @property
+    def feed(self) -> Feed:
+        """The task as the engine replays it (segments compiled to steps, MODEL.md 3.5-3.6)."""
+        return self.engine.feed
+
+    @property
     def clock(self) -> int:
         """Steps simulated so far."""
         return self.state.clock
@@ -136,10 +142,10 @@ class Simulation:
             if not self.state.is_finite():
                 raise SimulationError(f"numerical blow-up (NaN or infinite state) at t = {stop * self.dt:.4f} s")
             if self.monitors:
-                spikes = split_input(spec, *self.engine.feed.input_events(start, stop))
+                spikes = split_input(spec, *self.feed.input_events(start, stop))
                 spikes.update(result.spikes)
                 spikes = {name: spikes[name] for name in self.names}
-                tgt = self.engine.feed.target_events(start, stop)
+                tgt = self.feed.target_events(start, stop)
                 for m in self.monitors:
                     m(start, stop, spikes, tgt)
             if stop - 1 == next_update:

@@ -14,6 +14,11 @@ directory left half-written without one. ``DIR/sweep.toml`` records the sweep as
 
 Local sweeps use a process pool (``workers``); ``scheduler`` sends the runs to a Dask cluster
 (the ``dask`` extra), whose workers must see ``DIR`` at the same path (a shared file system).
+
+Local sweeps group compatible points into ensembles (:mod:`superspike.run.ensemble`: same
+schedule, task and shapes; seeds, learning rates and random/uniform feedback may differ), each
+advanced as one network in one worker, with results identical to separate runs; the progress
+says so ("grouped 300 points into 3 ensembles of 100"); ``ensembles=False`` runs every point alone.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from superspike.io.files import atomic_write, check_regular, write_atomic
 from superspike.network import NetworkSpec
 from superspike.run.config import MAX_TOML_BYTES, config_from_dict, config_to_dict
 
+ENSEMBLE = "ensemble"  #: marks a local pool task that runs several points as one ensemble
 RUNS = "runs"  #: folder of the run directories inside a sweep directory
 RESULTS = "results.csv"
 SPEC_COPY = "sweep.toml"
@@ -344,15 +350,20 @@ def _summarize(curve: list[dict[str, float]], spec: NetworkSpec) -> dict[str, fl
     return out
 
 
-def run_point(config: dict[str, Any], run_dir: str, name: str, source: str = "sweep") -> dict[str, Any]:
+def run_point(
+    config: dict[str, Any], run_dir: str, name: str, source: str = "sweep", train: Callable[..., Any] | None = None
+) -> dict[str, Any]:
     """Run one point into ``run_dir`` and write its status file; returns the status.
 
     Skips a run already marked ok for the same configuration, continues one stopped with a
     checkpoint, and redoes anything else from scratch. A failure is recorded, not raised; a
-    signal (SIGTERM, SIGINT) leaves a checkpoint and returns status ``interrupted``.
+    signal (SIGTERM, SIGINT) leaves a checkpoint and returns status ``interrupted``. ``train``:
+    what runs it (:func:`superspike.run.train.train`; an ensemble member's in an ensemble).
     """
     from superspike.run.config import load_config, resolve
-    from superspike.run.train import train
+
+    if train is None:
+        from superspike.run.train import train
 
     path = Path(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -414,6 +425,20 @@ class SweepProgress:
     skipped: int = 0  #: runs already done before this invocation (not run again)
     retried: int = 0  #: runs that had failed before and are run again
     last: dict[str, Any] | None = None  #: status of the run that just ended
+    #: members of each ensemble the runs to do were grouped into (empty: every run alone)
+    ensembles: list[int] = field(default_factory=list)
+    alone: int = 0  #: runs to do that run alone, when some were grouped
+
+    def grouping(self) -> str:
+        """What was grouped, in words ("" if nothing)."""
+        sizes = self.ensembles
+        if not sizes:
+            return ""
+        lo, hi = min(sizes), max(sizes)
+        each = f"{lo}" if lo == hi else f"{lo}-{hi}"
+        tail = f"; {self.alone} alone" if self.alone else ""
+        s = "s" if len(sizes) > 1 else ""
+        return f"grouped {sum(sizes)} points into {len(sizes)} ensemble{s} of {each} (advanced together){tail}"
 
     @property
     def remaining(self) -> int:
@@ -437,6 +462,7 @@ def run_sweep(
     workers: int | None = None,
     scheduler: Any = None,
     progress: Callable[[SweepProgress], None] | None = None,
+    ensembles: bool | int = True,
 ) -> SweepResult:
     """Run every point of ``sweep`` not yet finished into ``out``; return the progress and statuses.
 
@@ -444,7 +470,9 @@ def run_sweep(
     scheduler address (``tcp://host:8786``), a scheduler file (``.json``) or a
     ``distributed.Client``; the runs then go to that cluster. Failed runs are recorded in
     ``results.csv`` and do not stop the sweep; SIGINT/SIGTERM stop it (running runs write a
-    checkpoint) and raise :class:`RunInterrupted`.
+    checkpoint) and raise :class:`RunInterrupted`. ``ensembles``: group compatible points into
+    ensembles (local sweeps; True: at most :data:`~superspike.run.ensemble.DEFAULT_MAX_MEMBERS`
+    members each, a number: at most that many; False: every point alone).
     """
     if not isinstance(sweep, Sweep):
         sweep = load_sweep(sweep)
@@ -453,14 +481,19 @@ def run_sweep(
         raise ConfigError("workers", f"must be at least 1, got {workers}")
     client = _connect(scheduler) if scheduler is not None else None  # fail early, before touching out
     try:
-        return _run_sweep(sweep, out, workers, client, progress)
+        return _run_sweep(sweep, out, workers, client, progress, ensembles)
     finally:
         if client is not None and not _is_client(scheduler):
             client.close()
 
 
 def _run_sweep(
-    sweep: Sweep, out: Path, workers: int | None, client: Any, progress: Callable[[SweepProgress], None] | None
+    sweep: Sweep,
+    out: Path,
+    workers: int | None,
+    client: Any,
+    progress: Callable[[SweepProgress], None] | None,
+    ensembles: bool | int = True,
 ) -> SweepResult:
     _prepare_out(out)
     runs = out / RUNS
@@ -488,6 +521,11 @@ def _run_sweep(
         done_before = len(sweep.points) - len(todo)
         retried = sum(s.get("status") == "failed" for s in statuses.values())
         prog = SweepProgress(len(sweep.points), ok=done_before, skipped=done_before, retried=retried)
+        groups = [[p] for p in todo]
+        if ensembles and client is None and len(todo) > 1:
+            groups = _ensemble_groups(todo, sweep.source, ensembles, workers or _cpus())
+            prog.ensembles = [len(g) for g in groups if len(g) > 1]
+            prog.alone = sum(len(g) == 1 for g in groups) if prog.ensembles else 0
         results = out / RESULTS
         kept = _old_rows(results, sweep, statuses)
         write_results(sweep, statuses, results, kept)
@@ -507,13 +545,42 @@ def _run_sweep(
         if progress is not None:
             progress(prog)
         if todo:
-            args = [(p.config, str(runs / p.name), p.name, str(sweep.source)) for p in todo]
+
+            def point_args(p: Point) -> tuple:
+                return (p.config, str(runs / p.name), p.name, str(sweep.source))
+
             if client is not None:
-                _run_dask(client, args, finished)
+                _run_dask(client, [point_args(p) for p in todo], finished)
             else:
-                _run_local(args, workers or _cpus(), finished, runs)
+                tasks = [point_args(g[0]) if len(g) == 1 else (ENSEMBLE, [point_args(p) for p in g]) for g in groups]
+                _run_local(tasks, workers or _cpus(), finished, runs)
         write_results(sweep, statuses, results, kept)
     return SweepResult(out, results, prog, statuses)
+
+
+def _ensemble_groups(points: list[Point], source: Path, ensembles: bool | int, workers: int) -> list[list[Point]]:
+    """The points in groups that run as ensembles (groups of one run alone)."""
+    from superspike.run.ensemble import DEFAULT_MAX_MEMBERS, group_points
+
+    limit = DEFAULT_MAX_MEMBERS if ensembles is True else max(1, int(ensembles))
+    try:
+        cfgs = [config_from_dict(p.config, f"{source}: point {p.name}") for p in points]
+        return [[points[i] for i in g] for g in group_points(cfgs, limit, workers)]
+    except UserError:  # a point that cannot even be resolved fails alone, with its message
+        return [[p] for p in points]
+
+
+def run_ensemble_points(args: list[tuple]) -> list[dict[str, Any]]:
+    """:func:`run_point` for each point of ``args`` (its arguments), the points advanced together
+    as one ensemble (:func:`superspike.run.ensemble.run_members`); returns their statuses."""
+    from superspike.run.ensemble import run_members
+
+    jobs = [lambda tr, a=a: run_point(*a, train=tr) for a in args]
+    out = run_members(jobs)
+    for k, r in enumerate(out):
+        if isinstance(r, BaseException):  # run_point records failures; this is a crash of the driver
+            out[k] = _crash_status(args[k], f"{type(r).__name__}: {' '.join(str(r).split())}")
+    return out
 
 
 def _first_difference(old: dict[str, Any], new: dict[str, Any], source: Path) -> str:
@@ -671,6 +738,8 @@ def _pool_task(*args: Any) -> dict[str, Any]:
     """:func:`run_point` in a pool worker; a worker whose sweep has died exits after its run (its
     siblings keep the task queue open, so it would otherwise wait for work forever)."""
     try:
+        if args[0] == ENSEMBLE:
+            return run_ensemble_points(args[1])  # type: ignore[return-value]
         return run_point(*args)
     finally:
         if _POOL_PARENT is not None and os.getppid() != _POOL_PARENT:
@@ -753,7 +822,9 @@ def _run_local(args: list[tuple], workers: int, finished: Callable[[dict[str, An
                         except KeyboardInterrupt:  # the worker was stopped outside a run
                             continue
                         except BrokenProcessPool:
-                            if not _started_since(runs, a[2], started):
+                            if a[0] == ENSEMBLE:  # its points are retried one at a time
+                                suspects += a[1]
+                            elif not _started_since(runs, a[2], started):
                                 queue.append(a)
                             elif n == 1:
                                 finished(_crash_status(a, "its worker process died twice (killed, or out of memory?)"))
@@ -761,8 +832,12 @@ def _run_local(args: list[tuple], workers: int, finished: Callable[[dict[str, An
                                 suspects.append(a)
                             continue
                         except Exception as exc:  # e.g. a result that could not be sent back
-                            status = _crash_status(a, f"{type(exc).__name__}: {' '.join(str(exc).split())}")
-                        finished(status)
+                            why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+                            status = (
+                                [_crash_status(x, why) for x in a[1]] if a[0] == ENSEMBLE else _crash_status(a, why)
+                            )
+                        for st in status if isinstance(status, list) else [status]:
+                            finished(st)
                 pool.shutdown(wait=True)
                 pool = None
     except _Stop as stop:
@@ -818,7 +893,9 @@ def _stop_pool(pool: ProcessPoolExecutor, futures: dict[Future, tuple], finished
         done, late = wait(running, timeout=60)
         for fut in done:
             with contextlib.suppress(BaseException):
-                finished(fut.result())
+                result = fut.result()
+                for st in result if isinstance(result, list) else [result]:
+                    finished(st)
     if late:
         for proc in procs:
             with contextlib.suppress(Exception):
@@ -892,6 +969,8 @@ class ProgressPrinter:
         if p.last is None:
             again = f" ({p.retried} failed before)" if p.retried else ""
             self._line(f"sweep: {p.total} runs: {p.skipped} already done, {p.remaining} to run{again}")
+            if p.ensembles:
+                self._line(f"sweep: {p.grouping()}")
             if self.tty and p.remaining:
                 from tqdm import tqdm
 

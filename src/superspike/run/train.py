@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -221,7 +222,15 @@ def _train(
     record: bool,
     lock_holder: list[RunLock],
     allow_large: bool = False,
+    *,
+    simulation: Callable[..., Simulation] = Simulation,
+    stop_flag: _StopFlag | None = None,
+    checkpoint_wall: float = 0.0,
 ) -> RunResult:
+    """The run of :func:`train`. An ensemble (:mod:`superspike.run.ensemble`) passes its own
+    ``simulation`` (a member of a combined network, same interface), the ``stop_flag`` it
+    raises on a signal, and ``checkpoint_wall``: block checkpoints only once this many wall
+    seconds have passed since the last (0: every block; the first and the final one always)."""
     if resume:
         if out is None:
             raise ConfigError("resume", "needs the run directory to continue")
@@ -270,12 +279,12 @@ def _train(
             state, progress = load_checkpoint(path / CHECKPOINT, network)
             check_progress(path / CHECKPOINT, progress, network, state.clock, sched.end)
         # else: killed before its first checkpoint; the run starts again from the beginning
-    sim = Simulation(
+    sim = simulation(
         network, task, engine=config.engine, optimizer=config.optimizer, epsilon=config.epsilon, state=state
     )
     dt = spec.neuron.dt
     U = spec.update_steps
-    feed = sim.engine.feed
+    feed = sim.feed
     result = RunResult(config, network, out=path, notes=notes)
     # the final test of a stream is scored as a whole: keep its output spikes
     tracker = _Tracker(spec, sched.period * (sched.test_periods if sched.test_line else 1))
@@ -321,7 +330,7 @@ def _train(
     if record:
         result.spikes = sim.record()
     sim.monitors.append(tracker)
-    flag = _StopFlag(active=rundir is not None)
+    flag = stop_flag if stop_flag is not None else _StopFlag(active=rundir is not None)
     bar = tqdm(
         total=round(sched.end * dt, 4),
         initial=round(sim.clock * dt, 4),
@@ -333,14 +342,18 @@ def _train(
     )
     t_wall = time.perf_counter()
     last_checkpoint = sim.clock
+    last_checkpoint_wall = t_wall
 
     def elapsed() -> float:
         return wall_before + time.perf_counter() - t_wall
 
-    def checkpoint(finished: bool = False) -> None:
-        nonlocal last_checkpoint
+    def checkpoint(finished: bool = False, block_end: bool = False) -> None:
+        nonlocal last_checkpoint, last_checkpoint_wall
         if rundir is None:
             return
+        if block_end and time.perf_counter() - last_checkpoint_wall < checkpoint_wall:
+            return
+        last_checkpoint_wall = time.perf_counter()
         rundir.flush()
         s, i = tracker.last_period(sim.clock)
         prog: dict[str, np.ndarray] = {
@@ -415,7 +428,7 @@ def _train(
             advance(stop, learning, eta, block)
             if line is not None and len(result.curve) <= line:
                 cost_line(line, sched.block_eta(line) if learning or line == 0 else 0.0)
-                checkpoint()
+                checkpoint(block_end=True)
         result.network = sim.current_network()
         if rundir is not None:
             rundir.save_weights(result.network)

@@ -1,0 +1,220 @@
+"""Ensembles (docs/SWEEPS.md, "Ensembles"): members advanced as one combined network give what
+separate runs give, bit for bit; the engines agree on a combined graph; sweeps group compatible
+points, say so and run the others alone; an interrupted ensemble resumes exactly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import small_network, small_task, small_task_files
+
+from superspike.engine import ReferenceEngine, State
+from superspike.engine.fast import FastEngine
+from superspike.errors import ConfigError, RunInterrupted
+from superspike.network.ensemble import combine
+from superspike.outputs.rundir import read_curve_rows
+from superspike.run.config import RunConfig, resolve
+from superspike.run.ensemble import ensemble_key, group_points, train_ensemble
+from superspike.run.sweep import run_sweep, sweep_from_dict
+from superspike.run.train import build_network, train
+
+SHORT = dict(hidden=(4,), burn_in=0.5, block_duration=0.5, blocks=2, w0=0.3)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return small_task_files(tmp_path_factory.mktemp("task"), nin=30, nout=2)
+
+
+def _configs(files: tuple[Path, Path], members: list[tuple[int, float, str]], **kw: object) -> list[RunConfig]:
+    inp, tgt = files
+    base = {**SHORT, **kw}
+    return [RunConfig(input=str(inp), target=str(tgt), seed=s, eta=e, feedback=f, **base) for s, e, f in members]
+
+
+def _same_run(a: Path, b: Path) -> None:
+    """Two run directories hold the same run: weights and spike files byte for byte, cost lines
+    equal but for the wall time."""
+    wa, wb = np.load(a / "weights.npz"), np.load(b / "weights.npz")
+    assert wa.files == wb.files
+    for k in wa.files:
+        np.testing.assert_array_equal(wa[k], wb[k], err_msg=f"{a.name}: {k}")
+    spk = sorted(p.name for p in a.glob("*.spk"))
+    assert spk and spk == sorted(p.name for p in b.glob("*.spk"))
+    for name in spk:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), f"{a.name}: {name}"
+    ra, rb = read_curve_rows(a), read_curve_rows(b)
+    assert len(ra) == len(rb) > 0
+    for x, y in zip(ra, rb, strict=True):
+        x.pop("wall_s"), y.pop("wall_s")
+        assert x == y
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [(1, 1e-3, "random"), (2, 5e-3, "uniform"), (3, 1e-2, "random")],
+        [(4, 1e-2, "symmetric"), (5, 2e-3, "symmetric")],
+    ],
+    ids=["fixed-feedback", "symmetric"],
+)
+def test_ensemble_equals_separate_runs(files, tmp_path: Path, members) -> None:
+    cfgs = _configs(files, members)
+    ens = train_ensemble(cfgs, [tmp_path / f"e{k}" for k in range(len(cfgs))])
+    for k, cfg in enumerate(cfgs):
+        alone = train(cfg, tmp_path / f"a{k}", quiet=True)
+        for name, w in alone.network.weights.items():
+            np.testing.assert_array_equal(ens[k].network.weights[name], w, err_msg=f"member {k}: {name}")
+            assert not np.array_equal(w, build_network(resolve(cfg).config)[0].weights[name]), "weights moved"
+        _same_run(tmp_path / f"a{k}", tmp_path / f"e{k}")
+    # the members differ from each other (a member mixed up with another would show here)
+    assert not np.array_equal(ens[0].network.weights["input-hidden0"], ens[1].network.weights["input-hidden0"])
+
+
+def test_engines_agree_on_an_ensemble_graph() -> None:
+    """The reference engine on the combined graph gives each member's own reference run exactly,
+    and the fast engine agrees with it as on any graph."""
+    tasks = [small_task(nin=12, nout=2, seed=s, rate=30) for s in (1, 2)]
+    nets = [
+        small_network(t, hidden=(5,), seed=s, w0=0.5, feedback="random") for s, t in zip((3, 4), tasks, strict=True)
+    ]
+    ens = combine(nets, tasks)
+    n = 3000
+    ref, fast = State.initial(ens.network), State.initial(ens.network)
+    ReferenceEngine(ens.network, ens.task).advance(ref, n)
+    FastEngine(ens.network, ens.task).advance(fast, n)
+    spikes = 0
+    for m, (net, task) in enumerate(zip(nets, tasks, strict=True)):
+        alone = State.initial(net)
+        res = ReferenceEngine(net, task).advance(alone, n)
+        spikes += sum(len(s) for s, _ in res.spikes.values())
+        for name, gs in alone.groups.items():
+            g = ref.groups[f"m{m}.{name}"]
+            for f in ("u", "i_syn", "err", "tr_err_flt", "avg", "hist"):
+                if getattr(gs, f) is not None:
+                    np.testing.assert_array_equal(getattr(g, f), getattr(gs, f), err_msg=f"member {m} {name}.{f}")
+        for name, cs in alone.conns.items():
+            np.testing.assert_array_equal(ref.conns[f"m{m}.{name}"].el_sum, cs.el_sum, err_msg=f"member {m} {name}")
+    for name, gs in ref.groups.items():
+        if gs.u is not None:
+            np.testing.assert_array_equal(fast.groups[name].u, gs.u, err_msg=name)
+    for name, cs in ref.conns.items():
+        x, y = cs.el_sum, fast.conns[name].el_sum
+        np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-4 * float(np.abs(x).max()), err_msg=name)
+    assert spikes > 10, "the members should fire"
+
+
+def test_incompatible_members_are_refused(files) -> None:
+    with pytest.raises(ConfigError, match="ensemble"):
+        train_ensemble(_configs(files, [(1, 1e-3, "symmetric"), (2, 1e-3, "random")]))
+    ref = _configs(files, [(1, 1e-3, "symmetric")], engine="reference")[0]
+    assert ensemble_key(ref) is None  # the reference engine runs alone
+    cfgs = _configs(files, [(1, 1e-3, "symmetric"), (2, 1e-3, "random"), (3, 1e-3, "uniform"), (4, 1e-3, "symmetric")])
+    assert group_points([*cfgs, ref]) == [[0, 3], [1, 2], [4]]
+    assert group_points(cfgs * 3, limit=2) == [[0, 3], [4, 7], [8, 11], [1, 2], [5, 6], [9, 10]]
+    # a stream of fresh segments runs alone; combining one is refused
+    from superspike.network import Network, NetworkSpec
+    from superspike.task import get_task
+
+    xor = RunConfig(task="xor", blocks=1, block_duration=1.0, burn_in=0.0)
+    assert ensemble_key(xor) is None
+    xor_task = get_task("xor").make(1, 1e-4)
+    stream = replace(xor_task, windows=None)
+    net = Network.initialize(NetworkSpec.chain(stream.nin, (4,), stream.nout), 1)
+    with pytest.raises(ConfigError, match="stream"):
+        combine([net, net], [stream, stream])
+
+
+def test_sweep_groups_points_and_says_so(files, tmp_path: Path) -> None:
+    inp, tgt = files
+    data = {
+        "seeds": 2,
+        "base": {
+            "input": str(inp),
+            "target": str(tgt),
+            "hidden": [4],
+            "burn_in": 0.5,
+            "block_duration": 0.5,
+            "blocks": 2,
+            "w0": 0.3,
+        },
+        "grid": {"feedback": ["symmetric", "random", "uniform"], "engine": ["fast", "reference"]},
+    }
+    sw = sweep_from_dict(data, tmp_path / "s.toml")
+    seen = []
+    res = run_sweep(sw, tmp_path / "ens", workers=2, progress=lambda p: seen.append(p.grouping()))
+    assert res.progress.ok == 12
+    # fast: 2 symmetric, 4 random or uniform (two workers: 2 + 2); reference: alone
+    assert seen[0] == "grouped 6 points into 3 ensembles of 2 (advanced together); 6 alone"
+    res = run_sweep(sw, tmp_path / "alone", workers=2, ensembles=False, progress=lambda p: seen.append(p.grouping()))
+    assert res.progress.ok == 12 and seen[-1] == ""
+    for p in sw.points:
+        _same_run(tmp_path / "alone" / "runs" / p.name, tmp_path / "ens" / "runs" / p.name)
+
+
+def test_interrupted_ensemble_resumes_exactly(files, tmp_path: Path) -> None:
+    cfgs = _configs(files, [(1, 5e-3, "symmetric"), (2, 1e-2, "symmetric")], blocks=8)
+    outs = [tmp_path / f"e{k}" for k in range(2)]
+
+    def stop_after_two_lines() -> None:  # SIGTERM once member 0 has written two cost lines
+        for _ in range(24000):  # up to 2 min: a cold numba cache compiles the kernels first
+            if (outs[0] / "learning_curve.tsv").exists() and len(read_curve_rows(outs[0])) >= 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=stop_after_two_lines)
+    watcher.start()
+    with pytest.raises(RunInterrupted):
+        train_ensemble(cfgs, outs, checkpoint_wall=0.0)
+    watcher.join()
+    assert not (outs[0] / "weights.npz").exists(), "stopped before the end"
+    done = train_ensemble(cfgs, outs, resume=True)
+    for k, cfg in enumerate(cfgs):
+        alone = train(cfg, tmp_path / f"a{k}", quiet=True)
+        for name, w in alone.network.weights.items():
+            np.testing.assert_array_equal(done[k].network.weights[name], w, err_msg=f"member {k}: {name}")
+        _same_run(tmp_path / f"a{k}", outs[k])
+
+
+def test_stopped_ensemble_sweep_reruns_to_the_same_results(files, tmp_path: Path) -> None:
+    """SIGTERM to `superspike sweep` while an ensemble runs: every member writes a checkpoint; the
+    rerun continues them, and every run equals a sweep without ensembles."""
+    inp, tgt = files
+    path = tmp_path / "s.toml"
+    path.write_text(
+        f'seeds = 3\n[base]\ninput = "{inp}"\ntarget = "{tgt}"\nhidden = [4]\nburn_in = 0.5\n'
+        "block_duration = 0.5\nblocks = 30\nw0 = 0.3\n[grid]\neta = [5e-3]\n"
+    )
+    out = tmp_path / "ens"
+    cmd = [sys.executable, "-m", "superspike.cli", "sweep", str(path), "--out", str(out), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    first = out / "runs" / "eta=0.005_seed=1" / "learning_curve.tsv"
+    deadline = time.monotonic() + 120
+    while not (first.exists() and len(read_curve_rows(first.parent)) >= 3):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the ensemble wrote no cost lines in time"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert "grouped 3 points into 1 ensemble of 3" in err
+    runs = sorted((out / "runs").glob("eta=*"))
+    assert len(runs) == 3 and all((r / "checkpoint.npz").exists() and not (r / "weights.npz").exists() for r in runs)
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    sw = sweep_from_dict(tomllib.loads(path.read_text()), path)
+    assert run_sweep(sw, tmp_path / "alone", workers=1, ensembles=False).progress.ok == 3
+    for r in runs:
+        _same_run(tmp_path / "alone" / "runs" / r.name, r)
