@@ -110,7 +110,9 @@ def work_train(feedback: str, blocks: int) -> dict:
     kw: dict = {"feedback": "symmetric"}
     if feedback == "random":
         kw = {"feedback": "random", "feedback_delay": 0.7e-3, "regularizer": True}
-    cfg = RunConfig(input=str(inp), target=str(tgt), nout=200, drop_out_of_range=True, grid=1.89, blocks=blocks, **kw)
+    cfg = RunConfig(
+        input=str(inp), target=str(tgt), nout=200, drop_out_of_range=True, grid=1.89, hidden=(256,), blocks=blocks, **kw
+    )
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         res = train(cfg, Path(tmp) / "run", quiet=True)
