@@ -66,6 +66,17 @@ def cli() -> None:
 @click.option(
     "--optimizer", type=click.Choice(["rmaxprop", "rmsprop", "fixed"]), help="Learning-rate strategy [rmaxprop]."
 )
+@click.option(
+    "--rms-tau",
+    type=click.FloatRange(min=0, min_open=True),
+    help="RMSprop only: memory of its second moment, s [rule.tau_rms, 30, shared with RMaxProp].",
+)
+@click.option(
+    "--rms-bias-correction",
+    is_flag=True,
+    default=None,
+    help="RMSprop only: divide its second moment by 1 - gamma^t after t updates (as Adam does).",
+)
 @click.option("--eta", type=float, help="Learning rate r0 [1e-3].")
 @click.option("--w0", type=float, help="Initial weight scale, V [0.05].")
 @click.option("--epsilon", type=float, help="Optimiser epsilon [1e-12].")

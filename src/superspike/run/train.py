@@ -16,6 +16,7 @@ from tqdm import tqdm
 from superspike.errors import ConfigError, InputFileError, OutputFileError, RunInterrupted, SimulationError
 from superspike.io import load_weights
 from superspike.network import Network, NetworkSpec
+from superspike.optim import make_optimizer
 from superspike.outputs.rundir import (
     MARKER,
     RunDirectory,
@@ -269,9 +270,14 @@ def _train(
             state, progress = load_checkpoint(path / CHECKPOINT, network)
             check_progress(path / CHECKPOINT, progress, network, state.clock, sched.end)
         # else: killed before its first checkpoint; the run starts again from the beginning
-    sim = Simulation(
-        network, task, engine=config.engine, optimizer=config.optimizer, epsilon=config.epsilon, state=state
+    optimizer = make_optimizer(
+        config.optimizer,
+        spec.rule,
+        config.epsilon,
+        rms_tau=config.rms_tau,
+        rms_bias_correction=bool(config.rms_bias_correction),
     )
+    sim = Simulation(network, task, engine=config.engine, optimizer=optimizer, state=state)
     dt = spec.neuron.dt
     U = spec.update_steps
     target = Replay.from_raster(task.target, task.grid, dt)
