@@ -101,7 +101,7 @@ def test_reproduce_runs_the_figures_sweep_and_draws_it(tmp_path: Path) -> None:
     out = tmp_path / "results"
     results, png = reproduce("2", out, sweeps_dir=sweeps, seeds=2, workers=1)
     assert png == out / "fig2.png" and png.stat().st_size > 10_000
-    keys, rows = read_results(out / "fig2")
+    _, rows = read_results(out / "fig2")
     assert [r["seed"] for r in rows] == [1, 2] and all(r["status"] == "ok" for r in rows)
     assert results[0].progress.ok == 2 and results[0].progress.skipped == 0
     results, _ = reproduce("fig2", out, sweeps_dir=sweeps, seeds=2, workers=1)
