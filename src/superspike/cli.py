@@ -273,9 +273,7 @@ def reproduce(
     sweeps = figure_sweeps(fig, sweeps_dir, seeds)
     if not quiet:
         runs = sum(len(s.points) for s in sweeps)
-        click.echo(
-            f"{fig.name}: {len(sweeps)} sweep file(s) ({', '.join(fig.sweeps)}), {runs} runs"
-        )
+        click.echo(f"{fig.name}: {len(sweeps)} sweep file(s) ({', '.join(fig.sweeps)}), {runs} runs")
     printer = None if quiet else ProgressPrinter()
     try:
         results, png = run_reproduce(
