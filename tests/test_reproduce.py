@@ -12,7 +12,15 @@ import pytest
 from conftest import one_line_error
 
 from superspike.outputs.sweep_plot import series_stats
-from superspike.run.reproduce import FIGURES, Series, figure_sweeps, get_figure, reproduce, sweeps_folder
+from superspike.run.reproduce import (
+    FIGURES,
+    Series,
+    figure_sweeps,
+    figure_table,
+    get_figure,
+    reproduce,
+    sweeps_folder,
+)
 from superspike.run.sweep import load_sweep, read_results
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
@@ -106,6 +114,11 @@ def test_reproduce_runs_the_figures_sweep_and_draws_it(tmp_path: Path) -> None:
     assert results[0].progress.ok == 2 and results[0].progress.skipped == 0
     results, _ = reproduce("fig2", out, sweeps_dir=sweeps, seeds=2, workers=1)
     assert results[0].progress.skipped == 2
+    table = figure_table("fig2", out).splitlines()
+    row = next(line for line in table if line.startswith("| 100-1"))
+    costs = sorted(r["final_cost"] for r in rows)
+    assert f"| 2 | {np.median(costs):.3g} |" in row
+    assert f"| {sum(c < 1 for c in costs)} of 2 |" in row
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -260,7 +260,7 @@ def reproduce(
     """Run a figure of the paper (1, 2, 4, 5, 6, 7, 8) and draw it: its sweep files, each into
     OUT/<file stem> (rerunning runs only what is missing), then OUT/figN.png with the median,
     interquartile range and fraction solved across seeds. See docs/REPRODUCTION.md."""
-    from superspike.run.reproduce import figure_sweeps, get_figure, plot_reproduced
+    from superspike.run.reproduce import figure_sweeps, figure_table, get_figure, plot_reproduced
     from superspike.run.reproduce import reproduce as run_reproduce
     from superspike.run.sweep import ProgressPrinter
 
@@ -269,6 +269,8 @@ def reproduce(
     fig = get_figure(figure)
     if plot_only:
         click.echo(f"wrote {plot_reproduced(fig.name, out)}")
+        if not quiet:
+            click.echo(figure_table(fig.name, out))
         return
     sweeps = figure_sweeps(fig, sweeps_dir, seeds)
     if not quiet:
@@ -286,6 +288,7 @@ def reproduce(
     if not quiet:
         ok = sum(r.progress.ok for r in results)
         click.echo(f"{ok} runs ok, {failed} failed; wrote {png}")
+        click.echo(figure_table(fig.name, out))
     if failed:
         sys.exit(1)
 

@@ -249,4 +249,42 @@ def plot_reproduced(name: str, out: str | Path, png: str | Path | None = None, *
     )
 
 
-__all__ = ["FIGURES", "FigureSpec", "Panel", "Series", "figure_sweeps", "get_figure", "plot_reproduced", "reproduce"]
+def figure_table(name: str, out: str | Path) -> str:
+    """The figure's numbers as a Markdown table: per point (label, x) the runs, the median final
+    cost, its interquartile range, min-max, and how many runs are solved."""
+    from superspike.outputs.sweep_plot import figure_stats
+
+    fig = get_figure(name)
+    out = Path(out)
+    stats = figure_stats(fig, {stem: out / stem for stem in fig.sweeps})
+    lines = []
+    for panel, panel_stats in zip(fig.panels, stats, strict=True):
+        x = panel.x or ""
+        lines.append(f"{panel.title}:\n")
+        lines.append(f"| series | {x} | runs | median | IQR | min - max | solved (cost < {fig.solved_below:g}) |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for series in panel_stats:
+            order = list(dict.fromkeys(p.label for p in series))
+            for p in sorted(series, key=lambda p: (order.index(p.label), -(p.x or 0))):
+                lo, q1, med, q3, hi = p.quantiles()
+                xv = "" if p.x is None else f"{p.x:g}"
+                failed = f" ({p.failed} failed)" if p.failed else ""
+                lines.append(
+                    f"| {p.label} | {xv} | {p.n}{failed} | {med:.3g} | {q1:.3g} - {q3:.3g} | {lo:.3g} - {hi:.3g} "
+                    f"| {p.solved} of {p.n} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "FIGURES",
+    "FigureSpec",
+    "Panel",
+    "Series",
+    "figure_sweeps",
+    "figure_table",
+    "get_figure",
+    "plot_reproduced",
+    "reproduce",
+]
