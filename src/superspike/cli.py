@@ -246,6 +246,7 @@ def sweep(sweep_file: str, out: str, workers: int | None, scheduler: str | None,
 @click.option("--workers", type=click.IntRange(min=1), help="Local worker processes [default: the CPUs].")
 @click.option("--scheduler", help="Run on this Dask scheduler (tcp://HOST:8786 or a scheduler .json file).")
 @click.option("--plot-only", is_flag=True, help="Draw the figure from the runs already in OUT; run nothing.")
+@click.option("--dpi", type=click.IntRange(min=20), default=110, show_default=True, help="Resolution of the PNG.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress.")
 def reproduce(
     figure: str,
@@ -255,6 +256,7 @@ def reproduce(
     workers: int | None,
     scheduler: str | None,
     plot_only: bool,
+    dpi: int,
     quiet: bool,
 ) -> None:
     """Run a figure of the paper (1, 2, 4, 5, 6, 7, 8) and draw it: its sweep files, each into
@@ -268,7 +270,7 @@ def reproduce(
         raise click.UsageError("--workers sets local processes; with --scheduler the cluster's workers run the runs")
     fig = get_figure(figure)
     if plot_only:
-        click.echo(f"wrote {plot_reproduced(fig.name, out)}")
+        click.echo(f"wrote {plot_reproduced(fig.name, out, dpi=dpi)}")
         if not quiet:
             click.echo(figure_table(fig.name, out))
         return
@@ -279,7 +281,14 @@ def reproduce(
     printer = None if quiet else ProgressPrinter()
     try:
         results, png = run_reproduce(
-            fig.name, out, sweeps_dir=sweeps_dir, seeds=seeds, workers=workers, scheduler=scheduler, progress=printer
+            fig.name,
+            out,
+            sweeps_dir=sweeps_dir,
+            seeds=seeds,
+            workers=workers,
+            scheduler=scheduler,
+            progress=printer,
+            dpi=dpi,
         )
     finally:
         if printer is not None:

@@ -352,7 +352,7 @@ def plot_figure(fig: Any, sweep_dirs: dict[str, Path], out_png: str | Path, *, d
                 _column(ax, i, p, colors[p.label], rng)
                 ax_s.bar(i, p.fraction_solved, color=colors[p.label], width=0.6)
                 ax_s.text(i, min(p.fraction_solved, 0.82) + 0.05, f"{p.solved}/{p.n}", ha="center", fontsize=7)
-            ax.set_xticks(range(len(cats)), cats, rotation=20 if len(cats) > 3 else 0, fontsize=8)
+            ax_s.set_xticks(range(len(cats)), cats, rotation=25 if len(cats) > 3 else 0, fontsize=8, ha="right")
             ax.set_xlim(-0.6, len(cats) - 0.4)
         else:
             by_label: dict[str, list[PointStats]] = {}
@@ -411,7 +411,7 @@ def plot_figure(fig: Any, sweep_dirs: dict[str, Path], out_png: str | Path, *, d
         ax.set_title(panel.title, fontsize=10)
         ax.legend(fontsize=7, frameon=False)
         ax.grid(alpha=0.3)
-        ax.tick_params(labelbottom=panel.x is None)
+        ax.tick_params(labelbottom=False)
         ax_s.set_ylim(0, 1.05)
         ax_s.set_ylabel("fraction solved")
         ax_s.grid(alpha=0.3)

@@ -141,7 +141,7 @@ FIGURES: dict[str, FigureSpec] = {
                     "controls, 256 hidden",
                     (
                         Series("fig6", "symmetric", {"hidden": [256]}),
-                        Series("fig7_nohidden", "no hidden"),
+                        Series("fig7_nohidden", "no hidden layer"),
                         Series("fig7_linear", "linear"),
                         Series("fig7_fixed", "fixed hidden"),
                         Series("fig7_reg", "random + reg."),
