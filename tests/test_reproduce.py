@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import one_line_error
 
+from superspike.errors import UserError
 from superspike.outputs.sweep_plot import series_stats
 from superspike.run.reproduce import (
     FIGURES,
@@ -93,6 +94,9 @@ def test_statistics_across_seeds(tmp_path: Path) -> None:
     assert stats["fb=b"].solved == 0 and stats["fb=b"].n == 1
     only_b = series_stats(Series("s", "{feedback}", {"feedback": "b"}), folder, None, 1.0)
     assert [p.label for p in only_b] == ["b"]
+    assert [p.label for p in series_stats(Series("s", ""), folder, None, 1.0)] == ["feedback=a", "feedback=b"]
+    with pytest.raises(UserError, match="does not fit"):
+        series_stats(Series("s", "{hidden}"), folder, None, 1.0)
 
 
 def test_reproduce_runs_the_figures_sweep_and_draws_it(tmp_path: Path) -> None:

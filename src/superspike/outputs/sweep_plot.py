@@ -215,19 +215,34 @@ class PointStats:
         return tuple(float(v) for v in q)  # type: ignore[return-value]
 
 
-def _series_rows(series: Any, sweep_dir: Path) -> list[dict[str, Any]]:
+def _series_rows(series: Any, sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """The grid keys of a series' sweep directory and its rows that match ``series.where``."""
     if not (sweep_dir / "results.csv").is_file():
         raise UserError(f"{sweep_dir}: no results.csv; run the sweep sweeps/{series.sweep}.toml into it first")
-    _, rows = read_results(sweep_dir)
-    return [r for r in rows if all(r.get(k) == v for k, v in series.where.items())]
+    keys, rows = read_results(sweep_dir)
+    return keys, [r for r in rows if all(r.get(k) == v for k, v in series.where.items())]
+
+
+def _series_label(series: Any, row: dict[str, Any], keys: list[str]) -> str:
+    """A row's label: the series' format string filled with the row's values; an empty one
+    lists the row's grid values (``feedback=random, hidden=4``), or the sweep's name without any."""
+    if not series.label:
+        return ", ".join(f"{k}={_label(row[k])}" for k in keys if k in row) or series.sweep
+    try:
+        return series.label.format(**{k: v for k, v in row.items() if k != "run"})
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UserError(
+            f"{series.sweep}: the figure's label {series.label!r} does not fit its results ({exc})"
+        ) from None
 
 
 def series_stats(series: Any, sweep_dir: str | Path, x: str | None, solved_below: float) -> list[PointStats]:
     """The :class:`PointStats` of one series (a :class:`~superspike.run.reproduce.Series`) of the
     sweep directory ``sweep_dir``: one per (label, x value), in the order of results.csv."""
     groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
-    for r in _series_rows(series, Path(sweep_dir)):
-        label = series.label.format(**{k: v for k, v in r.items() if k != "run"})
+    keys, rows = _series_rows(series, Path(sweep_dir))
+    for r in rows:
+        label = _series_label(series, r, keys)
         xv = _numeric(r.get(x)) if x is not None else None
         groups.setdefault((label, xv), []).append(r)
     out = []
@@ -256,13 +271,14 @@ def _curves(series: Any, sweep_dir: Path) -> dict[str, tuple[np.ndarray, list[np
     from superspike.run.sweep import RUNS
 
     out: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
-    for r in _series_rows(series, sweep_dir):
+    keys, rows = _series_rows(series, sweep_dir)
+    for r in rows:
         if r.get("status") != "ok":
             continue
         rows = read_curve_rows(sweep_dir / RUNS / r["run"])
         if not rows:
             continue
-        label = series.label.format(**{k: v for k, v in r.items() if k != "run"})
+        label = _series_label(series, r, keys)
         t = np.array([row["time_s"] for row in rows])
         c = np.array([row["cost"] for row in rows])
         times, costs = out.setdefault(label, (t, []))

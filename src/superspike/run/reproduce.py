@@ -27,10 +27,10 @@ from superspike.run.sweep import MAX_SWEEP_RUNS, Sweep, SweepResult, load_sweep,
 class Series:
     """Runs of one sweep drawn as one line (or one column): those whose grid values match
     ``where``; ``label`` is a format string of the row's grid values (``"{feedback}"``: one line
-    per feedback mode)."""
+    per feedback mode), or empty for all of them."""
 
     sweep: str  #: stem of the sweep file (sweeps/<sweep>.toml); its runs are in OUT/<sweep>
-    label: str
+    label: str  #: "" (empty): the row's grid values, ``feedback=random, hidden=[4]``
     where: dict[str, Any] = field(default_factory=dict)
 
 
@@ -109,7 +109,7 @@ FIGURES: dict[str, FigureSpec] = {
             "fig5",
             "Fig. 5: spiking XOR, 100-4-2",
             "random and symmetric feedback learn it, no hidden layer cannot, uniform is worse; 20 trials each",
-            (Panel("final cost (XOR)", (Series("fig5", "{feedback}"),)),),
+            (Panel("final cost (XOR)", (Series("fig5", ""),)),),
             0.5,
         ),
         FigureSpec(
