@@ -66,6 +66,17 @@ def cli() -> None:
 @click.option(
     "--optimizer", type=click.Choice(["rmaxprop", "rmsprop", "fixed"]), help="Learning-rate strategy [rmaxprop]."
 )
+@click.option(
+    "--rms-tau",
+    type=click.FloatRange(min=0, min_open=True),
+    help="RMSprop only: memory of its second moment, s [rule.tau_rms, 30, shared with RMaxProp].",
+)
+@click.option(
+    "--rms-bias-correction",
+    is_flag=True,
+    default=None,
+    help="RMSprop only: divide its second moment by 1 - gamma^t after t updates (as Adam does).",
+)
 @click.option("--eta", type=float, help="Learning rate r0 [1e-3].")
 @click.option("--w0", type=float, help="Initial weight scale, V [0.05].")
 @click.option("--epsilon", type=float, help="Optimiser epsilon [1e-12].")
@@ -219,6 +230,81 @@ def sweep(sweep_file: str, out: str, workers: int | None, scheduler: str | None,
     if not quiet:
         click.echo(f"{p.ok} of {p.total} runs ok, {p.failed} failed; results: {result.results}")
     if p.failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("figure")
+@click.option(
+    "--out",
+    default="results",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder of the figure's sweeps (OUT/<sweep file stem>) and of OUT/<figure>.png.",
+)
+@click.option("--seeds", type=click.IntRange(min=1), help="Seeds 1..N instead of the sweep files' own counts.")
+@click.option(
+    "--sweeps",
+    "sweeps_dir",
+    type=click.Path(file_okay=False, exists=True),
+    help="Folder of the sweep files [the repository's sweeps/].",
+)
+@click.option("--workers", type=click.IntRange(min=1), help="Local worker processes [default: the CPUs].")
+@click.option("--scheduler", help="Run on this Dask scheduler (tcp://HOST:8786 or a scheduler .json file).")
+@click.option("--plot-only", is_flag=True, help="Draw the figure from the runs already in OUT; run nothing.")
+@click.option("--dpi", type=click.IntRange(min=20), default=110, show_default=True, help="Resolution of the PNG.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress.")
+def reproduce(
+    figure: str,
+    out: str,
+    seeds: int | None,
+    sweeps_dir: str | None,
+    workers: int | None,
+    scheduler: str | None,
+    plot_only: bool,
+    dpi: int,
+    quiet: bool,
+) -> None:
+    """Run a figure of the paper (1, 2, 4, 5, 6, 7, 8) and draw it: its sweep files, each into
+    OUT/<file stem> (rerunning runs only what is missing), then OUT/figN.png with the median,
+    interquartile range and fraction solved across seeds. See docs/REPRODUCTION.md."""
+    from superspike.run.reproduce import figure_sweeps, figure_table, get_figure, plot_reproduced
+    from superspike.run.reproduce import reproduce as run_reproduce
+    from superspike.run.sweep import ProgressPrinter
+
+    if scheduler is not None and workers is not None:
+        raise click.UsageError("--workers sets local processes; with --scheduler the cluster's workers run the runs")
+    fig = get_figure(figure)
+    if plot_only:
+        click.echo(f"wrote {plot_reproduced(fig.name, out, dpi=dpi)}")
+        if not quiet:
+            click.echo(figure_table(fig.name, out))
+        return
+    sweeps = figure_sweeps(fig, sweeps_dir, seeds)
+    if not quiet:
+        runs = sum(len(s.points) for s in sweeps)
+        click.echo(f"{fig.name}: {len(sweeps)} sweep file(s) ({', '.join(fig.sweeps)}), {runs} runs")
+    printer = None if quiet else ProgressPrinter()
+    try:
+        results, png = run_reproduce(
+            fig.name,
+            out,
+            sweeps_dir=sweeps_dir,
+            seeds=seeds,
+            workers=workers,
+            scheduler=scheduler,
+            progress=printer,
+            dpi=dpi,
+        )
+    finally:
+        if printer is not None:
+            printer.close()
+    failed = sum(r.progress.failed for r in results)
+    if not quiet:
+        ok = sum(r.progress.ok for r in results)
+        click.echo(f"{ok} runs ok, {failed} failed; wrote {png}")
+        click.echo(figure_table(fig.name, out))
+    if failed:
         sys.exit(1)
 
 
@@ -390,6 +476,8 @@ _MEMORY_HINTS = {
     "make-target": "the image or --neurons x --bins is too large for this machine's memory",
     "make-input": "--neurons x --rate x --duration makes too many spikes for this machine's memory",
     "export": "the run's network is too large for this machine's memory",
+    "reproduce": "a run's network, --blocks or duration is too large for this machine's memory (fewer --workers "
+    "share it among fewer runs)",
 }
 
 

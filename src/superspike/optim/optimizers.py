@@ -4,6 +4,17 @@
 ``grad2 = max(g^2, gamma * grad2)``, so that |dw| <= eta per update. ``rmsprop`` uses the usual
 running average and ``fixed`` a plain learning rate (the paper's Fig. 1 compares the three).
 
+The memory of the second moment is ``gamma = exp(-update_interval / tau)``, with ``tau`` the
+rule's ``tau_rms`` (30 s; MODEL.md 2.7) unless RMSprop is given its own. RMSprop as the reference
+has it (in its source, commented out) starts its running average from 0 with that 30 s memory,
+so its first steps divide by a second moment far below g^2 and can be several times eta
+(after one update sqrt(grad2) = sqrt(1 - gamma) |g|, a step of 7.8 eta). Two options change
+that, both off by default: a shorter memory ``tau``, and ``bias_correction``, which divides
+the second moment by ``1 - gamma^t`` after its t-th update (as Adam does), so that an average
+of equal gradients is their square from the first update on. ``grad2`` itself stays the
+uncorrected average (it is the state a checkpoint saves); the correction needs the update count,
+which the caller gives (the simulation derives it from its clock, so a resumed run continues it).
+
 Optimisers work on arrays (a plastic connection's ``w``, ``el_sum`` and ``grad2``, changed in
 place) and know nothing of the engines or their state.
 """
@@ -11,10 +22,14 @@ place) and know nothing of the engines or their state.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from superspike.errors import ConfigError
+
+if TYPE_CHECKING:
+    from superspike.params import RuleParams
 
 
 class Optimizer:
@@ -28,10 +43,19 @@ class Optimizer:
         self.w_max = np.float32(w_max)
 
     def step(
-        self, w: np.ndarray, el_sum: np.ndarray, grad2: np.ndarray, n_steps: int, eta: float, learning: bool
+        self,
+        w: np.ndarray,
+        el_sum: np.ndarray,
+        grad2: np.ndarray,
+        n_steps: int,
+        eta: float,
+        learning: bool,
+        count: int | None = None,
     ) -> None:
         """One update of the weights ``w`` from the gradient ``el_sum`` summed over ``n_steps``
         steps, with the second moment ``grad2``; all float32 arrays of one shape, changed in place.
+        ``count``: how many updates grad2 has had, this one included (1 for the first); only an
+        optimiser with bias correction needs it.
 
         grad2 and el_sum evolve even when ``learning`` is off (burn-in, MODEL.md 2.10).
         """
@@ -39,11 +63,14 @@ class Optimizer:
         self._moment(grad2, g)
         el_sum[...] = 0
         if learning:
-            w += self._delta(g, grad2, np.float32(eta))
+            w += self._delta(g, self._second_moment(grad2, count), np.float32(eta))
             np.clip(w, -self.w_max, self.w_max, out=w)
 
     def _moment(self, grad2: np.ndarray, g: np.ndarray) -> None:
         pass
+
+    def _second_moment(self, grad2: np.ndarray, count: int | None) -> np.ndarray:
+        return grad2
 
     def _delta(self, g: np.ndarray, grad2: np.ndarray, eta: np.float32) -> np.ndarray:
         raise NotImplementedError
@@ -62,13 +89,31 @@ class RMaxProp(Optimizer):
 
 
 class RMSprop(RMaxProp):
-    """grad2 = gamma grad2 + (1 - gamma) g^2; dw = eta g / (sqrt(grad2) + epsilon)."""
+    """grad2 = gamma grad2 + (1 - gamma) g^2; dw = eta g / (sqrt(grad2) + epsilon).
+
+    ``bias_correction``: dw = eta g / (sqrt(grad2 / (1 - gamma^t)) + epsilon) after the t-th
+    update of grad2 (Adam's correction of an average started at 0). Off: the reference's RMSprop.
+    """
 
     name = "rmsprop"
+
+    def __init__(
+        self, update_interval: float, tau_rms: float, epsilon: float, w_max: float, bias_correction: bool = False
+    ) -> None:
+        super().__init__(update_interval, tau_rms, epsilon, w_max)
+        self.bias_correction = bool(bias_correction)
 
     def _moment(self, grad2: np.ndarray, g: np.ndarray) -> None:
         grad2 *= self.gamma
         grad2 += (np.float32(1) - self.gamma) * g * g
+
+    def _second_moment(self, grad2: np.ndarray, count: int | None) -> np.ndarray:
+        if not self.bias_correction:
+            return grad2
+        if count is None or count < 1:
+            raise ValueError(f"RMSprop with bias correction needs the update count (1 for the first), got {count!r}")
+        # 1 - gamma^t in float64 (gamma^t underflows harmlessly to 0 for long runs), then float32
+        return grad2 / np.float32(1.0 - float(self.gamma) ** count)
 
 
 class Fixed(Optimizer):
@@ -84,6 +129,30 @@ class Fixed(Optimizer):
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {o.name: o for o in (RMaxProp, RMSprop, Fixed)}
+
+
+def make_optimizer(
+    name: str,
+    rule: RuleParams,
+    epsilon: float = 1e-12,
+    *,
+    rms_tau: float | None = None,
+    rms_bias_correction: bool = False,
+) -> Optimizer:
+    """The optimiser ``name`` for a network with the rule constants ``rule`` (update interval,
+    ``tau_rms``, ``w_max``). ``rms_tau`` (s; None: ``rule.tau_rms``) and ``rms_bias_correction``
+    are RMSprop's own options (the run options of the same names); another optimiser given
+    one of them is an error naming it."""
+    cls = get_optimizer(name)
+    if cls is not RMSprop:
+        for key, value in (("rms_tau", rms_tau), ("rms_bias_correction", rms_bias_correction)):
+            if value not in (None, False):
+                raise ConfigError(key, f"is an option of the rmsprop optimizer; optimizer is {name!r}")
+        return cls(rule.update_interval, rule.tau_rms, epsilon, rule.w_max)
+    if rms_tau is not None and not (isinstance(rms_tau, (int, float)) and math.isfinite(rms_tau) and rms_tau > 0):
+        raise ConfigError("rms_tau", f"must be a positive number of seconds, got {rms_tau!r}")
+    tau = rule.tau_rms if rms_tau is None else rms_tau
+    return RMSprop(rule.update_interval, tau, epsilon, rule.w_max, bias_correction=rms_bias_correction)
 
 
 def get_optimizer(name: str) -> type[Optimizer]:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from superspike.errors import ConfigError, InputFileError
 from superspike.io.files import atomic_write, read_bytes
 from superspike.network import FEEDBACK_MODES, Connection, Group, NetworkSpec
-from superspike.optim import OPTIMIZERS
+from superspike.optim import OPTIMIZERS, make_optimizer
 from superspike.params import NeuronParams, RegularizerParams, RuleParams, params_from_dict, params_to_dict
 
 if TYPE_CHECKING:
@@ -311,6 +311,8 @@ class RunConfig:
     reg_tau: float | None = None  #: tau_het, s
     linear: bool | None = None  #: sigma' = 1
     optimizer: str | None = None  #: rmaxprop | rmsprop | fixed
+    rms_tau: float | None = None  #: RMSprop's own memory of the second moment, s (None: rule.tau_rms)
+    rms_bias_correction: bool | None = None  #: RMSprop: divide the second moment by 1 - gamma^t (Adam)
     eta: float | None = None  #: learning rate r0
     w0: float | None = None  #: initial weight scale, V
     epsilon: float | None = None  #: optimiser epsilon
@@ -353,6 +355,7 @@ DEFAULTS: dict[str, Any] = {
     "reg_tau": 100e-3,
     "linear": False,
     "optimizer": "rmaxprop",
+    "rms_bias_correction": False,
     "eta": 1e-3,
     "w0": 0.05,
     "epsilon": 1e-12,
@@ -431,6 +434,8 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(key, f"must not be negative, got {g(key)}")
     if not 1 <= g("test_periods") <= 10_000:
         raise ConfigError("test_periods", f"must be a number of loop periods in 1..10000, got {g('test_periods')}")
+    if cfg.rms_tau is not None and cfg.rms_tau <= 0:
+        raise ConfigError("rms_tau", f"must be a positive number of seconds, got {cfg.rms_tau}")
     for key in ("eta", "w0", "epsilon", "lr_drop_factor"):
         if g(key) < 0:
             raise ConfigError(key, f"must be a non-negative number, got {g(key)}")
@@ -600,6 +605,10 @@ def resolve(cfg: RunConfig | None = None) -> Resolved:
             raise ConfigError(exc.key, exc.problem, f"suggested settings of task {builtin.name!r}") from None
     cfg = replace(cfg, **{k: v for k, v in DEFAULTS.items() if getattr(cfg, k) is None})
     dt = cfg.neuron.dt
+    # RMSprop's options with another optimiser are refused only now, with every layer applied
+    make_optimizer(
+        cfg.optimizer, cfg.rule, cfg.epsilon, rms_tau=cfg.rms_tau, rms_bias_correction=cfg.rms_bias_correction
+    )
 
     if builtin is not None:
         task = builtin.make(cfg.seed, dt)

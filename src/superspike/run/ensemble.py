@@ -37,7 +37,7 @@ from superspike.engine import State, get_engine
 from superspike.errors import ConfigError, SimulationError
 from superspike.network import Network
 from superspike.network.ensemble import Ensemble, combine, feedback_kind, member_prefix
-from superspike.optim import get_optimizer
+from superspike.optim import Optimizer, make_optimizer
 from superspike.params import steps
 from superspike.rule.cost import reported_mse
 from superspike.run.config import RunConfig, config_to_dict, resolve
@@ -155,7 +155,7 @@ class _Coordinator:
         self.index: dict[int, int] = {}  #: member number -> position in the combined network
 
     # -- joining ------------------------------------------------------------------------------
-    def join(self, k: int, network: Network, task: Task, engine: str = "fast", optimizer: str = "rmaxprop",
+    def join(self, k: int, network: Network, task: Task, engine: str = "fast", optimizer: str | Optimizer = "rmaxprop",
              epsilon: float = 1e-12, state: State | None = None) -> _Member:  # fmt: skip
         """Member k's simulation (called by its run in place of ``Simulation(...)``); waits until
         every member has joined or left."""
@@ -270,7 +270,8 @@ class _Coordinator:
                 problem = "state" if k in bad else None
                 if update and problem is None:
                     for conn in mem.plastic:
-                        mem.optimizer.step(conn.w, conn.el_sum, conn.grad2, U, reqs[k][i][2], learning)
+                        count = next_update // U + 1  # updates of grad2 so far, as in Simulation
+                        mem.optimizer.step(conn.w, conn.el_sum, conn.grad2, U, reqs[k][i][2], learning, count)
                     if not all(np.isfinite(c.w).all() for c in mem.plastic):
                         problem = "weights"
                 self.results[k].append((start, stop, result.spikes, problem))
@@ -280,14 +281,15 @@ class _Member:
     """Member m of an ensemble as its run sees it: the interface of
     :class:`~superspike.run.simulation.Simulation` that :func:`superspike.run.train._train` uses."""
 
-    def __init__(self, coord: _Coordinator, m: int, network: Network, task: Task, optimizer: str, epsilon: float):
+    def __init__(
+        self, coord: _Coordinator, m: int, network: Network, task: Task, optimizer: str | Optimizer, epsilon: float
+    ):
         self.coord = coord
         self.network = network
         self.task = task
         spec = network.spec
-        self.optimizer = get_optimizer(optimizer)(
-            spec.rule.update_interval, spec.rule.tau_rms, epsilon, spec.rule.w_max
-        )
+        # the member's own optimiser state (an Optimizer from train(), or a name)
+        self.optimizer = make_optimizer(optimizer, spec.rule, epsilon) if isinstance(optimizer, str) else optimizer
         self.update_steps = spec.update_steps
         self.dt = spec.neuron.dt
         self.monitors: list = []

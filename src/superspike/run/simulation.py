@@ -23,7 +23,7 @@ import numpy as np
 from superspike.engine import Engine, State, get_engine
 from superspike.errors import SimulationError
 from superspike.network import Network, NetworkSpec
-from superspike.optim import get_optimizer
+from superspike.optim import Optimizer, make_optimizer
 from superspike.params import steps
 from superspike.rule.cost import reported_mse
 from superspike.task import Task
@@ -84,7 +84,7 @@ class Simulation:
         network: Network,
         task: Task,
         engine: str | Engine = "fast",
-        optimizer: str = "rmaxprop",
+        optimizer: str | Optimizer = "rmaxprop",
         epsilon: float = 1e-12,
         state: State | None = None,
     ) -> None:
@@ -92,9 +92,9 @@ class Simulation:
         self.task = task
         spec = network.spec
         self.engine = get_engine(engine)(network, task) if isinstance(engine, str) else engine
-        self.optimizer = get_optimizer(optimizer)(
-            spec.rule.update_interval, spec.rule.tau_rms, epsilon, spec.rule.w_max
-        )
+        # a name: that optimiser with the rule's constants; or an Optimizer made elsewhere
+        # (superspike.optim.make_optimizer, with RMSprop's options)
+        self.optimizer = make_optimizer(optimizer, spec.rule, epsilon) if isinstance(optimizer, str) else optimizer
         self.state = state if state is not None else State.initial(network)
         self.update_steps = spec.update_steps
         self.dt = spec.neuron.dt
@@ -149,8 +149,9 @@ class Simulation:
                 for m in self.monitors:
                     m(start, stop, spikes, tgt)
             if stop - 1 == next_update:
+                count = next_update // U + 1  # updates of grad2 so far, this one included (step 0 is the first)
                 for conn in plastic:  # step 5, plastic connections only
-                    self.optimizer.step(conn.w, conn.el_sum, conn.grad2, U, eta, learning)
+                    self.optimizer.step(conn.w, conn.el_sum, conn.grad2, U, eta, learning, count)
                 if not all(np.isfinite(c.w).all() for c in plastic):
                     raise SimulationError(f"numerical blow-up (NaN or infinite weights) at t = {stop * self.dt:.4f} s")
 

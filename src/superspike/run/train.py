@@ -17,6 +17,7 @@ from tqdm import tqdm
 from superspike.errors import ConfigError, InputFileError, OutputFileError, RunInterrupted, SimulationError
 from superspike.io import load_weights
 from superspike.network import Network, NetworkSpec
+from superspike.optim import make_optimizer
 from superspike.outputs.rundir import (
     MARKER,
     RunDirectory,
@@ -279,9 +280,14 @@ def _train(
             state, progress = load_checkpoint(path / CHECKPOINT, network)
             check_progress(path / CHECKPOINT, progress, network, state.clock, sched.end)
         # else: killed before its first checkpoint; the run starts again from the beginning
-    sim = simulation(
-        network, task, engine=config.engine, optimizer=config.optimizer, epsilon=config.epsilon, state=state
+    optimizer = make_optimizer(
+        config.optimizer,
+        spec.rule,
+        config.epsilon,
+        rms_tau=config.rms_tau,
+        rms_bias_correction=bool(config.rms_bias_correction),
     )
+    sim = simulation(network, task, engine=config.engine, optimizer=optimizer, epsilon=config.epsilon, state=state)
     dt = spec.neuron.dt
     U = spec.update_steps
     feed = sim.feed
