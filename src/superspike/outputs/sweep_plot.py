@@ -236,9 +236,15 @@ def _series_label(series: Any, row: dict[str, Any], keys: list[str]) -> str:
         ) from None
 
 
-def series_stats(series: Any, sweep_dir: str | Path, x: str | None, solved_below: float) -> list[PointStats]:
+def series_stats(
+    series: Any, sweep_dir: str | Path, x: str | None, solved_below: float, fig: Any = None
+) -> list[PointStats]:
     """The :class:`PointStats` of one series (a :class:`~superspike.run.reproduce.Series`) of the
-    sweep directory ``sweep_dir``: one per (label, x value), in the order of results.csv."""
+    sweep directory ``sweep_dir``: one per (label, x value), in the order of results.csv. With a
+    figure ``fig``, its measure (``fig.measure``) and its test of solved (``fig.is_solved``);
+    without, the final cost and ``solved_below``."""
+    measure = fig.measure if fig is not None else "final_cost"
+    solved = fig.is_solved if fig is not None else (lambda v: v < solved_below)
     groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
     keys, rows = _series_rows(series, Path(sweep_dir))
     for r in rows:
@@ -247,9 +253,9 @@ def series_stats(series: Any, sweep_dir: str | Path, x: str | None, solved_below
         groups.setdefault((label, xv), []).append(r)
     out = []
     for (label, xv), rows in groups.items():
-        ok = [r for r in rows if r.get("status") == "ok" and isinstance(r.get("final_cost"), (int, float))]
-        costs = np.array([float(r["final_cost"]) for r in ok])
-        out.append(PointStats(label, xv, costs, len(rows) - len(ok), int((costs < solved_below).sum())))
+        ok = [r for r in rows if r.get("status") == "ok" and isinstance(r.get(measure), (int, float))]
+        costs = np.array([float(r[measure]) for r in ok])
+        out.append(PointStats(label, xv, costs, len(rows) - len(ok), int(solved(costs).sum())))
     return out
 
 
@@ -258,7 +264,7 @@ def figure_stats(fig: Any, sweep_dirs: dict[str, Path]) -> list[list[list[PointS
     ``series`` then its ``reference``), the points' statistics."""
     return [
         [
-            series_stats(s, sweep_dirs[s.sweep], panel.x if s in panel.series else None, fig.solved_below)
+            series_stats(s, sweep_dirs[s.sweep], panel.x if s in panel.series else None, fig.solved_below, fig)
             for s in (*panel.series, *panel.reference)
         ]
         for panel in fig.panels
@@ -302,6 +308,9 @@ def plot_figure(fig: Any, sweep_dirs: dict[str, Path], out_png: str | Path, *, d
 
     out_png = Path(out_png)
     stats = figure_stats(fig, sweep_dirs)
+    accuracy = fig.measure == "final_accuracy"
+    floor = -np.inf if accuracy else COST_FLOOR  # costs are drawn on a log axis
+    threshold = fig.solved_above if accuracy else fig.solved_below
     columns: list[tuple[str, int]] = []
     for pi, panel in enumerate(fig.panels):
         if panel.curves:
@@ -332,13 +341,13 @@ def plot_figure(fig: Any, sweep_dirs: dict[str, Path], out_png: str | Path, *, d
             ax = figure.add_subplot(grid[:, col])
             for s in panel.series:
                 for label, (t, costs) in _curves(s, sweep_dirs[s.sweep]).items():
-                    c = np.maximum(np.array(costs), COST_FLOOR)
+                    c = np.maximum(np.array(costs), floor)
                     q25, med, q75 = np.quantile(c, [0.25, 0.5, 0.75], axis=0)
                     ax.plot(t, med, color=colors[label], label=f"{label}: median")
                     ax.fill_between(t, q25, q75, color=colors[label], alpha=0.2, lw=0, label="interquartile range")
                     for ci in c:
                         ax.plot(t, ci, color=colors[label], alpha=0.12, lw=0.6)
-            ax.axhline(fig.solved_below, color="0.3", ls="--", lw=0.8)
+            ax.axhline(threshold, color="0.3", ls="--", lw=0.8)
             ax.set_yscale("log")
             ax.set_xlabel("time, s")
             ax.set_ylabel("cost")
@@ -365,7 +374,7 @@ def plot_figure(fig: Any, sweep_dirs: dict[str, Path], out_png: str | Path, *, d
             cats = list(dict.fromkeys(p.label for p in main))
             for p in main:
                 i = cats.index(p.label)
-                _column(ax, i, p, colors[p.label], rng)
+                _column(ax, i, p, colors[p.label], rng, floor)
                 ax_s.bar(i, p.fraction_solved, color=colors[p.label], width=0.6)
                 ax_s.text(i, min(p.fraction_solved, 0.82) + 0.05, f"{p.solved}/{p.n}", ha="center", fontsize=7)
             ax_s.set_xticks(range(len(cats)), cats, rotation=25 if len(cats) > 3 else 0, fontsize=8, ha="right")
@@ -387,18 +396,18 @@ def plot_figure(fig: Any, sweep_dirs: dict[str, Path], out_png: str | Path, *, d
                     if p.costs.size:
                         ax.plot(
                             np.full(p.costs.size, xv),
-                            np.maximum(p.costs, COST_FLOOR),
+                            np.maximum(p.costs, floor),
                             ".",
                             color=color,
                             alpha=0.3,
                             ms=4,
                             zorder=1,
                         )
-                ax.plot(xs, np.maximum(q[:, 2], COST_FLOOR), "o-", color=color, ms=4, label=label, zorder=3)
+                ax.plot(xs, np.maximum(q[:, 2], floor), "o-", color=color, ms=4, label=label, zorder=3)
                 ax.fill_between(
                     xs,
-                    np.maximum(q[:, 1], COST_FLOOR),
-                    np.maximum(q[:, 3], COST_FLOOR),
+                    np.maximum(q[:, 1], floor),
+                    np.maximum(q[:, 3], floor),
                     color=color,
                     alpha=0.15,
                     lw=0,
@@ -414,16 +423,20 @@ def plot_figure(fig: Any, sweep_dirs: dict[str, Path], out_png: str | Path, *, d
             _, q1, med, q3, _ = p.quantiles()
             color = colors[p.label]
             ax.axhline(
-                max(med, COST_FLOOR),
+                max(med, floor),
                 color=color,
                 ls=":",
                 lw=1.5,
                 label=f"{p.label} (median, IQR; {p.solved}/{p.n} solved)",
             )
-            ax.axhspan(max(q1, COST_FLOOR), max(q3, COST_FLOOR), color=color, alpha=0.1, lw=0)
-        ax.axhline(fig.solved_below, color="0.3", ls="--", lw=0.8, label=f"solved: cost < {fig.solved_below:g}")
-        ax.set_yscale("log")
-        ax.set_ylabel("final cost (mean of last 5 cost lines)")
+            ax.axhspan(max(q1, floor), max(q3, floor), color=color, alpha=0.1, lw=0)
+        ax.axhline(threshold, color="0.3", ls="--", lw=0.8, label=f"solved: {fig.solved_text}")
+        if accuracy:
+            ax.set_ylim(-0.03, 1.03)
+            ax.set_ylabel("accuracy on the final test (fresh trials)")
+        else:
+            ax.set_yscale("log")
+            ax.set_ylabel("final cost (mean of last 5 cost lines)")
         ax.set_title(panel.title, fontsize=10)
         ax.legend(fontsize=7, frameon=False)
         ax.grid(alpha=0.3)
@@ -435,7 +448,7 @@ def plot_figure(fig: Any, sweep_dirs: dict[str, Path], out_png: str | Path, *, d
     sub = f"median, interquartile range and runs; {n_text} seeds per point"
     if failed:
         sub += f"; {failed} failed run{'s' if failed > 1 else ''} (counted as not solved)"
-    if all_costs.size and all_costs.min() < COST_FLOOR:
+    if not accuracy and all_costs.size and all_costs.min() < COST_FLOOR:
         sub += f"; costs below {COST_FLOOR:g} drawn at it"
     figure.suptitle(f"{fig.title}\n{sub}", fontsize=10)
     out_png.parent.mkdir(parents=True, exist_ok=True)
@@ -443,13 +456,14 @@ def plot_figure(fig: Any, sweep_dirs: dict[str, Path], out_png: str | Path, *, d
     return out_png
 
 
-def _column(ax: Any, i: int, p: PointStats, color: str, rng: np.random.Generator) -> None:
-    """One label's runs as a column: dots, median marker, IQR bar and min-max whiskers."""
+def _column(ax: Any, i: int, p: PointStats, color: str, rng: np.random.Generator, floor: float = COST_FLOOR) -> None:
+    """One label's runs as a column: dots, median marker, IQR bar and min-max whiskers (values
+    below ``floor`` drawn at it)."""
     if not p.costs.size:
         return
-    c = np.maximum(p.costs, COST_FLOOR)
+    c = np.maximum(p.costs, floor)
     ax.plot(i + rng.uniform(-0.15, 0.15, c.size), c, ".", color=color, alpha=0.35, ms=5, zorder=1)
-    lo, q1, med, q3, hi = (max(v, COST_FLOOR) for v in p.quantiles())
+    lo, q1, med, q3, hi = (max(v, floor) for v in p.quantiles())
     ax.vlines(i, lo, hi, color=color, lw=0.8, zorder=2)
     ax.vlines(i, q1, q3, color=color, lw=5, alpha=0.6, zorder=2)
     ax.plot(i, med, "o", color="white", mec=color, ms=6, zorder=3)

@@ -65,6 +65,7 @@ RESULT_COLUMNS = (
     "status",
     "final_cost",
     "final_vr_distance",
+    "final_accuracy",
     "rate_hidden_hz",
     "rate_output_hz",
     "wall_s",
@@ -331,10 +332,18 @@ def _write_status(run_dir: Path, status: dict[str, Any]) -> None:
 
 def _summarize(curve: list[dict[str, float]], spec: NetworkSpec) -> dict[str, float | None]:
     """Final cost, van Rossum distance and rates: means over the last :data:`LAST_LINES` cost lines;
-    the rates of the hidden groups and of the output groups, each weighted by group size."""
+    the rates of the hidden groups and of the output groups, each weighted by group size. Tasks
+    with windows of opportunity: ``final_accuracy``, the accuracy of the last cost line (a
+    stream's final test on fresh trials, MODEL.md 3.6); else None."""
     last = curve[-LAST_LINES:]
     if not last:
-        return {"final_cost": None, "final_vr_distance": None, "rate_hidden_hz": None, "rate_output_hz": None}
+        return {
+            "final_cost": None,
+            "final_vr_distance": None,
+            "final_accuracy": None,
+            "rate_hidden_hz": None,
+            "rate_output_hz": None,
+        }
 
     def mean(key: str) -> float:
         return float(sum(r[key] for r in last) / len(last))
@@ -345,6 +354,8 @@ def _summarize(curve: list[dict[str, float]], spec: NetworkSpec) -> dict[str, fl
         return sum(mean(key) * n for key, n in sizes) / total if total else None
 
     out: dict[str, float | None] = {"final_cost": mean("cost"), "final_vr_distance": mean("vr_distance")}
+    acc = last[-1].get("accuracy")
+    out["final_accuracy"] = float(acc) if isinstance(acc, (int, float)) and acc == acc else None
     out["rate_hidden_hz"] = rate(spec.hidden_groups)
     out["rate_output_hz"] = rate(spec.output_groups)
     return out
