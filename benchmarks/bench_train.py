@@ -32,16 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_dir() -> Path:
-    """$SUPERSPIKE_SHARED, or ../shared next to the repository; exit with a message if neither."""
-    env = os.environ.get("SUPERSPIKE_SHARED", "")
-    for cand in ([Path(env)] if env else []) + [ROOT.parent / "shared"]:
-        if (cand / "SPEC.md").exists():
-            return cand
-    sys.exit("bench_train: ../shared (Oxford data, recorded reference run) not found; set SUPERSPIKE_SHARED")
+from bench_fast import shared_dir  # the same data lookup (this script's folder is on sys.path)
 
 
 def load() -> str:

@@ -186,6 +186,12 @@ class State:
 
     def is_finite(self) -> bool:
         """False if any membrane potential, current or weight is NaN or infinite."""
-        return all(
-            np.isfinite(g.u).all() and np.isfinite(g.i_syn).all() for g in self.groups.values() if g.u is not None
-        ) and all(np.isfinite(c.w).all() for c in self.conns.values())
+        return all_finite(self.groups, self.conns)
+
+
+def all_finite(groups: dict[str, GroupState], conns: dict[str, ConnectionState]) -> bool:
+    """False if any membrane potential, current (of ``groups``) or weight (of ``conns``) is NaN or
+    infinite: a whole state's, or an ensemble member's part of one."""
+    return all(
+        np.isfinite(g.u).all() and np.isfinite(g.i_syn).all() for g in groups.values() if g.u is not None
+    ) and all(np.isfinite(c.w).all() for c in conns.values())

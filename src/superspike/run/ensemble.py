@@ -34,14 +34,14 @@ from typing import Any
 import numpy as np
 
 from superspike.engine import State, get_engine
+from superspike.engine.state import all_finite
 from superspike.errors import ConfigError, SimulationError
 from superspike.network import Network
 from superspike.network.ensemble import Ensemble, combine, feedback_kind, member_prefix
 from superspike.optim import Optimizer, make_optimizer
-from superspike.params import steps
 from superspike.rule.cost import reported_mse
 from superspike.run.config import RunConfig, config_to_dict, resolve
-from superspike.run.simulation import SpikeRecorder, split_input
+from superspike.run.simulation import Controls, split_input
 from superspike.task import Task
 from superspike.task.feed import Feed
 from superspike.task.raster import Raster
@@ -277,7 +277,7 @@ class _Coordinator:
                 self.results[k].append((start, stop, result.spikes, problem))
 
 
-class _Member:
+class _Member(Controls):
     """Member m of an ensemble as its run sees it: the interface of
     :class:`~superspike.run.simulation.Simulation` that :func:`superspike.run.train._train` uses."""
 
@@ -328,18 +328,8 @@ class _Member:
         )  # fmt: skip
 
     def finite(self) -> bool:
-        return all(
-            np.isfinite(g.u).all() and np.isfinite(g.i_syn).all() for g in self.groups.values() if g.u is not None
-        ) and all(np.isfinite(c.w).all() for c in self.conns.values())
-
-    def record(self, windows: list[tuple[float, float]] | None = None) -> SpikeRecorder:
-        win = None if windows is None else [(steps(a, self.dt), steps(b, self.dt)) for a, b in windows]
-        rec = SpikeRecorder(self.names, win)
-        self.monitors.append(rec)
-        return rec
-
-    def run(self, seconds: float, learning: bool = True, eta: float = 1e-3) -> None:
-        self.run_steps(steps(seconds, self.dt), learning, eta)
+        """False if any of the member's potentials, currents or weights is NaN or infinite."""
+        return all_finite(self.groups, self.conns)
 
     def run_steps(self, n_steps: int, learning: bool = True, eta: float = 1e-3) -> None:
         """Ask for ``n_steps`` steps. They are simulated, and the monitors called, when the run

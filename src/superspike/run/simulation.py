@@ -76,7 +76,31 @@ def split_input(spec: NetworkSpec, steps_: np.ndarray, ids: np.ndarray) -> dict[
     return out
 
 
-class Simulation:
+class Controls:
+    """What a simulation and an ensemble member (:mod:`superspike.run.ensemble`) offer alike on
+    top of their ``run_steps``: recording and running for a time in s. Needs ``names``, ``dt``,
+    ``monitors`` and ``run_steps``."""
+
+    names: list[str]
+    dt: float
+    monitors: list[Monitor]
+
+    def run_steps(self, n_steps: int, learning: bool = True, eta: float = 1e-3) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def record(self, windows: list[tuple[float, float]] | None = None) -> SpikeRecorder:
+        """Start recording spikes in memory (optionally only in windows given in s)."""
+        win = None if windows is None else [(steps(a, self.dt), steps(b, self.dt)) for a, b in windows]
+        rec = SpikeRecorder(self.names, win)
+        self.monitors.append(rec)
+        return rec
+
+    def run(self, seconds: float, learning: bool = True, eta: float = 1e-3) -> None:
+        """Simulate ``seconds`` s (rounded down to whole steps)."""
+        self.run_steps(steps(seconds, self.dt), learning, eta)
+
+
+class Simulation(Controls):
     """Advances a network on a task, applying weight updates at update steps (MODEL.md 2.7)."""
 
     def __init__(
@@ -116,17 +140,6 @@ class Simulation:
     def time(self) -> float:
         """Simulated time so far, s."""
         return self.state.clock * self.dt
-
-    def record(self, windows: list[tuple[float, float]] | None = None) -> SpikeRecorder:
-        """Start recording spikes in memory (optionally only in windows given in s)."""
-        win = None if windows is None else [(steps(a, self.dt), steps(b, self.dt)) for a, b in windows]
-        rec = SpikeRecorder(self.names, win)
-        self.monitors.append(rec)
-        return rec
-
-    def run(self, seconds: float, learning: bool = True, eta: float = 1e-3) -> None:
-        """Simulate ``seconds`` s (rounded down to whole steps)."""
-        self.run_steps(steps(seconds, self.dt), learning, eta)
 
     def run_steps(self, n_steps: int, learning: bool = True, eta: float = 1e-3) -> None:
         """Simulate ``n_steps`` steps; updates (with ``learning``, at rate ``eta``) at update steps."""
