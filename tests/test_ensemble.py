@@ -81,6 +81,19 @@ def test_ensemble_equals_separate_runs(files, tmp_path: Path, members) -> None:
     assert not np.array_equal(ens[0].network.weights["input-hidden0"], ens[1].network.weights["input-hidden0"])
 
 
+def test_ensemble_members_keep_rmsprop_options(files, tmp_path: Path) -> None:
+    """RMSprop with its own memory and bias correction (counted from the clock) in an ensemble."""
+    kw = dict(optimizer="rmsprop", rms_tau=5.0, rms_bias_correction=True)
+    cfgs = _configs(files, [(1, 5e-3, "random"), (2, 1e-2, "uniform")], **kw)
+    ens = train_ensemble(cfgs, [tmp_path / f"e{k}" for k in range(len(cfgs))])
+    plain = train(_configs(files, [(1, 5e-3, "random")], optimizer="rmsprop")[0], tmp_path / "p", quiet=True)
+    assert not np.array_equal(plain.network.weights["input-hidden0"], ens[0].network.weights["input-hidden0"])
+    for k, cfg in enumerate(cfgs):
+        alone = train(cfg, tmp_path / f"a{k}", quiet=True)
+        for name, w in alone.network.weights.items():
+            np.testing.assert_array_equal(ens[k].network.weights[name], w, err_msg=f"member {k}: {name}")
+
+
 def test_engines_agree_on_an_ensemble_graph() -> None:
     """The reference engine on the combined graph gives each member's own reference run exactly,
     and the fast engine agrees with it as on any graph."""
