@@ -246,15 +246,24 @@ def _children(pid: int) -> list[int]:
         return [int(c) for c in fh.read().split()]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_killed_sweep_rerun_completes_only_what_is_missing(folder: Path, sig: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    "sig, ensembles",
+    [(signal.SIGTERM, False), (signal.SIGKILL, False), (signal.SIGKILL, True)],
+    ids=["sigterm", "sigkill", "sigkill-ensembles"],
+)
+def test_killed_sweep_rerun_completes_only_what_is_missing(folder: Path, sig: signal.Signals, ensembles: bool) -> None:
+    """Without ensembles a worker runs one point at a time; with them (here 2 ensembles of 2: the
+    symmetric seeds and the random seeds) the unit a killed sweep's worker still finishes is a whole
+    ensemble. Either way the rerun runs exactly what is missing."""
     if sig == signal.SIGKILL and not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists():
         pytest.skip("needs Linux /proc/PID/task/PID/children to find the sweep's worker processes")
     # runs long enough (20.5 s simulated) that the kill lands part-way through the sweep
     base = SHORT.replace("blocks = 2", "blocks = 40")
     path = _sweep_file(folder, 'feedback = ["symmetric", "random"]', seeds="2", base=base, name="kill.toml")
-    out = folder / f"kill-{sig.name}"
+    out = folder / f"kill-{sig.name}{'-ensembles' if ensembles else ''}"
     cmd = [sys.executable, "-m", "superspike.cli", "sweep", str(path), "--out", str(out), "--workers", "1"]
+    cmd.append("--ensembles" if ensembles else "--no-ensembles")
+    unit = 2 if ensembles else 1
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not ((out / RESULTS).exists() and len(_rows(out)) >= 1):
@@ -267,7 +276,6 @@ def test_killed_sweep_rerun_completes_only_what_is_missing(folder: Path, sig: si
     code = proc.wait(timeout=60)
     if sig == signal.SIGTERM:  # the sweep stops its runs (each writes a checkpoint) and says so
         assert code == 128 + signal.SIGTERM
-        assert "sweep stopped" in proc.stderr.read()
     else:  # nothing can run in the sweep itself; its workers stop after their run
         assert code == -signal.SIGKILL
         while any(
@@ -275,10 +283,20 @@ def test_killed_sweep_rerun_completes_only_what_is_missing(folder: Path, sig: si
         ):
             assert time.monotonic() < deadline + 60, "the killed sweep left workers running"
             time.sleep(0.1)
+    err = proc.stderr.read()  # after the workers are gone: they hold the pipe too
     proc.stderr.close()
+    if sig == signal.SIGTERM:
+        assert "sweep stopped" in err
     marks = {p.parent.name: p.stat().st_mtime_ns for p in out.glob(f"runs/*/{STATUS}")}
     curves = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("runs/*/learning_curve.tsv")}
-    assert seen <= len(marks) <= seen + 1 and len(marks) < 4  # no new run began after the kill
+    # no new run (or ensemble) began after the kill: at most the one in flight finished
+    assert seen <= len(marks) <= (-(-seen // unit) + 1) * unit
+    if ensembles:  # whole ensembles: for each feedback mode both seeds or neither
+        assert "grouped 4 points into 2 ensembles of 2" in err
+        for mode in ("symmetric", "random"):
+            assert len({f"feedback={mode}_seed=1", f"feedback={mode}_seed=2"} & set(marks)) in (0, 2)
+    else:
+        assert len(marks) < 4
     assert all(read_status(out / "runs" / name)["status"] == "ok" for name in marks)
 
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -292,9 +310,11 @@ def test_killed_sweep_rerun_completes_only_what_is_missing(folder: Path, sig: si
     for r in rows:
         curve = np.genfromtxt(out / "runs" / r["run"] / "learning_curve.tsv", names=True, delimiter="\t")
         assert curve["block"].tolist() == list(range(41))  # complete, no line twice
-    other = folder / f"kill-{'SIGKILL' if sig == signal.SIGTERM else 'SIGTERM'}"
-    if (other / RESULTS).exists():  # interrupted at other moments, resumed: the same results
-        assert [r["final_cost"] for r in _rows(other)] == [r["final_cost"] for r in rows]
+    for other in folder.glob("kill-SIG*"):  # interrupted at other moments, resumed: the same results
+        if other != out and (other / RESULTS).exists():
+            assert sorted((r["run"], r["final_cost"]) for r in _rows(other)) == sorted(
+                (r["run"], r["final_cost"]) for r in rows
+            )
 
 
 # --- the figure ----------------------------------------------------------------------------------

@@ -123,9 +123,10 @@ class _RunAlone(Exception):
 
 
 class _Flag:
-    """The stop flag of every member (:class:`superspike.run.train._StopFlag`'s interface): a
-    signal seen by the ensemble's driver stops all members at the next step boundary, each with a
-    checkpoint."""
+    """A stop flag (:class:`superspike.run.train._StopFlag`'s interface). The ensemble's driver
+    raises one when a signal comes; the members read another, which the coordinator raises at a
+    barrier (:meth:`_Coordinator._advance`), so that every member sees the signal after the same
+    steps and all stop at the same step boundary, each with a checkpoint."""
 
     signum: int | None = None
 
@@ -138,7 +139,8 @@ class _Coordinator:
 
     def __init__(self, n: int, engine_options: dict[str, Any] | None = None, flag: _Flag | None = None) -> None:
         self.cond = threading.Condition()
-        self.flag = flag
+        self.flag = flag  #: raised by the driver's signal handler
+        self.stop = _Flag()  #: what the members read: ``flag`` as it was at the last barrier
         self.live = set(range(n))  #: members still running (or about to)
         self.joined: dict[int, tuple] = {}
         self.members: dict[int, _Member] = {}
@@ -250,6 +252,8 @@ class _Coordinator:
                 self._steps(reqs, i, n, learning)
         except BaseException as exc:  # every member fails with it
             self.error = exc
+        if self.flag is not None and self.flag.signum is not None:
+            self.stop.signum = self.flag.signum
         self.generation += 1
         self.cond.notify_all()
 
@@ -337,7 +341,7 @@ class _Member(Controls):
         signal came: the members meet once per cost line rather than once per engine call."""
         self._pending.append((n_steps, learning, eta))
         self._clock += n_steps
-        if self.coord.flag is not None and self.coord.flag.signum is not None:
+        if self.coord.stop.signum is not None:
             self.sync()
 
     def sync(self) -> None:
@@ -375,7 +379,7 @@ class _Member(Controls):
         return Network(self.network.spec, self.weights(), dict(self.network.feedback))
 
 
-def member_trainer(coord: _Coordinator, k: int, flag: _Flag, checkpoint_wall: float) -> Callable[..., Any]:
+def member_trainer(coord: _Coordinator, k: int, checkpoint_wall: float) -> Callable[..., Any]:
     """``train(cfg, out, *, force, resume, quiet)`` for member k: its run in the ensemble, or alone
     if it cannot share the ensemble's steps."""
     from superspike.run.train import _train, train
@@ -386,7 +390,7 @@ def member_trainer(coord: _Coordinator, k: int, flag: _Flag, checkpoint_wall: fl
         try:
             try:
                 return _train(cfg, out, force, resume, None, quiet, False, locks,
-                              simulation=partial(coord.join, k), stop_flag=flag,
+                              simulation=partial(coord.join, k), stop_flag=coord.stop,
                               checkpoint_wall=checkpoint_wall)  # fmt: skip
             finally:
                 for lock in locks:
@@ -416,7 +420,7 @@ def run_members(
     out: list[Any] = [None] * n
 
     def body(k: int) -> None:
-        trainer = member_trainer(coord, k, flag, checkpoint_wall)
+        trainer = member_trainer(coord, k, checkpoint_wall)
         try:
             out[k] = jobs[k](trainer)
         except BaseException as exc:  # returned to the caller
