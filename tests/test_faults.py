@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 import pytest
 
 from superspike.cli import main
+from superspike.run.checkpoint import CheckpointWriter
 
 TINY = ["--task", "timing", "--blocks", "2", "--block-duration", "1", "--burn-in", "0.5", "--quiet"]
 KILLED = 77  #: exit status of a child killed by injection
@@ -162,6 +164,9 @@ class Injector:
 
         for mod in (files_mod, spk_mod, rundir_mod):
             mod.open = fake_open  # module globals shadow the builtin
+        # checkpoints written in the run's thread: the events come in one order, run after run
+        # (the background writer is covered by the real full disk and the kills of real processes)
+        CheckpointWriter.background = False
         os.fsync, os.replace = fake_fsync, fake_replace
 
 
@@ -337,6 +342,40 @@ def test_a_real_full_disk_then_resume_after_freeing_space(reference, tmp_path, s
         subprocess.run(["mount", "-o", "remount,size=4m", str(disk)], check=True)  # space freed
         main(["train", "--resume", str(out), "--quiet"])
         _same_run(whole, out)
+
+
+def test_a_full_disk_in_the_background_checkpoint_writer(reference, tmp_path, monkeypatch, capsys) -> None:
+    """The checkpoint written in the background meets a full disk: the run stops with one line
+    naming the checkpoint file and the last checkpoint on disk, the other files are cut back to it,
+    and --resume reaches the uninterrupted result."""
+    import superspike.run.checkpoint as ck
+
+    whole, _ = reference
+    real, calls = ck._write, []
+
+    def full_third_time(path, *a):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path, *a)
+
+    monkeypatch.setattr(ck, "_write", full_third_time)
+    monkeypatch.setattr(ck.CheckpointWriter, "background", True)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exc:
+        main(_train_args(out))
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1, err
+    assert "checkpoint.npz" in err and "No space left on device" in err
+    assert "the last checkpoint (t = 0.5 s) is kept" in err, err  # the second: after burn-in
+    assert calls[2] == "superspike-checkpoint"  # it was the writer's thread that failed
+    _readable(out)
+    with np.load(out / "checkpoint.npz") as c:
+        assert int(c["progress/curve_rows"]) == 1
+    assert len((out / "learning_curve.tsv").read_text().splitlines()) == 2  # the header and line 0
+    monkeypatch.setattr(ck, "_write", real)
+    main(["train", "--resume", str(out), "--quiet"])
+    _same_run(whole, out)
 
 
 def _cli(args: list[str]) -> tuple[int, str]:

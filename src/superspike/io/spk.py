@@ -108,9 +108,14 @@ class SpkWriter:
         self._fh.write(rec.tobytes())
         self.last_step = int(steps[-1])
 
-    def flush(self) -> None:
-        """Flush buffered records to the operating system and to disk."""
+    def flush(self, sync: bool = True) -> None:
+        """Flush buffered records to the operating system and, with ``sync``, to disk."""
         self._fh.flush()
+        if sync:
+            self.sync()
+
+    def sync(self) -> None:
+        """Make the records flushed so far durable (fsync; safe while another thread appends)."""
         os.fsync(self._fh.fileno())
 
     def tell_records(self) -> int:

@@ -377,11 +377,21 @@ class RunDirectory:
         """weights.npz: ``w/<connection>`` [pre, post] and ``b/<feedback edge>`` [src, dst] (float32)."""
         save_weights(self.path / "weights.npz", net.weights, net.feedback)
 
-    def flush(self) -> None:
-        """Push streamed spikes and cost lines to disk (before a checkpoint counts them)."""
+    def flush(self, sync: bool = True) -> None:
+        """Push streamed spikes and cost lines to the operating system and, with ``sync``, to
+        disk (before a checkpoint counts them)."""
         for w in self.writers.values():
             with _named(w.path):
-                w.flush()
+                w.flush(sync=False)
+        if sync:
+            self.sync()
+
+    def sync(self) -> None:
+        """Make what :meth:`flush` pushed durable (fsync the spike files and the learning curve).
+        Safe in another thread while the run appends, but not after :meth:`close`."""
+        for w in self.writers.values():
+            with _named(w.path):
+                w.sync()
         if self.curve_path.exists():
             with _named(self.curve_path), open(self.curve_path, "rb") as fh:
                 os.fsync(fh.fileno())

@@ -10,13 +10,19 @@ member's header (name, dtype, shape) against the network before reading its data
 archive cannot make it unpickle, allocate beyond the network's own state or read a compressed
 bomb; :func:`check_progress` checks every progress field's type and range and its consistency
 with the run's files (spike records, cost lines) before the run uses them.
+
+A run writes its checkpoints through a :class:`CheckpointWriter`: the state is copied at once and
+the file written by a background thread while the simulation goes on.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,10 +39,70 @@ MAX_RECENT = 10_000_000  #: most output spikes of one loop period a checkpoint m
 
 def save_checkpoint(path: Path, state: State, progress: dict[str, np.ndarray]) -> None:
     """Write state and progress atomically: a reader sees the old checkpoint or the new one."""
-    arrays = {f"state/{k}": v for k, v in state.to_arrays().items()}
+    _write(path, state.to_arrays(), progress)
+
+
+def _write(path: Path, state_arrays: dict[str, np.ndarray], progress: dict[str, np.ndarray]) -> None:
+    arrays = {f"state/{k}": v for k, v in state_arrays.items()}
     arrays.update({f"progress/{k}": np.asarray(v) for k, v in progress.items()})
     with atomic_write(path) as fh:
         np.savez(fh, **arrays)
+
+
+class CheckpointWriter:
+    """Writes one run's checkpoints in the background, one at a time.
+
+    :meth:`save` copies the state and returns; a thread then runs ``sync`` (which makes the files
+    the checkpoint counts durable: the spike files and the learning curve, whose buffers the
+    caller has flushed) and writes the checkpoint with :func:`save_checkpoint`. The next
+    :meth:`save` and :meth:`wait` first wait for it and raise its error, if any (an OSError: a
+    full disk). A process killed meanwhile leaves the previous checkpoint, whole.
+    :attr:`done` is the ``info`` of the last checkpoint known to be on disk (None before).
+    With :attr:`background` False, :meth:`save` writes in the calling thread (the order of a run's
+    writes is then fixed, which fault-injection tests enumerate)."""
+
+    background: bool = True
+
+    def __init__(self, done: dict[str, Any] | None = None) -> None:
+        self.done = done
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def save(
+        self,
+        path: Path,
+        state: State,
+        progress: dict[str, np.ndarray],
+        sync: Callable[[], None] | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        """Start writing a checkpoint of ``state`` (copied now) and ``progress``."""
+        self.wait()
+        snapshot = {k: np.array(v, copy=True) for k, v in state.to_arrays().items()}
+
+        def write() -> None:
+            try:
+                if sync is not None:
+                    sync()
+                _write(path, snapshot, progress)
+                self.done = info
+            except BaseException as exc:  # raised in the run's thread by wait()
+                self._error = exc
+
+        if not self.background:
+            write()
+            return self.wait()
+        self._thread = threading.Thread(target=write, name="superspike-checkpoint")
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Block until the checkpoint being written is on disk; raise its error, if any."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            exc, self._error = self._error, None
+            raise exc
 
 
 def _expected_progress(network: Network, name: str) -> tuple[int, ...] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import signal
 import sys
@@ -32,7 +33,7 @@ from superspike.outputs.rundir import (
 )
 from superspike.rule.cost import van_rossum_per_neuron
 from superspike.run.budget import check_run
-from superspike.run.checkpoint import CHECKPOINT, check_progress, load_checkpoint, save_checkpoint
+from superspike.run.checkpoint import CHECKPOINT, CheckpointWriter, check_progress, load_checkpoint
 from superspike.run.config import RunConfig, config_from_dict, load_config, network_spec, resolve, save_config
 from superspike.run.schedule import Schedule
 from superspike.run.simulation import Simulation, SpikeRecorder
@@ -298,7 +299,8 @@ def _train(
     rundir = None
     wall_before = 0.0
     last = 0
-    saved: dict[str, object] = {}  # what the last checkpoint counts (files are cut back to it on failure)
+    # what the last checkpoint on disk counts (files are cut back to it on failure)
+    ckpt = CheckpointWriter()
     if path is not None:
         try:
             rundir = RunDirectory(path, names, dt, append=progress is not None)
@@ -326,7 +328,7 @@ def _train(
                     raise _write_error(exc, path, sim.clock * dt) from None
                 raise
             result.curve = read_curve_rows(path)[:rows]
-            saved.update(rows=rows, counts=counts)
+            ckpt.done = {"rows": rows, "counts": counts, "clock": sim.clock}
             tracker.counts[:] = progress["tracker_counts"]
             if progress["recent_steps"].size:
                 tracker.recent = [(progress["recent_steps"], progress["recent_ids"])]
@@ -347,20 +349,20 @@ def _train(
         bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
     )
     t_wall = time.perf_counter()
-    last_checkpoint = sim.clock
     last_checkpoint_wall = t_wall
 
     def elapsed() -> float:
         return wall_before + time.perf_counter() - t_wall
 
-    def checkpoint(finished: bool = False, block_end: bool = False) -> None:
-        nonlocal last_checkpoint, last_checkpoint_wall
+    def checkpoint(block_end: bool = False, wait: bool = False, finished: bool = False) -> None:
+        """Write a checkpoint in the background (``wait``: until it is on disk)."""
+        nonlocal last_checkpoint_wall
         if rundir is None:
             return
         if block_end and time.perf_counter() - last_checkpoint_wall < checkpoint_wall:
             return
         last_checkpoint_wall = time.perf_counter()
-        rundir.flush()
+        rundir.flush(sync=False)  # the writer's thread syncs the files before the checkpoint counts them
         s, i = tracker.last_period(sim.clock)
         prog: dict[str, np.ndarray] = {
             "curve_rows": np.array(len(result.curve)),
@@ -373,9 +375,15 @@ def _train(
         }
         for name, writer in rundir.writers.items():
             prog[f"spk_{name}"] = np.array(writer.tell_records())
-        save_checkpoint(rundir.path / CHECKPOINT, sim.state, prog)
-        last_checkpoint = sim.clock
-        saved.update(rows=len(result.curve), counts={n: int(prog[f"spk_{n}"]) for n in rundir.writers})
+        info = {"rows": len(result.curve), "counts": {n: int(prog[f"spk_{n}"]) for n in rundir.writers}}
+        ckpt.save(rundir.path / CHECKPOINT, sim.state, prog, sync=rundir.sync, info={**info, "clock": sim.clock})
+        if wait or finished:
+            ckpt.wait()
+
+    def kept() -> str:
+        """Where a failed run can be resumed from (the last checkpoint on disk)."""
+        ckpt.wait()
+        return f"; the last good checkpoint (t = {ckpt.done['clock'] * dt:.1f} s) is kept" if ckpt.done else ""
 
     def advance(stop: int, learning: bool, eta: float, block: int) -> None:
         # engine calls end only at absolute update boundaries (k * U + 1) and schedule
@@ -386,11 +394,10 @@ def _train(
             try:
                 sim.run_steps(n, learning, eta)
             except SimulationError as exc:
-                where = f"; the last good checkpoint (t = {last_checkpoint * dt:.1f} s) is kept" if rundir else ""
-                raise SimulationError(f"{exc} in block {block}{where}") from None
+                raise SimulationError(f"{exc} in block {block}{kept()}") from None
             bar.update(round(n * dt, 4))
             if flag.signum is not None:
-                checkpoint()
+                checkpoint(wait=True)
                 name = signal.Signals(flag.signum).name
                 raise RunInterrupted(
                     f"{name}: stopped at t = {sim.time:.2f} s (block {block}) with a checkpoint; "
@@ -443,12 +450,18 @@ def _train(
     except OSError as exc:  # a full disk: one line naming the file; the files are cut back to the checkpoint
         if rundir is None or path is None:
             raise
-        if saved:
-            rundir.rollback(saved["rows"], saved["counts"])  # type: ignore[arg-type]
-        raise _write_error(exc, path, last_checkpoint * dt if saved else None) from None
+        with contextlib.suppress(OSError):  # a checkpoint still being written (its error, if any: the same disk)
+            ckpt.wait()
+        done = ckpt.done
+        if done:
+            rundir.rollback(done["rows"], done["counts"])
+        raise _write_error(exc, path, done["clock"] * dt if done else None) from None
     finally:
         bar.close()
         flag.restore()
+        if not ended:  # another error: the checkpoint being written completes before the files close
+            with contextlib.suppress(Exception):
+                ckpt.wait()
         if rundir is not None:
             rundir.close(quiet=not ended)
     return result
