@@ -97,14 +97,18 @@ class SpkWriter:
             raise ValueError(f"steps and ids must be 1-D arrays of equal length, got {steps.shape} and {ids.shape}")
         if len(steps) == 0:
             return
-        for name, a in (("steps", steps), ("ids", ids)):
-            if a.dtype.kind not in "iu" or a.min() < 0 or a.max() > MAX_UINT32:
-                raise ValueError(f"{name} must be integers in 0..{MAX_UINT32}")
-        if steps[0] < self.last_step or (len(steps) > 1 and (np.diff(steps) < 0).any()):
+        if steps.dtype.kind not in "iu" or ids.dtype.kind not in "iu":
+            raise ValueError(f"steps and ids must be integers in 0..{MAX_UINT32}")
+        if len(steps) > 1 and (steps[1:] < steps[:-1]).any():
             raise ValueError("spikes must be written in time order")
-        rec = np.empty(len(steps), dtype=_RECORD)
-        rec["step"] = steps
-        rec["id"] = ids
+        # in time order: steps[0] and steps[-1] bound the steps
+        if steps[0] < 0 or steps[-1] > MAX_UINT32 or ids.min() < 0 or ids.max() > MAX_UINT32:
+            raise ValueError(f"steps and ids must be integers in 0..{MAX_UINT32}")
+        if steps[0] < self.last_step:
+            raise ValueError("spikes must be written in time order")
+        rec = np.empty((len(steps), 2), dtype="<u4")  # the columns of _RECORD: step, id
+        rec[:, 0] = steps
+        rec[:, 1] = ids
         self._fh.write(rec.tobytes())
         self.last_step = int(steps[-1])
 
