@@ -218,3 +218,30 @@ def test_hidden_zero_means_no_hidden_layer(tmp_path: Path, capsys: pytest.Captur
     with pytest.raises(SystemExit) as exc:
         main(["train", "--hidden", "0", "--hidden", "5", "--blocks", "0"])
     assert exc.value.code == 2 and "--hidden" in capsys.readouterr().err
+
+
+def test_run_directory_writes_waiting_spikes_whole_and_in_order(tmp_path: Path, monkeypatch) -> None:
+    """Spikes wait in memory (copied: an engine may reuse its arrays) until a flush, or until a
+    group has BUFFER_RECORDS of them; then they are written in time order, all of them."""
+    import superspike.outputs.rundir as rd
+
+    monkeypatch.setattr(rd, "BUFFER_RECORDS", 10)
+    out = tmp_path / "run"
+    out.mkdir()
+    run = rd.RunDirectory(out, ["a", "b"], 1e-4)
+    none = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    steps, ids = np.zeros(4, np.int64), np.zeros(4, np.int64)  # one pair of arrays, reused
+    for k in range(4):  # 16 spikes of group a: 12 written once 10 are waiting, 4 waiting
+        steps[:], ids[:] = np.arange(4) + 4 * k, [3, 1, 2, 0]
+        run(0, 0, {"a": (steps, ids), "b": none}, ())
+        if k == 1:
+            assert run.writers["a"].tell_records() == 0  # 8 waiting
+    assert run.writers["a"].tell_records() == 12
+    run(0, 0, {"a": none, "b": (np.array([5]), np.array([1]))}, ())
+    assert run.writers["b"].tell_records() == 0
+    run.flush()
+    assert run.writers["a"].tell_records() == 16 and run.writers["b"].tell_records() == 1
+    run.close()
+    s, i = read_spk(out / "a.spk", dt=1e-4)
+    np.testing.assert_array_equal(s, np.arange(16))
+    np.testing.assert_array_equal(i, np.tile([3, 1, 2, 0], 4))

@@ -41,6 +41,8 @@ CURVE = "learning_curve.tsv"
 MARKER = "superspike-run.json"  #: written first: this directory is a superspike run's
 LOCK = ".superspike.lock"  #: held (flock, via filelock) by the one process writing the run
 HOLDER = ".superspike.lock.holder"  #: process id, host and start of the lock's holder
+#: spike records of one group kept in memory before they are written (128 KB a group at most)
+BUFFER_RECORDS = 1 << 14
 #: every file a run (or a command on it) writes into its directory, besides ``<group>.spk``;
 #: sweep_status.json is written by run.sweep, plot.png and training.gif by plot and animate
 OWN_FILES = (
@@ -273,7 +275,9 @@ def remove_stale_temporaries(path: Path, marker: dict[str, Any] | None) -> None:
 
 
 class RunDirectory:
-    """Writes a run's outputs while it runs (spikes are streamed, memory stays flat).
+    """Writes a run's outputs while it runs (spikes are streamed, memory stays flat: each group's
+    spikes are written at every :meth:`flush` (every checkpoint) or when :data:`BUFFER_RECORDS`
+    of them are waiting, whichever comes first).
 
     An operating-system error while writing (a full disk) is raised as an OSError naming the
     file. ``append``: continue the files of a checkpoint (resume); else start them anew."""
@@ -285,6 +289,8 @@ class RunDirectory:
         if not append:
             self.curve_path.unlink(missing_ok=True)
         self.writers: dict[str, SpkWriter] = {}
+        self._waiting: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in names}
+        self._nwaiting = dict.fromkeys(names, 0)
         for n in names:
             with _named(path / f"{n}.spk"):
                 self.writers[n] = SpkWriter(path / f"{n}.spk", dt, append=append)
@@ -300,10 +306,20 @@ class RunDirectory:
         )
 
     def __call__(self, start: int, stop: int, spikes: dict, target: tuple) -> None:
-        for name, writer in self.writers.items():
+        for name in self.writers:
             s, i = spikes[name]
+            if s.size:
+                self._waiting[name].append((np.array(s), np.array(i)))  # copies: engines may reuse theirs
+                self._nwaiting[name] += s.size
+                if self._nwaiting[name] >= BUFFER_RECORDS:
+                    self._write_waiting(name)
+
+    def _write_waiting(self, name: str) -> None:
+        parts, self._waiting[name], self._nwaiting[name] = self._waiting[name], [], 0
+        if parts:
+            writer = self.writers[name]
             with _named(writer.path):
-                writer.write(s, i)
+                writer.write(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
 
     def curve_row(self, row: dict[str, float | int]) -> None:
         """Append one cost line to learning_curve.tsv (the header first, if the file has none).
@@ -380,7 +396,8 @@ class RunDirectory:
     def flush(self, sync: bool = True) -> None:
         """Push streamed spikes and cost lines to the operating system and, with ``sync``, to
         disk (before a checkpoint counts them)."""
-        for w in self.writers.values():
+        for name, w in self.writers.items():
+            self._write_waiting(name)
             with _named(w.path):
                 w.flush(sync=False)
         if sync:
@@ -397,12 +414,15 @@ class RunDirectory:
                 os.fsync(fh.fileno())
 
     def close(self, quiet: bool = False) -> None:
-        """Close the spike files (``quiet``: ignore errors, after a failure)."""
-        for w in self.writers.values():
+        """Write the spikes waiting and close the spike files (``quiet``: after a failure, ignore
+        errors and drop the spikes waiting: the files are cut back to the last checkpoint)."""
+        for name, w in self.writers.items():
             if quiet:
+                self._waiting[name], self._nwaiting[name] = [], 0
                 with contextlib.suppress(OSError):
                     w.close()
             else:
+                self._write_waiting(name)
                 with _named(w.path):
                     w.close()
 
