@@ -376,17 +376,30 @@ def test_long_calls_are_split() -> None:
 def test_sweep_blocks_cover_columns_once_within_groups(ranges: list[tuple[int, int]], threads: int) -> None:
     blocks = sweep_blocks(ranges, threads)
     assert 1 <= len(blocks) <= threads
-    cols = np.concatenate([np.arange(a, b) for blk in blocks for a, b in blk])
+    cols = np.concatenate([np.arange(a, b) for blk in blocks for a, b, _ in blk])
     np.testing.assert_array_equal(np.sort(cols), np.concatenate([np.arange(a, b) for a, b in ranges]))
     for blk in blocks:
-        for a, b in blk:
-            assert any(lo <= a < b <= hi for lo, hi in ranges), f"block {a}-{b} spans groups {ranges}"
-    widths = [sum(b - a for a, b in blk) for blk in blocks]
+        for a, b, lane in blk:
+            lo, hi = ranges[lane]
+            assert lo <= a < b <= hi, f"block {a}-{b} is not within its lane {lane} of {ranges}"
+    widths = [sum(b - a for a, b, _ in blk) for blk in blocks]
     if ranges == [(0, 256), (256, 456)] and threads == 2:
         assert widths == [256, 200]  # one group per thread (the measured best for Oxford)
     total = sum(b - a for a, b in ranges)
     if total >= 200 * threads:
         assert max(widths) <= 1.3 * total / threads  # no thread gets far more than its share
+
+
+def test_sweep_blocks_split_lanes_at_group_boundaries() -> None:
+    # an ensemble's lane of 100 groups of 4 columns and one of 100 groups of 1, two threads
+    bounds = [*range(0, 400, 4), *range(400, 500)]
+    blocks = sweep_blocks([(0, 400), (400, 500)], 2, bounds=bounds)
+    pieces = sorted(tuple(int(v) for v in p) for blk in blocks for p in blk)
+    assert pieces == [(0, 200, 0), (200, 400, 0), (400, 500, 1)]
+    # no boundary inside: the middle
+    assert sorted(tuple(int(v) for v in p) for blk in sweep_blocks([(0, 600)], 2, bounds=[0]) for p in blk) == [
+        (0, 300, 0), (300, 600, 0)
+    ]
 
 
 def test_default_threads_respect_a_fair_share(monkeypatch: pytest.MonkeyPatch) -> None:

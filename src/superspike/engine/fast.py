@@ -162,34 +162,40 @@ def default_threads() -> int:
 
 
 def sweep_blocks(
-    ranges: list[tuple[int, int]], threads: int, slack: float = 1.2, min_width: int = 32
+    ranges: list[tuple[int, int]], threads: int, slack: float = 1.2, min_width: int = 32, bounds=()
 ) -> list[np.ndarray]:
-    """Column blocks of the "events" sweep, one array of (first, end) post columns per thread.
+    """Column blocks of the "events" sweep, one array of (first, end, lane) post columns per thread.
 
-    ``ranges`` are the post columns of the LIF groups that need the sweep (one (first, end) each).
-    A block never spans two groups: the sweep advances rows without events several at a time, and
-    which rows those are must depend on the group's own events only, so that results do not depend
-    on the number of threads. Groups wider than ``slack`` times a thread's fair share are halved
-    (down to ``min_width`` columns), then the pieces go to the least loaded thread, widest first.
-    Oxford (256 + 200 columns, two threads): one group per thread, which measured 0.72 ms per
-    2500-step chunk against 0.93 ms for two equal halves (one of which spanned both groups).
+    ``ranges`` are the *lanes* of the sweep (one (first, end) each; lane = its index): the post
+    columns of neighbouring LIF groups that need the sweep and share a delay line length, one
+    group each, or an ensemble's copies of a layer (:mod:`superspike.network.ensemble`), which are
+    swept together as one wide block. A block never spans two lanes. Lanes wider than ``slack``
+    times a thread's fair share are halved (down to ``min_width`` columns; at the group boundary
+    of ``bounds``, the groups' first columns, nearest the middle if there is one), then the pieces
+    go to the least loaded thread, widest first. Oxford (256 + 200 columns, two threads): one
+    group per thread, which measured 0.72 ms per 2500-step chunk against 0.93 ms for two equal
+    halves (one of which spanned both groups). A column's results do not depend on its block.
     """
-    pieces = [(int(a), int(b)) for a, b in ranges if b > a]
-    fair = sum(b - a for a, b in pieces) / max(threads, 1)
+    pieces = [(int(a), int(b), lane) for lane, (a, b) in enumerate(ranges) if b > a]
+    cuts = np.unique(np.asarray(bounds, np.int64))
+    fair = sum(b - a for a, b, _ in pieces) / max(threads, 1)
     while pieces:
-        a, b = max(pieces, key=lambda p: p[1] - p[0])
+        a, b, lane = max(pieces, key=lambda p: p[1] - p[0])
         if b - a <= slack * fair or b - a < 2 * min_width:
             break
-        pieces.remove((a, b))
+        pieces.remove((a, b, lane))
         m = (a + b) // 2
-        pieces += [(a, m), (m, b)]
+        inner = cuts[(cuts > a) & (cuts < b)]
+        if inner.size:
+            m = int(inner[np.argmin(np.abs(inner - m))])
+        pieces += [(a, m, lane), (m, b, lane)]
     loads = [0] * threads
-    per_thread: list[list[tuple[int, int]]] = [[] for _ in range(threads)]
-    for a, b in sorted(pieces, key=lambda p: (p[0] - p[1], p[0])):
+    per_thread: list[list[tuple[int, int, int]]] = [[] for _ in range(threads)]
+    for a, b, lane in sorted(pieces, key=lambda p: (p[0] - p[1], p[0])):
         t = loads.index(min(loads))
-        per_thread[t].append((a, b))
+        per_thread[t].append((a, b, lane))
         loads[t] += b - a
-    return [np.array(sorted(blocks), np.int64) for blocks in per_thread if blocks]
+    return [np.array(sorted(blocks), np.int64).reshape(-1, 3) for blocks in per_thread if blocks]
 
 
 class FastEngine(Engine):
@@ -313,7 +319,22 @@ class FastEngine(Engine):
         self._c_dlen = np.array([topo.g_dlen[topo.c_post[c]] for c in range(C)], np.int64)
         lif = [g for g in self.group_cols if topo.g_lif[g]]
         self._reg_cols = [self.group_cols[g] for g in lif if topo.g_reg[g]]
-        swept = [self.group_cols[g] for g in lif if self.into[g] or topo.g_reg[g]]
+        swept = [g for g in lif if self.into[g] or topo.g_reg[g]]
+        # lanes of the sweep: neighbouring swept groups with one delay line length (sweep_blocks)
+        lanes: list[list[int]] = []  # first, end column, D
+        self._group_lane = {}
+        for g in swept:
+            a, b = self.group_cols[g]
+            if lanes and lanes[-1][1] == a and lanes[-1][2] == int(topo.g_dlen[g]):
+                lanes[-1][1] = b
+            else:
+                lanes.append([a, b, int(topo.g_dlen[g])])
+            self._group_lane[g] = len(lanes) - 1
+        self._lanes = [(a, b) for a, b, _ in lanes]
+        #: lane of each connection's post group (-1: fixed, no events)
+        self._conn_lane = np.array(
+            [self._group_lane[int(topo.c_post[c])] if plastic[c] else -1 for c in range(C)], np.int64
+        )
         self.dmax = int(max(topo.g_dlen[g] for g in lif))
         self._load(self.feed.first)
         self.max_block = int(MAX_BLOCK[method] if max_block is None else max_block)
@@ -354,7 +375,7 @@ class FastEngine(Engine):
         # column ranges of the "gemm" error filter: one per thread
         cols = np.linspace(0, self.NQ, self.threads + 1).round().astype(int)
         self._col_ranges = [(int(a), int(b)) for a, b in pairwise(cols) if b > a]
-        self._blocks = sweep_blocks(swept, self.threads)
+        self._blocks = sweep_blocks(self._lanes, self.threads, bounds=[self.group_cols[g][0] for g in swept])
         #: wall time (s) spent in the parts of an advance, for benchmarks: the forward kernel, the
         #: backward sweep (all the sums of "events"; the error filter of "gemm"), the BLAS products
         #: ("gemm"), the per-synapse updates ("events": each thread's follows its sweep; the
@@ -645,7 +666,7 @@ class FastEngine(Engine):
         if reg is not None:
             fp_control = fk.get_fp_control()
             try:
-                for a, b in cols:
+                for a, b, *_ in cols:
                     for ra, rb in self._reg_cols:
                         lo, hi = max(int(a), ra), min(int(b), rb)
                         if hi > lo:
@@ -664,11 +685,12 @@ class FastEngine(Engine):
         thread (the pass needs only the block's own columns of the sums). Returns the wall time
         and the calling thread's time in the per-synapse pass."""
         ta = time.perf_counter()
-        C = len(self.conn_names)
-        # events of each connection, in order of rows (the kernel writes them in time order)
+        # events of each lane (sweep), in order of rows, each connection's in the order the
+        # kernel wrote them (time order)
         conn = np.searchsorted(self.poff, ev.j[:nev], side="right") - 1
-        order = np.argsort(conn, kind="stable")
-        bounds = np.searchsorted(conn[order], np.arange(C + 1))
+        key = self._conn_lane[conn] * (n + 1) + ev.r[:nev]
+        order = np.argsort(key, kind="stable")
+        bounds = np.searchsorted(key[order], np.arange(len(self._lanes) + 1) * (n + 1))
         evs = fk.Events(
             ev.r[:nev][order], ev.j[:nev][order], ev.a[:nev][order], ev.b[:nev][order],
             bounds[:-1].copy(), bounds[1:].copy(),
@@ -684,15 +706,16 @@ class FastEngine(Engine):
         jobs = []
         for t, blk in enumerate(self._blocks):
             syn = []
-            for a, b in blk:  # a block lies within one group (sweep_blocks)
+            for a, b, _ in blk:  # a block lies within one lane of groups (sweep_blocks)
                 g = int(np.searchsorted(self.topo.g_off, a + self.nin, side="right")) - 1
-                qa = self.group_cols[g][0]
-                for c in self.into[g]:
-                    mpp = tuple(T[self.moff[c] : self.moff[c + 1]].reshape(-1, self.group_cols[g][1] - qa)
-                                for T in (M, PD, PG))  # fmt: skip
-                    npre = int(self.poff[c + 1] - self.poff[c])
-                    syn.append(self._synapse_job(state, c, mpp, sums.alpha, sums.beta, RS, coef, (0, npre),
-                                                 (int(a) - qa, int(b) - qa)))  # fmt: skip
+                while g < len(self.group_order) and self.group_cols[g][0] < b:
+                    qa, qb = self.group_cols[g]
+                    for c in self.into[g]:
+                        mpp = tuple(T[self.moff[c] : self.moff[c + 1]].reshape(-1, qb - qa) for T in (M, PD, PG))
+                        npre = int(self.poff[c + 1] - self.poff[c])
+                        syn.append(self._synapse_job(state, c, mpp, sums.alpha, sums.beta, RS, coef, (0, npre),
+                                                     (max(int(a), qa) - qa, min(int(b), qb) - qa)))  # fmt: skip
+                    g += 1
             args = (rec, n, self._sk, tab, blk, self.topo, self.layout, evs, sums, XL)
             jobs.append((fk.sweep, args, blk, reg, syn, timed if t == 0 else None))
         self._run(self._plasticity_job, jobs)
