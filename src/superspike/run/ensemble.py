@@ -345,25 +345,37 @@ class _Member(Controls):
             self.sync()
 
     def sync(self) -> None:
-        """Simulate the steps asked for, together with the other members; call the monitors."""
+        """Simulate the steps asked for, together with the other members; call the monitors once
+        with the spikes of all the calls (the monitors append what they are given: the same files
+        and counts as call by call, with far fewer calls)."""
         if not self._pending:
             return
         asked, self._pending = self._pending, []
+        done: list[tuple[int, int, dict]] = []
+        try:
+            for start, stop, spikes, problem in self.coord.step(self._k, asked):
+                if problem == "state":
+                    raise SimulationError(f"numerical blow-up (NaN or infinite state) at t = {stop * self.dt:.4f} s")
+                done.append((start, stop, spikes))
+                if problem == "weights":
+                    raise SimulationError(f"numerical blow-up (NaN or infinite weights) at t = {stop * self.dt:.4f} s")
+        finally:
+            if self.monitors and done:
+                self._feed(done)
+
+    def _feed(self, done: list[tuple[int, int, dict]]) -> None:
+        """The monitors, once for the steps of ``done`` (start, stop, combined spikes per call)."""
         spec = self.network.spec
         p = self.prefix
-        lif = [g.name for g in spec.lif_groups]
-        for start, stop, spikes, problem in self.coord.step(self._k, asked):
-            if problem == "state":
-                raise SimulationError(f"numerical blow-up (NaN or infinite state) at t = {stop * self.dt:.4f} s")
-            if self.monitors:
-                sp = split_input(spec, *self.feed.input_events(start, stop))
-                sp.update({name: spikes[p + name] for name in lif})
-                sp = {name: sp[name] for name in self.names}
-                tgt = self.feed.target_events(start, stop)
-                for mon in self.monitors:
-                    mon(start, stop, sp, tgt)
-            if problem == "weights":
-                raise SimulationError(f"numerical blow-up (NaN or infinite weights) at t = {stop * self.dt:.4f} s")
+        start, stop = done[0][0], done[-1][1]
+        sp = split_input(spec, *self.feed.input_events(start, stop))
+        for g in spec.lif_groups:
+            parts = [spikes[p + g.name] for _, _, spikes in done]
+            sp[g.name] = parts[0] if len(parts) == 1 else tuple(np.concatenate(x) for x in zip(*parts, strict=True))
+        sp = {name: sp[name] for name in self.names}
+        tgt = self.feed.target_events(start, stop)
+        for mon in self.monitors:
+            mon(start, stop, sp, tgt)
 
     def cost(self) -> float:
         self.sync()
