@@ -977,6 +977,10 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
     NQ = S.shape[1]
     Sf = S.ravel()
     Ef = E.ravel()
+    jc = np.empty(poff[C], np.int64)  # the connection of each pre index
+    for c in range(C):
+        for j in range(poff[c], poff[c + 1]):
+            jc[j] = c
     cs = np.empty(C, np.int64)
     c_lo = np.empty(C, np.int64)  # per connection: the block's first and end column of its post group
     c_hi = np.empty(C, np.int64)
@@ -1052,7 +1056,7 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
             while ep >= lo and EVR[ep] == k:
                 # a Rq + bb (Rq - Rd) = A Rq - B Rd per factor, Rq and Rd of u and z as above
                 j = EVJ[ep]
-                c = np.searchsorted(poff, j, side="right") - 1
+                c = jc[j]
                 gc = c_post[c]
                 if gc >= g and gc < g_end:  # the lane's other blocks take the others
                     qa = g_off[gc] - nin
@@ -1131,6 +1135,40 @@ def _apply_event(M, PD, PG, base, coef, col, oc, n):
         M[base + i] += m0 * col[R0, oc + i] + m1 * col[R1, oc + i]
         PD[base + i] += d0 * col[RP, oc + i] + d1 * col[RC, oc + i]
         PG[base + i] += gc * col[RC, oc + i] + gp * col[RP, oc + i] + gq * col[RQ, oc + i]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def synapse_block(syn, sums, rs, dn, qn, gn1, blocks, topo, lay):
+    """:func:`synapse_update` for every plastic connection into the post columns of ``blocks``
+    (rows of (first, end, lane), as :func:`sweep` takes them) in one call: ``syn`` holds the
+    fields of all plastic connections in one flat array each, connection c's [pre, post]
+    synapses at ``lay.moff[c]`` as in ``sums`` (an ensemble's state, engine.fast.flatten_state);
+    ``rs`` the regulariser sums (post space). The same arithmetic per synapse as
+    :func:`synapse_update`. Releases the GIL."""
+    EL, ELF, ELS, W = syn.el, syn.el_flt, syn.el_sum, syn.w
+    M, PD, PG, alpha, beta = sums.m, sums.pd, sums.pg, sums.alpha, sums.beta
+    g_off, c_post, c_plastic = topo.g_off, topo.c_post, topo.c_plastic
+    nin, poff, moff = lay.nin, lay.poff, lay.moff
+    for b in range(blocks.shape[0]):
+        i0, i1 = blocks[b, 0], blocks[b, 1]
+        for c in range(c_post.shape[0]):
+            if c_plastic[c] == 0:
+                continue
+            g = c_post[c]
+            qa, qb = g_off[g] - nin, g_off[g + 1] - nin
+            lo, hi = max(i0, qa), min(i1, qb)
+            if hi <= lo:
+                continue
+            npost = qb - qa
+            for j in range(poff[c + 1] - poff[c]):
+                o = moff[c] + j * npost - qa
+                for i in range(lo, hi):
+                    e0 = np.float64(EL[o + i])
+                    f0 = np.float64(ELF[o + i])
+                    g_ = np.float64(M[o + i]) + f0 * alpha[i] + e0 * beta[i] - np.float64(W[o + i]) * rs[i]
+                    ELS[o + i] = np.float32(np.float64(ELS[o + i]) + g_)
+                    EL[o + i] = np.float32(dn * e0 + PD[o + i])
+                    ELF[o + i] = np.float32(qn * f0 + gn1 * e0 + PG[o + i])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)

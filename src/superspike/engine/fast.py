@@ -79,6 +79,7 @@ own block of post columns from sweep to synapses ("events"; one hand-over per ch
 from __future__ import annotations
 
 import math
+import operator
 import os
 import threading
 import time
@@ -111,6 +112,8 @@ METHODS = ("events", "gemm")
 #: state variable is a field there, its name here and its arithmetic in the forward kernel.
 POST_FIELDS = ("u", "i_syn", "ref", "err", "tr_err", "tr_err_flt", "avg", "het")
 PRE_FIELDS = ("tr_pre", "tr_psp")
+#: fields of the plastic connections' synapses, [pre, post] each (flatten_state keeps them flat)
+SYN_FIELDS = ("w", "el", "el_flt", "el_sum", "grad2")
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
 
@@ -196,6 +199,67 @@ def sweep_blocks(
         per_thread[t].append((a, b, lane))
         loads[t] += b - a
     return [np.array(sorted(blocks), np.int64).reshape(-1, 3) for blocks in per_thread if blocks]
+
+
+def _span(arrays: list[np.ndarray], rows: int | None = None) -> np.ndarray | None:
+    """One view of the arrays side by side (along the last axis) if they are neighbouring blocks
+    of one C-contiguous array, in order and with ``rows`` rows each if given; else None."""
+    if not arrays or any(a is None for a in arrays):
+        return None
+    base = arrays[0].base
+    if base is None or not base.flags.c_contiguous or base.ndim != arrays[0].ndim or base.size == 0:
+        return None
+    if rows is not None and (base.ndim != 2 or base.shape[0] != rows):
+        return None
+    item, lead = base.itemsize, base.shape[:-1]
+    c0, r = divmod(arrays[0].ctypes.data - base.ctypes.data, item)
+    if r or c0 < 0:
+        return None
+    at = c0
+    for a in arrays:
+        if (
+            a.base is not base or a.dtype != base.dtype or a.shape[:-1] != lead or a.strides != base.strides
+            or a.ctypes.data != base.ctypes.data + at * item
+        ):  # fmt: skip
+            return None
+        at += a.shape[-1]
+    return base[..., c0:at] if at <= base.shape[-1] else None
+
+
+def flatten_state(state: State, engine: FastEngine) -> None:
+    """Make each field of ``state``'s groups and plastic connections one array in ``engine``'s
+    kernel order, each group's (connection's) field a block of it (values unchanged): the
+    engine then packs and unpacks a field at once (:meth:`FastEngine._pack`), where it otherwise
+    copies group by group (for an ensemble of 100 members, several hundred small copies per
+    chunk). Fields whose arrays differ in rows are left as they are."""
+
+    def flatten(objs: list, field: str) -> None:
+        arrays = [getattr(o, field) for o in objs]
+        if not arrays or any(a is None for a in arrays) or len({a.shape[:-1] for a in arrays}) != 1:
+            return
+        base = np.concatenate(arrays, axis=-1)
+        at = 0
+        for o, a in zip(objs, arrays, strict=True):
+            setattr(o, field, base[..., at : at + a.shape[-1]])
+            at += a.shape[-1]
+
+    flatten([state.groups[n] for n in engine.group_order], "hist")
+    lif = [state.groups[n] for n in engine.lif_order]
+    for f in (*POST_FIELDS, "err_hist", "sig_line"):
+        flatten(lif, f)
+    conns = [state.conns[n] for n in engine.plastic_names]
+    for f in (*PRE_FIELDS, "psp_line"):
+        flatten(conns, f)
+    # the synapses: one flat array per field, connection by connection (the sweep's order)
+    for f in SYN_FIELDS:
+        arrays = [getattr(cs, f) for cs in conns]
+        if not arrays or any(a is None for a in arrays) or len({a.dtype for a in arrays}) != 1:
+            continue
+        base = np.concatenate([a.ravel() for a in arrays])
+        at = 0
+        for cs, a in zip(conns, arrays, strict=True):
+            setattr(cs, f, base[at : at + a.size].reshape(a.shape))
+            at += a.size
 
 
 class FastEngine(Engine):
@@ -364,6 +428,7 @@ class FastEngine(Engine):
         self.full_end_products = 0
         self._buffers_n = 0
         self._scratch_bufs: dict[str, np.ndarray] = {}
+        self._spans: dict[tuple[str, str], tuple[list, np.ndarray | None]] = {}
         P = self.NP
         self._tracker = fk.Tracker(
             np.zeros(P, np.int8), np.zeros(P, np.int64), np.zeros(P), np.zeros(P),
@@ -523,50 +588,128 @@ class FastEngine(Engine):
     # -- the state in the flat layout --------------------------------------------------------
     def _pack(self, state: State) -> fk.FwdState:
         """The state as the forward kernel takes it (copies, but the target ring and window
-        state, which the kernel advances in place)."""
+        state, which the kernel advances in place). A field whose arrays are neighbouring
+        blocks of one array in kernel order (an ensemble's state, :func:`flatten_state`) is
+        copied at once."""
         g_off, R = self.topo.g_off, self.R
         f32 = np.float32
-        HIST = np.empty((R, self.N), np.int8)
-        for g, name in enumerate(self.group_order):
-            HIST[:, g_off[g] : g_off[g + 1]] = state.groups[name].hist
+        groups = [state.groups[name] for name in self.group_order]
         lif = [state.groups[name] for name in self.lif_order]
-        post = {f: np.concatenate([getattr(gs, f) for gs in lif]) for f in POST_FIELDS}
-        SIGL = np.zeros((self.dmax, self.NQ), f32)
-        for gs, (_, (a, b)) in zip(lif, self._lif_cols(), strict=True):
-            SIGL[: gs.sig_line.shape[0], a:b] = gs.sig_line
         conns = [state.conns[name] for name in self.plastic_names]
-        pre = {f: np.concatenate([getattr(cs, f) for cs in conns]) if conns else np.zeros(0, f32) for f in PRE_FIELDS}
-        PSPL = np.zeros((self.dmax, self.NP), f32)
-        for cs, (p0, p1) in zip(conns, self._pre_segments(), strict=True):
-            PSPL[: cs.psp_line.shape[0], p0:p1] = cs.psp_line
+        span = self._span("hist", groups, "hist", R)
+        if span is not None:
+            HIST = span.copy()
+        else:
+            HIST = np.empty((R, self.N), np.int8)
+            for g, gs in enumerate(groups):
+                HIST[:, g_off[g] : g_off[g + 1]] = gs.hist
+        post = {}
+        for f in POST_FIELDS:
+            span = self._span("post", lif, f)
+            post[f] = span.copy() if span is not None else np.concatenate([getattr(gs, f) for gs in lif])
+        span = self._span("post", lif, "sig_line", self.dmax)
+        if span is not None:
+            SIGL = span.copy()
+        else:
+            SIGL = np.zeros((self.dmax, self.NQ), f32)
+            for gs, (_, (a, b)) in zip(lif, self._lif_cols(), strict=True):
+                SIGL[: gs.sig_line.shape[0], a:b] = gs.sig_line
+        span = self._span("post", lif, "err_hist", R)
+        ERRH = span.copy() if span is not None else np.concatenate([gs.err_hist for gs in lif], axis=1)
+        pre = {}
+        for f in PRE_FIELDS:
+            span = self._span("pre", conns, f)
+            if span is not None:
+                pre[f] = span.copy()
+            else:
+                pre[f] = np.concatenate([getattr(cs, f) for cs in conns]) if conns else np.zeros(0, f32)
+        span = self._span("pre", conns, "psp_line", self.dmax)
+        if span is not None:
+            PSPL = span.copy()
+        else:
+            PSPL = np.zeros((self.dmax, self.NP), f32)
+            for cs, (p0, p1) in zip(conns, self._pre_segments(), strict=True):
+                PSPL[: cs.psp_line.shape[0], p0:p1] = cs.psp_line
         SPK = self._scratch("spk", R * self.N, np.int64).reshape(R, self.N)
         SPKN = np.zeros(R, np.int64)
         SPKO = np.zeros((R, len(g_off)), np.int64)
         st = fk.FwdState(
             hist=HIST, target_hist=state.target_hist, window_state=state.window_state,
-            spk=SPK, spkn=SPKN, spko=SPKO, **post,
-            err_hist=np.concatenate([gs.err_hist for gs in lif], axis=1),
-            sig_line=SIGL, **pre, psp_line=PSPL,
+            spk=SPK, spkn=SPKN, spko=SPKO, **post, err_hist=ERRH, sig_line=SIGL, **pre, psp_line=PSPL,
         )  # fmt: skip
         fk.rebuild_spike_lists(st, g_off)
         return st
 
     def _unpack(self, st: fk.FwdState, state: State) -> None:
-        """Copy the flat state back into ``state``'s groups and connections."""
-        g_off = self.topo.g_off
-        for g, name in enumerate(self.group_order):
-            state.groups[name].hist[...] = st.hist[:, g_off[g] : g_off[g + 1]]
-        for name, (a, b) in self._lif_cols():
-            gs = state.groups[name]
-            for f in POST_FIELDS:
-                getattr(gs, f)[...] = getattr(st, f)[a:b]
-            gs.err_hist[...] = st.err_hist[:, a:b]
-            gs.sig_line[...] = st.sig_line[: gs.sig_line.shape[0], a:b]
-        for name, (p0, p1) in zip(self.plastic_names, self._pre_segments(), strict=True):
-            cs = state.conns[name]
-            for f in PRE_FIELDS:
-                getattr(cs, f)[...] = getattr(st, f)[p0:p1]
-            cs.psp_line[...] = st.psp_line[: cs.psp_line.shape[0], p0:p1]
+        """Copy the flat state back into ``state``'s groups and connections (a field of
+        neighbouring blocks of one array at once, as in :meth:`_pack`)."""
+        g_off, R = self.topo.g_off, self.R
+        groups = [state.groups[name] for name in self.group_order]
+        lif = [state.groups[name] for name in self.lif_order]
+        conns = [state.conns[name] for name in self.plastic_names]
+        span = self._span("hist", groups, "hist", R)
+        if span is not None:
+            span[...] = st.hist
+        else:
+            for g, gs in enumerate(groups):
+                gs.hist[...] = st.hist[:, g_off[g] : g_off[g + 1]]
+        cols = [c for _, c in self._lif_cols()]
+        for f, rows in [(f, None) for f in POST_FIELDS] + [("err_hist", R), ("sig_line", self.dmax)]:
+            span = self._span("post", lif, f, rows)
+            if span is not None:
+                span[...] = getattr(st, f)
+                continue
+            for gs, (a, b) in zip(lif, cols, strict=True):
+                x = getattr(gs, f)
+                x[...] = getattr(st, f)[a:b] if rows is None else getattr(st, f)[: x.shape[0], a:b]
+        segs = self._pre_segments()
+        for f, rows in [(f, None) for f in PRE_FIELDS] + [("psp_line", self.dmax)]:
+            span = self._span("pre", conns, f, rows)
+            if span is not None:
+                span[...] = getattr(st, f)
+                continue
+            for cs, (p0, p1) in zip(conns, segs, strict=True):
+                x = getattr(cs, f)
+                x[...] = getattr(st, f)[p0:p1] if rows is None else getattr(st, f)[: x.shape[0], p0:p1]
+
+    def _flat_synapses(self, state: State) -> fk.Synapses | None:
+        """The plastic connections' el, el_flt, el_sum and w as flat arrays, connection c's at
+        ``moff[c]`` (as :func:`flatten_state` leaves them), or None if they are not laid out so."""
+        conns = [state.conns[name] for name in self.plastic_names]
+        out = []
+        for f in ("el", "el_flt", "el_sum", "w"):
+            arrays = [getattr(cs, f) for cs in conns]
+            hit = self._spans.get(("syn", f))
+            if hit is not None and len(hit[0]) == len(arrays) and all(map(operator.is_, hit[0], arrays)):
+                flat = hit[1]
+            else:
+                flat = None
+                base = arrays[0].base if arrays else None
+                if base is not None and base.ndim == 1 and base.flags.c_contiguous and base.dtype == np.float32:
+                    offs = [int(self.moff[c]) for c in range(len(self.conn_names)) if self.topo.c_plastic[c]]
+                    if all(
+                        a.base is base and a.flags.c_contiguous and a.ctypes.data == base.ctypes.data + 4 * o
+                        for a, o in zip(arrays, offs, strict=True)
+                    ):
+                        flat = base[: int(self.moff[-1])]
+                self._spans[("syn", f)] = (arrays, flat)
+            if flat is None:
+                return None
+            out.append(flat)
+        return fk.Synapses(*out)
+
+    def _span(self, space: str, objs: list, field: str, rows: int | None = None) -> np.ndarray | None:
+        """The arrays ``field`` of ``objs`` (groups or connections in kernel order) as one view, if
+        they are neighbouring blocks (along the last axis, ``rows`` rows each if given) of one
+        array, else None. Remembered for the same arrays (checked by identity, cheap)."""
+        arrays = [getattr(o, field) for o in objs]
+        key = (space, field)
+        hit = self._spans.get(key)
+        if hit is not None and len(hit[0]) == len(arrays) and all(map(operator.is_, hit[0], arrays)):
+            return hit[1]
+        span = _span(arrays, rows)
+        self._spans[key] = (arrays, span)
+        return span
 
     def _lif_cols(self) -> list[tuple[str, tuple[int, int]]]:
         """(name, post columns) of each LIF group in kernel order."""
@@ -659,7 +802,8 @@ class FastEngine(Engine):
     def _plasticity_job(self, fn, args: tuple, cols, reg: tuple | None, synapses=(), timed=None) -> None:
         """One thread's share of a chunk's plasticity: ``fn(*args)`` (the sweep, or the error
         filter of "gemm"), then the regulariser of the regularised post columns among ``cols``
-        ((first, end) ranges), then ``synapses`` (args of synapse_update, for the same columns);
+        ((first, end) ranges), then ``synapses`` ((kernel, args) pairs: synapse_update per
+        connection, or synapse_block for all of them, for the same columns);
         the time of that last part is added to ``timed[0]`` if given. The kernels release the
         GIL."""
         fn(*args)
@@ -674,8 +818,8 @@ class FastEngine(Engine):
             finally:  # it flushes denormals, like the forward kernel
                 fk.set_fp_control(fp_control)
         t = time.perf_counter()
-        for job in synapses:
-            fk.synapse_update(*job)
+        for syn_fn, job in synapses:
+            syn_fn(*job)
         if timed is not None:
             timed[0] += time.perf_counter() - t
 
@@ -704,17 +848,24 @@ class FastEngine(Engine):
         sums = fk.Sums(M, PD, PG, np.empty(self.NQ), np.empty(self.NQ))
         timed = [0.0]
         jobs = []
+        flat = self._flat_synapses(state)
         for t, blk in enumerate(self._blocks):
             syn = []
-            for a, b, _ in blk:  # a block lies within one lane of groups (sweep_blocks)
+            if flat is not None:  # every connection into the block at once
+                syn.append((fk.synapse_block, (flat, sums, RS, *coef, blk, self.topo, self.layout)))
+                blk_syn = ()
+            else:
+                blk_syn = blk
+            for a, b, _ in blk_syn:  # a block lies within one lane of groups (sweep_blocks)
                 g = int(np.searchsorted(self.topo.g_off, a + self.nin, side="right")) - 1
                 while g < len(self.group_order) and self.group_cols[g][0] < b:
                     qa, qb = self.group_cols[g]
                     for c in self.into[g]:
                         mpp = tuple(T[self.moff[c] : self.moff[c + 1]].reshape(-1, qb - qa) for T in (M, PD, PG))
                         npre = int(self.poff[c + 1] - self.poff[c])
-                        syn.append(self._synapse_job(state, c, mpp, sums.alpha, sums.beta, RS, coef, (0, npre),
-                                                     (max(int(a), qa) - qa, min(int(b), qb) - qa)))  # fmt: skip
+                        cols = (max(int(a), qa) - qa, min(int(b), qb) - qa)
+                        job = self._synapse_job(state, c, mpp, sums.alpha, sums.beta, RS, coef, (0, npre), cols)
+                        syn.append((fk.synapse_update, job))
                     g += 1
             args = (rec, n, self._sk, tab, blk, self.topo, self.layout, evs, sums, XL)
             jobs.append((fk.sweep, args, blk, reg, syn, timed if t == 0 else None))

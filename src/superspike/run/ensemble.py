@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from superspike.engine import State, get_engine
+from superspike.engine.fast import flatten_state
 from superspike.engine.state import all_finite
 from superspike.errors import ConfigError, SimulationError
 from superspike.network import Network
@@ -217,6 +218,7 @@ class _Coordinator:
         clock = self.joined[ks[0]][4].clock
         self.state = State(clock, groups, conns, np.concatenate(th, axis=1), np.concatenate(ws))
         self.engine = get_engine("fast")(ens.network, ens.task, **self.engine_options)
+        flatten_state(self.state, self.engine)  # each field one array: packed at once per chunk
         for m, k in enumerate(ks):
             net, task, optimizer, epsilon, _ = self.joined[k]
             self.members[k] = _Member(self, m, net, task, optimizer, epsilon)
