@@ -382,7 +382,16 @@ class FastEngine(Engine):
         #: delay line length D of each connection (its post group's)
         self._c_dlen = np.array([topo.g_dlen[topo.c_post[c]] for c in range(C)], np.int64)
         lif = [g for g in self.group_cols if topo.g_lif[g]]
-        self._reg_cols = [self.group_cols[g] for g in lif if topo.g_reg[g]]
+        #: post columns of the regularised groups, neighbours merged (the regulariser's arithmetic
+        #: is per column, with the graph's constants: an ensemble's copies of a layer in one call)
+        self._reg_cols: list[tuple[int, int]] = []
+        for g in lif:
+            if topo.g_reg[g]:
+                a, b = self.group_cols[g]
+                if self._reg_cols and self._reg_cols[-1][1] == a:
+                    self._reg_cols[-1] = (self._reg_cols[-1][0], b)
+                else:
+                    self._reg_cols.append((a, b))
         swept = [g for g in lif if self.into[g] or topo.g_reg[g]]
         # lanes of the sweep: neighbouring swept groups with one delay line length (sweep_blocks)
         lanes: list[list[int]] = []  # first, end column, D
