@@ -201,7 +201,7 @@ def sweep_blocks(
     return [np.array(sorted(blocks), np.int64).reshape(-1, 3) for blocks in per_thread if blocks]
 
 
-def _span(arrays: list[np.ndarray], rows: int | None = None) -> np.ndarray | None:
+def side_by_side(arrays: list[np.ndarray], rows: int | None = None) -> np.ndarray | None:
     """One view of the arrays side by side (along the last axis) if they are neighbouring blocks
     of one C-contiguous array, in order and with ``rows`` rows each if given; else None."""
     if not arrays or any(a is None for a in arrays):
@@ -716,7 +716,7 @@ class FastEngine(Engine):
         hit = self._spans.get(key)
         if hit is not None and len(hit[0]) == len(arrays) and all(map(operator.is_, hit[0], arrays)):
             return hit[1]
-        span = _span(arrays, rows)
+        span = side_by_side(arrays, rows)
         self._spans[key] = (arrays, span)
         return span
 
