@@ -13,7 +13,8 @@ directories written, as the sweep writes them), then the same points through
 largest weight difference between the two (every connection of every point; 0 means bit for
 bit) and the machine's load before and after; ``--plain`` also times the sweep without
 ensembles. ``--profile M`` instead advances one ensemble of M symmetric Fig. 4 members for 20
-simulated seconds in this process and prints where the time goes.
+simulated seconds in this process (its state flat, as in a sweep) and prints where the
+engine's time goes; ``--threads 1`` as in a sweep worker on 2 CPUs.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def compare(seq: Path, ens: Path, names: list[str]) -> tuple[float, int]:
     return worst, differ
 
 
-def profile(members: int, seconds: float) -> None:
+def profile(members: int, seconds: float, threads: int | None = None) -> None:
+    from superspike.engine.fast import FastEngine, flatten_state
     from superspike.network.ensemble import combine
     from superspike.run.config import config_from_dict, resolve
     from superspike.run.simulation import Simulation
@@ -80,8 +82,9 @@ def profile(members: int, seconds: float) -> None:
         nets.append(build_network(r.config, r.spec)[0])
         tasks.append(r.task)
     ens = combine(nets, tasks)
-    one = Simulation(nets[0], tasks[0])
-    sim = Simulation(ens.network, ens.task)
+    one = Simulation(nets[0], tasks[0], engine=FastEngine(nets[0], tasks[0], threads=threads))
+    sim = Simulation(ens.network, ens.task, engine=FastEngine(ens.network, ens.task, threads=threads))
+    flatten_state(sim.state, sim.engine)  # as an ensemble's coordinator does
     for s in (one, sim):
         s.run(0.6)  # compile
         for k in s.engine.timing:
@@ -109,12 +112,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20, help="seeds per (feedback, eta) [20: the full protocol]")
     ap.add_argument("--workers", type=int, default=None, help="sweep workers [the sweep's default]")
     ap.add_argument("--profile", type=int, metavar="M", help="profile one ensemble of M members instead")
+    ap.add_argument("--threads", type=int, help="--profile: engine threads [as the engine picks; a sweep worker: 1]")
     ap.add_argument("--keep", help="keep the run directories in this folder")
     ap.add_argument("--plain", action="store_true", help="also time the sweep without ensembles (--no-ensembles)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     if args.profile:
-        profile(args.profile, 20.0)
+        profile(args.profile, 20.0, args.threads)
         return
     from superspike.run.config import config_from_dict
     from superspike.run.sweep import RUNS, run_sweep, sweep_from_dict

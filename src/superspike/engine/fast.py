@@ -687,7 +687,7 @@ class FastEngine(Engine):
         conns = [state.conns[name] for name in self.plastic_names]
         out = []
         for f in ("el", "el_flt", "el_sum", "w"):
-            arrays = [getattr(cs, f) for cs in conns]
+            arrays = list(map(operator.attrgetter(f), conns))
             hit = self._spans.get(("syn", f))
             if hit is not None and len(hit[0]) == len(arrays) and all(map(operator.is_, hit[0], arrays)):
                 flat = hit[1]
@@ -711,7 +711,7 @@ class FastEngine(Engine):
         """The arrays ``field`` of ``objs`` (groups or connections in kernel order) as one view, if
         they are neighbouring blocks (along the last axis, ``rows`` rows each if given) of one
         array, else None. Remembered for the same arrays (checked by identity, cheap)."""
-        arrays = [getattr(o, field) for o in objs]
+        arrays = list(map(operator.attrgetter(field), objs))
         key = (space, field)
         hit = self._spans.get(key)
         if hit is not None and len(hit[0]) == len(arrays) and all(map(operator.is_, hit[0], arrays)):
