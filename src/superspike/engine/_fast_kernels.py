@@ -686,6 +686,31 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
                     RUN_ZT[j] = p
                     RUN_Z[j] = z
 
+    # runs of neighbouring LIF groups for the error step: hidden ones (zeroed together) and output
+    # ones with consecutive target ids (target - own together)
+    ER = np.zeros((G, 3), np.int64)
+    n_er = 0
+    for g in range(G):
+        if g_lif_index[g] < 0:
+            continue
+        q0, ng, tg = g_off[g] - nin, g_off[g + 1] - g_off[g], g_target[g]
+        if n_er > 0 and ER[n_er - 1, 0] + ER[n_er - 1, 1] == q0 and (
+            (tg < 0 and ER[n_er - 1, 2] < 0) or (tg >= 0 and ER[n_er - 1, 2] >= 0 and ER[n_er - 1, 2] + ER[n_er - 1, 1] == tg)
+        ):
+            ER[n_er - 1, 1] += ng
+        else:
+            ER[n_er, 0], ER[n_er, 1], ER[n_er, 2] = q0, ng, tg
+            n_er += 1
+    # runs of feedback edges from neighbouring src groups: FR[e] = (end of the run, first src post
+    # index, src neurons) at the run's first edge e, (0, 0, 0) elsewhere
+    FR = np.zeros((NE + 1, 3), np.int64)
+    e = 0
+    while e < NE:
+        f = e + 1
+        while f < NE and g_off[e_src[f]] == g_off[e_src[f - 1] + 1]:
+            f += 1
+        FR[e, 0], FR[e, 1], FR[e, 2] = f, g_off[e_src[e]] - nin, g_off[e_src[f - 1] + 1] - g_off[e_src[e]]
+        e = f
     for k in range(n_steps):
         t = t0 + k
         slot = t & mask
@@ -770,19 +795,23 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
                             ERR[tg_post[i]] -= np.float32(own)
                         else:
                             WIN[i] = 2
-        for g in range(G):
-            if g_lif_index[g] < 0:
-                continue
-            q0, ng = g_off[g] - nin, g_off[g + 1] - g_off[g]
-            if g_target[g] < 0:
+        for r in range(n_er):
+            q0, ng, tg = ER[r, 0], ER[r, 1], ER[r, 2]
+            if tg < 0:
                 _zero(ERR, q0, ng)  # hidden: the accumulator of the feedback below
             elif not has_win:  # output: target - own, both delayed
-                _out_err(ERR, q0, TGf, dslot * nout + g_target[g], Hf, hd + g_off[g], ng)
+                _out_err(ERR, q0, TGf, dslot * nout + tg, Hf, hd + nin + q0, ng)
         lslot = (t - fb_lag) & mask
-        for e in range(NE):
+        e = 0
+        while e < NE:
             # err of hidden group dst += F^T err(src)(t - lag), F = W_via^T (symmetric) or B
             # (fixed), [src, dst] (SPEC 2.2), edges in order. Only nonzero src errors are added,
-            # in ascending order: the same float32 sums as the reference's dense loop.
+            # in ascending order: the same float32 sums as the reference's dense loop. A run of
+            # edges from neighbouring src groups (an ensemble's output layers) whose src errors
+            # are all zero is skipped at once
+            if FR[e, 0] > e and not _any_bits(ERRHi, lslot * NQ + FR[e, 1], FR[e, 2]):
+                e = FR[e, 0]
+                continue
             src, dst = e_src[e], e_dst[e]
             u0, nup = g_off[src] - nin, g_off[src + 1] - g_off[src]
             q0, nlo = g_off[dst] - nin, g_off[dst + 1] - g_off[dst]
@@ -792,6 +821,7 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
                         v = ERRH[lslot, u0 + m]
                         if v != 0:
                             _add_row_scaled(ERR, q0, FF, foff[e] + m * nlo, nlo, v)
+            e += 1
         _copy_f(ERRHf, slot * NQ, ERR, NQ)
 
         # -- 4a. delay lines; record the delayed series; presynaptic events ------------------------
