@@ -438,6 +438,8 @@ class FastEngine(Engine):
         self._buffers_n = 0
         self._scratch_bufs: dict[str, np.ndarray] = {}
         self._spans: dict[tuple[str, str], tuple[list, np.ndarray | None]] = {}
+        self._unpacking: dict | None = None
+        self._packed: State | None = None
         P = self.NP
         self._tracker = fk.Tracker(
             np.zeros(P, np.int8), np.zeros(P, np.int64), np.zeros(P), np.zeros(P),
@@ -647,11 +649,22 @@ class FastEngine(Engine):
             spk=SPK, spkn=SPKN, spko=SPKO, **post, err_hist=ERRH, sig_line=SIGL, **pre, psp_line=PSPL,
         )  # fmt: skip
         fk.rebuild_spike_lists(st, g_off)
+        self._packed = state
         return st
 
     def _unpack(self, st: fk.FwdState, state: State) -> None:
         """Copy the flat state back into ``state``'s groups and connections (a field of
-        neighbouring blocks of one array at once, as in :meth:`_pack`)."""
+        neighbouring blocks of one array at once, as in :meth:`_pack`; the spans it found, if it
+        packed this state: its arrays cannot have changed, the kernels ran on the copies)."""
+        if self._packed is state:
+            self._unpacking = {key: span for key, (_, span) in self._spans.items()}
+        try:
+            self._unpack_fields(st, state)
+        finally:
+            self._unpacking = None
+            self._packed = None
+
+    def _unpack_fields(self, st: fk.FwdState, state: State) -> None:
         g_off, R = self.topo.g_off, self.R
         groups = [state.groups[name] for name in self.group_order]
         lif = [state.groups[name] for name in self.lif_order]
@@ -711,8 +724,10 @@ class FastEngine(Engine):
         """The arrays ``field`` of ``objs`` (groups or connections in kernel order) as one view, if
         they are neighbouring blocks (along the last axis, ``rows`` rows each if given) of one
         array, else None. Remembered for the same arrays (checked by identity, cheap)."""
-        arrays = list(map(operator.attrgetter(field), objs))
         key = (space, field)
+        if self._unpacking is not None:  # _unpack of the state _pack just packed: its spans
+            return self._unpacking.get(key)
+        arrays = list(map(operator.attrgetter(field), objs))
         hit = self._spans.get(key)
         if hit is not None and len(hit[0]) == len(arrays) and all(map(operator.is_, hit[0], arrays)):
             return hit[1]
