@@ -11,15 +11,18 @@ point is trained with ``superspike.run.train.train`` one after the other in this
 directories written, as the sweep writes them), then the same points through
 ``run_sweep`` (ensembles on, its default workers). Prints both wall times, the speedup, the
 largest weight difference between the two (every connection of every point; 0 means bit for
-bit) and the machine's load before and after; ``--plain`` also times the sweep without
-ensembles. ``--profile M`` instead advances one ensemble of M symmetric Fig. 4 members for 20
-simulated seconds in this process and prints where the time goes.
+bit), the CPU seconds of both (the sweep's in all its processes: a figure that another job
+on the machine changes less than the wall times) and the machine's load before and after;
+``--plain`` also times the sweep without ensembles. ``--profile M`` instead advances one ensemble of M symmetric Fig. 4 members for 20
+simulated seconds in this process (its state flat, as in a sweep) and prints where the
+engine's time goes; ``--threads 1`` as in a sweep worker on 2 CPUs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -34,6 +37,12 @@ ETAS = [10e-3, 5e-3, 1e-3, 0.5e-3, 0.1e-3]
 
 def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def cpu(who: int) -> float:
+    """CPU seconds (user + system) of this process (RUSAGE_SELF) or its ended children."""
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
 
 
 def sweep_data(seeds: int) -> dict:
@@ -63,7 +72,8 @@ def compare(seq: Path, ens: Path, names: list[str]) -> tuple[float, int]:
     return worst, differ
 
 
-def profile(members: int, seconds: float) -> None:
+def profile(members: int, seconds: float, threads: int | None = None) -> None:
+    from superspike.engine.fast import FastEngine, flatten_state
     from superspike.network.ensemble import combine
     from superspike.run.config import config_from_dict, resolve
     from superspike.run.simulation import Simulation
@@ -80,8 +90,9 @@ def profile(members: int, seconds: float) -> None:
         nets.append(build_network(r.config, r.spec)[0])
         tasks.append(r.task)
     ens = combine(nets, tasks)
-    one = Simulation(nets[0], tasks[0])
-    sim = Simulation(ens.network, ens.task)
+    one = Simulation(nets[0], tasks[0], engine=FastEngine(nets[0], tasks[0], threads=threads))
+    sim = Simulation(ens.network, ens.task, engine=FastEngine(ens.network, ens.task, threads=threads))
+    flatten_state(sim.state, sim.engine)  # as an ensemble's coordinator does
     for s in (one, sim):
         s.run(0.6)  # compile
         for k in s.engine.timing:
@@ -109,12 +120,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20, help="seeds per (feedback, eta) [20: the full protocol]")
     ap.add_argument("--workers", type=int, default=None, help="sweep workers [the sweep's default]")
     ap.add_argument("--profile", type=int, metavar="M", help="profile one ensemble of M members instead")
+    ap.add_argument("--threads", type=int, help="--profile: engine threads [as the engine picks; a sweep worker: 1]")
     ap.add_argument("--keep", help="keep the run directories in this folder")
     ap.add_argument("--plain", action="store_true", help="also time the sweep without ensembles (--no-ensembles)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     if args.profile:
-        profile(args.profile, 20.0)
+        profile(args.profile, 20.0, args.threads)
         return
     from superspike.run.config import config_from_dict
     from superspike.run.sweep import RUNS, run_sweep, sweep_from_dict
@@ -133,15 +145,22 @@ def main() -> None:
     run_sweep(sweep_from_dict(warm, ROOT / "sweeps" / "fig4.toml"), base / "warm")
     seq = base / "sequential" / RUNS
     seq.mkdir(parents=True, exist_ok=True)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu(resource.RUSAGE_SELF)
     for p in sw.points:
         train(config_from_dict(p.config), seq / p.name, quiet=True)
-    t_seq = time.perf_counter() - t
-    print(f"one after the other, one process: {t_seq:.1f} s ({t_seq / len(names):.2f} s per run); load {load()}")
-    t = time.perf_counter()
+    t_seq, c_seq = time.perf_counter() - t, cpu(resource.RUSAGE_SELF) - c
+    print(
+        f"one after the other, one process: {t_seq:.1f} s ({t_seq / len(names):.2f} s per run; "
+        f"{c_seq:.1f} CPU s); load {load()}"
+    )
+    t, c = time.perf_counter(), cpu(resource.RUSAGE_CHILDREN) + cpu(resource.RUSAGE_SELF)
     res = run_sweep(sw, base / "ensembles", workers=args.workers)
     t_ens = time.perf_counter() - t
-    print(f"superspike sweep ({res.progress.grouping()}): {t_ens:.1f} s; load {load()}")
+    c_ens = cpu(resource.RUSAGE_CHILDREN) + cpu(resource.RUSAGE_SELF) - c
+    print(
+        f"superspike sweep ({res.progress.grouping()}): {t_ens:.1f} s ({c_ens:.1f} CPU s in all its "
+        f"processes: {c_seq / c_ens:.1f}x less); load {load()}"
+    )
     worst, differ = compare(seq, base / "ensembles" / RUNS, names)
     print(
         f"speedup {t_seq / t_ens:.1f}x; largest weight difference {worst:.3g} ({differ} of {len(names)} points differ)"

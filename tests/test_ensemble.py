@@ -231,3 +231,34 @@ def test_stopped_ensemble_sweep_reruns_to_the_same_results(files, tmp_path: Path
     assert run_sweep(sw, tmp_path / "alone", workers=1, ensembles=False).progress.ok == 3
     for r in runs:
         _same_run(tmp_path / "alone" / "runs" / r.name, r)
+
+
+def test_batched_paths_equal_separate_runs(files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ensemble's state is flat (one array per field): the engine packs it and updates the
+    synapses block by block, the members' optimisers step in one call; the results stay those of
+    separate runs bit for bit (fails if a batched path is not taken or changes a bit)."""
+    from superspike.engine import _fast_kernels as fk
+    from superspike.run.ensemble import _Coordinator
+
+    taken = {"update_all": 0, "synapse_block": 0}
+    update_all, synapse_block = _Coordinator._update_all, fk.synapse_block
+
+    def spy_update(self, *a):
+        done = update_all(self, *a)
+        taken["update_all"] += done is True
+        return done
+
+    def spy_block(*a):
+        taken["synapse_block"] += 1
+        return synapse_block(*a)
+
+    monkeypatch.setattr(_Coordinator, "_update_all", spy_update)
+    monkeypatch.setattr(fk, "synapse_block", spy_block)
+    cfgs = _configs(files, [(7, 1e-2, "random"), (8, 3e-3, "uniform"), (9, 5e-3, "random")])
+    ens = train_ensemble(cfgs, [tmp_path / f"e{k}" for k in range(len(cfgs))])
+    assert taken["update_all"] > 0 and taken["synapse_block"] > 0, taken
+    for k, cfg in enumerate(cfgs):
+        alone = train(cfg, tmp_path / f"a{k}", quiet=True)
+        for name, w in alone.network.weights.items():
+            np.testing.assert_array_equal(ens[k].network.weights[name], w, err_msg=f"member {k}: {name}")
+        _same_run(tmp_path / f"a{k}", tmp_path / f"e{k}")

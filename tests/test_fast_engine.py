@@ -376,17 +376,30 @@ def test_long_calls_are_split() -> None:
 def test_sweep_blocks_cover_columns_once_within_groups(ranges: list[tuple[int, int]], threads: int) -> None:
     blocks = sweep_blocks(ranges, threads)
     assert 1 <= len(blocks) <= threads
-    cols = np.concatenate([np.arange(a, b) for blk in blocks for a, b in blk])
+    cols = np.concatenate([np.arange(a, b) for blk in blocks for a, b, _ in blk])
     np.testing.assert_array_equal(np.sort(cols), np.concatenate([np.arange(a, b) for a, b in ranges]))
     for blk in blocks:
-        for a, b in blk:
-            assert any(lo <= a < b <= hi for lo, hi in ranges), f"block {a}-{b} spans groups {ranges}"
-    widths = [sum(b - a for a, b in blk) for blk in blocks]
+        for a, b, lane in blk:
+            lo, hi = ranges[lane]
+            assert lo <= a < b <= hi, f"block {a}-{b} is not within its lane {lane} of {ranges}"
+    widths = [sum(b - a for a, b, _ in blk) for blk in blocks]
     if ranges == [(0, 256), (256, 456)] and threads == 2:
         assert widths == [256, 200]  # one group per thread (the measured best for Oxford)
     total = sum(b - a for a, b in ranges)
     if total >= 200 * threads:
         assert max(widths) <= 1.3 * total / threads  # no thread gets far more than its share
+
+
+def test_sweep_blocks_split_lanes_at_group_boundaries() -> None:
+    # an ensemble's lane of 100 groups of 4 columns and one of 100 groups of 1, two threads
+    bounds = [*range(0, 400, 4), *range(400, 500)]
+    blocks = sweep_blocks([(0, 400), (400, 500)], 2, bounds=bounds)
+    pieces = sorted(tuple(int(v) for v in p) for blk in blocks for p in blk)
+    assert pieces == [(0, 200, 0), (200, 400, 0), (400, 500, 1)]
+    # no boundary inside: the middle
+    assert sorted(tuple(int(v) for v in p) for blk in sweep_blocks([(0, 600)], 2, bounds=[0]) for p in blk) == [
+        (0, 300, 0), (300, 600, 0)
+    ]
 
 
 def test_default_threads_respect_a_fair_share(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -545,3 +558,45 @@ def test_reproduces_recorded_reference_run(shared: Path, feedback: str) -> None:
         name = CONNS[0 if k < 20 else 1]
         assert weights[name][pre, post] == pytest.approx(before, abs=1e-9)
         assert state.conns[name].w[pre, post] == pytest.approx(after, abs=1e-6), f"{name}[{pre}, {post}]"
+
+
+def test_sweep_rows_give_the_same_bits_however_rows_are_grouped() -> None:
+    """The sweep advances rows one, two or four at a time depending on where the events of its
+    block lie, and a block holds many groups (an ensemble's copies of a layer): each column's
+    recurrences must give the same bits whichever grouping, or a member's results would depend
+    on the others' events."""
+    from superspike.engine import _fast_kernels as fk
+
+    u64 = np.uint64
+    w = n = 64
+    rng = np.random.default_rng(1)
+    E = (rng.standard_normal(n * w) * (rng.random(n * w) < 0.2)).astype(np.float32)
+    S = (rng.random(n * w) * 0.3).astype(np.float32)
+    q, d, kk = 1 - 1e-4 / 1e-2, float(np.exp(-1e-4 / 5e-3)), 1e-4 / 1e-2
+    cq = kk / (q - d)
+    kc = (q, d, cq * q, cq * d, q / d, d / q)
+
+    def run(pattern: list[int]) -> np.ndarray:
+        col = np.zeros((10, w))
+        k, i = n - 1, 0
+        while k >= 0:
+            r = min(pattern[i % len(pattern)], k + 1)
+            i += 1
+            o = u64(k * w)
+            if r == 0:
+                fk._sweep_row(E, S, o, w, col, kc)  # the delay-line rows' version
+                r = 1
+            elif r >= 4:
+                fk._sweep_rows(E, S, (o, o - u64(w), o - u64(2 * w), o - u64(3 * w)), w, col, kc)
+            elif r >= 2:
+                r = 2
+                fk._sweep_rows(E, S, (o, o - u64(w)), w, col, kc)
+            else:
+                fk._sweep_rows(E, S, (o,), w, col, kc)
+            k -= r
+        return col[[fk.EQ, fk.ED, fk.R0, fk.R1, fk.RP, fk.RQ, fk.RC]]
+
+    one = run([1])
+    assert np.abs(one).max() > 0
+    for pattern in ([4], [2], [0], [4, 1, 2, 1, 1, 4, 0]):
+        np.testing.assert_array_equal(run(pattern), one, err_msg=str(pattern))

@@ -197,8 +197,8 @@ class Record(NamedTuple):
 
 class Events(NamedTuple):
     """Presynaptic events (see engine.fast): from chunk row ``r`` on, x of pre ``j`` (pre
-    index) gains the free decay of z~ = a, z = b. For the sweep, sorted by connection:
-    connection c's are ``[lo[c], hi[c])``, in time order."""
+    index) gains the free decay of z~ = a, z = b. For the sweep, sorted by lane (see
+    :func:`sweep`), then row: lane l's are ``[lo[l], hi[l])``, each connection's in time order."""
 
     r: np.ndarray
     j: np.ndarray
@@ -686,6 +686,31 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
                     RUN_ZT[j] = p
                     RUN_Z[j] = z
 
+    # runs of neighbouring LIF groups for the error step: hidden ones (zeroed together) and output
+    # ones with consecutive target ids (target - own together)
+    ER = np.zeros((G, 3), np.int64)
+    n_er = 0
+    for g in range(G):
+        if g_lif_index[g] < 0:
+            continue
+        q0, ng, tg = g_off[g] - nin, g_off[g + 1] - g_off[g], g_target[g]
+        if n_er > 0 and ER[n_er - 1, 0] + ER[n_er - 1, 1] == q0 and (
+            (tg < 0 and ER[n_er - 1, 2] < 0) or (tg >= 0 and ER[n_er - 1, 2] >= 0 and ER[n_er - 1, 2] + ER[n_er - 1, 1] == tg)
+        ):
+            ER[n_er - 1, 1] += ng
+        else:
+            ER[n_er, 0], ER[n_er, 1], ER[n_er, 2] = q0, ng, tg
+            n_er += 1
+    # runs of feedback edges from neighbouring src groups: FR[e] = (end of the run, first src post
+    # index, src neurons) at the run's first edge e, (0, 0, 0) elsewhere
+    FR = np.zeros((NE + 1, 3), np.int64)
+    e = 0
+    while e < NE:
+        f = e + 1
+        while f < NE and g_off[e_src[f]] == g_off[e_src[f - 1] + 1]:
+            f += 1
+        FR[e, 0], FR[e, 1], FR[e, 2] = f, g_off[e_src[e]] - nin, g_off[e_src[f - 1] + 1] - g_off[e_src[e]]
+        e = f
     for k in range(n_steps):
         t = t0 + k
         slot = t & mask
@@ -770,19 +795,23 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
                             ERR[tg_post[i]] -= np.float32(own)
                         else:
                             WIN[i] = 2
-        for g in range(G):
-            if g_lif_index[g] < 0:
-                continue
-            q0, ng = g_off[g] - nin, g_off[g + 1] - g_off[g]
-            if g_target[g] < 0:
+        for r in range(n_er):
+            q0, ng, tg = ER[r, 0], ER[r, 1], ER[r, 2]
+            if tg < 0:
                 _zero(ERR, q0, ng)  # hidden: the accumulator of the feedback below
             elif not has_win:  # output: target - own, both delayed
-                _out_err(ERR, q0, TGf, dslot * nout + g_target[g], Hf, hd + g_off[g], ng)
+                _out_err(ERR, q0, TGf, dslot * nout + tg, Hf, hd + nin + q0, ng)
         lslot = (t - fb_lag) & mask
-        for e in range(NE):
+        e = 0
+        while e < NE:
             # err of hidden group dst += F^T err(src)(t - lag), F = W_via^T (symmetric) or B
             # (fixed), [src, dst] (SPEC 2.2), edges in order. Only nonzero src errors are added,
-            # in ascending order: the same float32 sums as the reference's dense loop.
+            # in ascending order: the same float32 sums as the reference's dense loop. A run of
+            # edges from neighbouring src groups (an ensemble's output layers) whose src errors
+            # are all zero is skipped at once
+            if FR[e, 0] > e and not _any_bits(ERRHi, lslot * NQ + FR[e, 1], FR[e, 2]):
+                e = FR[e, 0]
+                continue
             src, dst = e_src[e], e_dst[e]
             u0, nup = g_off[src] - nin, g_off[src + 1] - g_off[src]
             q0, nlo = g_off[dst] - nin, g_off[dst + 1] - g_off[dst]
@@ -792,6 +821,7 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
                         v = ERRH[lslot, u0 + m]
                         if v != 0:
                             _add_row_scaled(ERR, q0, FF, foff[e] + m * nlo, nlo, v)
+            e += 1
         _copy_f(ERRHf, slot * NQ, ERR, NQ)
 
         # -- 4a. delay lines; record the delayed series; presynaptic events ------------------------
@@ -941,8 +971,9 @@ def backward(rec, n, sk, alpha, beta, a0, a1):
 def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
     """The chunk's plasticity from per-neuron series and presynaptic events (SPEC 5), backwards.
 
-    For each post column i (``blocks``: rows of (first, end) post index, a block within one LIF
-    group), over rows k = n-1..0: ``Et(k) = sum_{m>=k} G(m-k) E(m)`` as ``c (q Eq(k) - d Ed(k))``
+    For each post column i (``blocks``: rows of (first, end, lane) post index, a block within one
+    *lane*: neighbouring LIF groups with the same delay line, such as an ensemble's copies of a
+    layer), over rows k = n-1..0: ``Et(k) = sum_{m>=k} G(m-k) E(m)`` as ``c (q Eq(k) - d Ed(k))``
     with ``Eq(k) = E(k) + q Eq(k+1)``, ``Ed`` likewise and ``c = kk/(q-d)``. Three right-hand
     factors have their discounted sums ``Rq(k) = y(k) + q Rq(k+1)`` and ``Rd`` taken: ``y = S Et``
     (el_sum), ``u = S d^(n-k)`` (el, ``tab.dk``) and ``z = S G(n-1-k)`` (el_flt, ``tab.gk``). For y
@@ -953,13 +984,16 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
     Q - dk C)``. P grows by q/d per row (Q by d/q, should d exceed q); the engine keeps chunks
     short enough for float64 (:data:`P_GROWTH_LIMIT`).
 
-    An event (row r, pre j, a, b) of any plastic connection into the block's group adds ``a Rq(r)
-    + b d c (Rq(r) - Rd(r))`` (= sum over k >= r of its presynaptic trace times the factor) to row
-    j of that connection's M (PD, PG): the column recurrences are shared by all of them. Rows
-    without events are advanced up to four at a time (:func:`_sweep_rows`; their states are
-    loaded and stored once). Rows k < D take x from the delay line, ``xl[k, pre]`` (dense).
-    ``sums.alpha = q Eq(0)``, ``sums.beta = Et(0)``. All float64. The block's columns of M, PD
-    and PG are zeroed here. Releases the GIL: blocks of columns can run in threads.
+    An event (row r, pre j, a, b) of a plastic connection into one of the block's groups adds ``a
+    Rq(r) + b d c (Rq(r) - Rd(r))`` (= sum over k >= r of its presynaptic trace times the factor)
+    to row j of that connection's M (PD, PG), on the block's columns of its post group: the
+    column recurrences are shared by all of them (``ev``: sorted by lane, then row; lane l's are
+    ``[ev.lo[l], ev.hi[l])``). Rows without events of the lane are advanced up to four at a time
+    (:func:`_sweep_rows`; their states are loaded and stored once): each column's arithmetic is
+    the same whichever rows are grouped, so a column's results do not depend on the block it is
+    swept in. Rows k < D take x from the delay line, ``xl[k, pre]`` (dense). ``sums.alpha = q
+    Eq(0)``, ``sums.beta = Et(0)``. All float64. The block's columns of M, PD and PG are zeroed
+    here. Releases the GIL: blocks of columns can run in threads.
     """
     S, E = rec.s, rec.e
     q_f, d_f, cq, dc = sk.q, sk.d, sk.cq, sk.dc
@@ -973,44 +1007,53 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
     NQ = S.shape[1]
     Sf = S.ravel()
     Ef = E.ravel()
+    jc = np.empty(poff[C], np.int64)  # the connection of each pre index
+    for c in range(C):
+        for j in range(poff[c], poff[c + 1]):
+            jc[j] = c
+    cs = np.empty(C, np.int64)
+    c_lo = np.empty(C, np.int64)  # per connection: the block's first and end column of its post group
+    c_hi = np.empty(C, np.int64)
     for b in range(blocks.shape[0]):
-        i0, i1 = blocks[b, 0], blocks[b, 1]
+        i0, i1, lane = blocks[b, 0], blocks[b, 1], blocks[b, 2]
         w = i1 - i0
-        # the block's group (blocks never span two) and the plastic connections into it
+        # the block's groups (one lane: one delay line length) and the plastic connections into them
         g = 0
         while g_off[g + 1] - nin <= i0:
             g += 1
-        qa = g_off[g] - nin
-        npost = g_off[g + 1] - g_off[g]
-        cs = np.empty(C, np.int64)
+        g_end = g
+        while g_end < g_off.shape[0] - 1 and g_off[g_end] - nin < i1:
+            g_end += 1
+        dmax = g_dlen[g]
         nc = 0
         for c in range(C):
-            if c_plastic[c] != 0 and c_post[c] == g:
+            gc = c_post[c]
+            if c_plastic[c] != 0 and gc >= g and gc < g_end:
                 cs[nc] = c
                 nc += 1
+                c_lo[c] = max(i0, g_off[gc] - nin)
+                c_hi[c] = min(i1, g_off[gc + 1] - nin)
         if nc == 0:
             continue
-        dmax = g_dlen[g]
         col = np.zeros((10, w))
-        e_ptr = np.empty(C, np.int64)
         for u in range(nc):
             c = cs[u]
-            e_ptr[c] = ev_hi[c] - 1  # events newest first
             # this block's columns of the sums start at zero (here, in the block's thread)
+            qa = g_off[c_post[c]] - nin
+            npost = g_off[c_post[c] + 1] - g_off[c_post[c]]
             for j in range(poff[c + 1] - poff[c]):
-                _zero(M, moff[c] + j * npost + (i0 - qa), w)
-                _zero(PD, moff[c] + j * npost + (i0 - qa), w)
-                _zero(PG, moff[c] + j * npost + (i0 - qa), w)
+                o = moff[c] + j * npost + (c_lo[c] - qa)
+                _zero(M, o, c_hi[c] - c_lo[c])
+                _zero(PD, o, c_hi[c] - c_lo[c])
+                _zero(PG, o, c_hi[c] - c_lo[c])
+        lo = ev_lo[lane]
+        ep = ev_hi[lane] - 1  # events newest first
         k = n - 1
         while k >= 0:
             # rows k, k-1, ... with no events (and not fed by the delay line) are advanced
             # together, four or two at a time: their states are loaded and stored once (the
             # stores bound this loop); events are applied at the lowest row of the group
-            nxt = -1
-            for u in range(nc):
-                c = cs[u]
-                if e_ptr[c] >= ev_lo[c]:
-                    nxt = max(nxt, EVR[e_ptr[c]])
+            nxt = EVR[ep] if ep >= lo else -1
             o = U64(k * NQ + i0)
             if nxt <= k - 3 and k - 3 >= dmax:
                 _sweep_rows(Ef, Sf, (o, o - U64(NQ), o - U64(2 * NQ), o - U64(3 * NQ)), w, col, kc)
@@ -1030,23 +1073,30 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
                     v = np.float64(S[k, i0 + i])
                     col[YD, i] = v * dk
                     col[YG, i] = v * GK[k]
-            for u in range(nc):
-                c = cs[u]
-                p0 = poff[c]
-                if k < dmax:
+                for u in range(nc):
+                    c = cs[u]
+                    p0 = poff[c]
+                    qa = g_off[c_post[c]] - nin
+                    npost = g_off[c_post[c] + 1] - g_off[c_post[c]]
                     for j in range(p0, poff[c + 1]):
                         x = xl[k, j]
                         if x != 0.0:
-                            _add_x(M, PD, PG, moff[c] + (j - p0) * npost + (i0 - qa), x, col, w)
-                ep = e_ptr[c]
-                while ep >= ev_lo[c] and EVR[ep] == k:
-                    # a Rq + bb (Rq - Rd) = A Rq - B Rd per factor, Rq and Rd of u and z as above
+                            o2 = moff[c] + (j - p0) * npost + (c_lo[c] - qa)
+                            _add_x(M, PD, PG, o2, x, col, c_lo[c] - i0, c_hi[c] - c_lo[c])
+            while ep >= lo and EVR[ep] == k:
+                # a Rq + bb (Rq - Rd) = A Rq - B Rd per factor, Rq and Rd of u and z as above
+                j = EVJ[ep]
+                c = jc[j]
+                gc = c_post[c]
+                if gc >= g and gc < g_end:  # the lane's other blocks take the others
+                    qa = g_off[gc] - nin
+                    npost = g_off[gc + 1] - g_off[gc]
                     bb = EVB[ep] * dc
                     A = EVA[ep] + bb
                     coef = (A, -bb, A * dk, -bb * dk, cq * (A * qk + bb * dk), -A * cq * dk, -bb * cq * qk)
-                    _apply_event(M, PD, PG, moff[c] + (EVJ[ep] - p0) * npost + (i0 - qa), coef, col, w)
-                    ep -= 1
-                e_ptr[c] = ep
+                    o2 = moff[c] + (j - poff[c]) * npost + (c_lo[c] - qa)
+                    _apply_event(M, PD, PG, o2, coef, col, c_lo[c] - i0, c_hi[c] - c_lo[c])
+                ep -= 1
             k -= 1
         for i in range(w):
             sums.alpha[i0 + i] = q_f * col[EQ, i]
@@ -1096,24 +1146,59 @@ def _sweep_rows(Ef, Sf, offs, w, col, kc):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _add_x(M, PD, PG, base, x, col, n):
-    # a delay-line row: M += x y, PD += x yd, PG += x yg
-    base = U64(base)
+def _add_x(M, PD, PG, base, x, col, oc, n):
+    # a delay-line row: M += x y, PD += x yd, PG += x yg (the block's columns oc, oc + 1, ...)
+    base, oc = U64(base), U64(oc)
     for i in range(U64(n)):
-        M[base + i] += x * col[Y, i]
-        PD[base + i] += x * col[YD, i]
-        PG[base + i] += x * col[YG, i]
+        M[base + i] += x * col[Y, oc + i]
+        PD[base + i] += x * col[YD, oc + i]
+        PG[base + i] += x * col[YG, oc + i]
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _apply_event(M, PD, PG, base, coef, col, n):
-    # M += m0 r0 + m1 r1; PD += d0 P + d1 C; PG += gc C + gp P + gq Q (coefficients: see sweep)
+def _apply_event(M, PD, PG, base, coef, col, oc, n):
+    # M += m0 r0 + m1 r1; PD += d0 P + d1 C; PG += gc C + gp P + gq Q (coefficients: see sweep),
+    # on the block's columns oc, oc + 1, ...
     m0, m1, d0, d1, gc, gp, gq = coef
-    base = U64(base)
+    base, oc = U64(base), U64(oc)
     for i in range(U64(n)):
-        M[base + i] += m0 * col[R0, i] + m1 * col[R1, i]
-        PD[base + i] += d0 * col[RP, i] + d1 * col[RC, i]
-        PG[base + i] += gc * col[RC, i] + gp * col[RP, i] + gq * col[RQ, i]
+        M[base + i] += m0 * col[R0, oc + i] + m1 * col[R1, oc + i]
+        PD[base + i] += d0 * col[RP, oc + i] + d1 * col[RC, oc + i]
+        PG[base + i] += gc * col[RC, oc + i] + gp * col[RP, oc + i] + gq * col[RQ, oc + i]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def synapse_block(syn, sums, rs, dn, qn, gn1, blocks, topo, lay):
+    """:func:`synapse_update` for every plastic connection into the post columns of ``blocks``
+    (rows of (first, end, lane), as :func:`sweep` takes them) in one call: ``syn`` holds the
+    fields of all plastic connections in one flat array each, connection c's [pre, post]
+    synapses at ``lay.moff[c]`` as in ``sums`` (an ensemble's state, engine.fast.flatten_state);
+    ``rs`` the regulariser sums (post space). The same arithmetic per synapse as
+    :func:`synapse_update`. Releases the GIL."""
+    EL, ELF, ELS, W = syn.el, syn.el_flt, syn.el_sum, syn.w
+    M, PD, PG, alpha, beta = sums.m, sums.pd, sums.pg, sums.alpha, sums.beta
+    g_off, c_post, c_plastic = topo.g_off, topo.c_post, topo.c_plastic
+    nin, poff, moff = lay.nin, lay.poff, lay.moff
+    for b in range(blocks.shape[0]):
+        i0, i1 = blocks[b, 0], blocks[b, 1]
+        for c in range(c_post.shape[0]):
+            if c_plastic[c] == 0:
+                continue
+            g = c_post[c]
+            qa, qb = g_off[g] - nin, g_off[g + 1] - nin
+            lo, hi = max(i0, qa), min(i1, qb)
+            if hi <= lo:
+                continue
+            npost = qb - qa
+            for j in range(poff[c + 1] - poff[c]):
+                o = moff[c] + j * npost - qa
+                for i in range(lo, hi):
+                    e0 = np.float64(EL[o + i])
+                    f0 = np.float64(ELF[o + i])
+                    g_ = np.float64(M[o + i]) + f0 * alpha[i] + e0 * beta[i] - np.float64(W[o + i]) * rs[i]
+                    ELS[o + i] = np.float32(np.float64(ELS[o + i]) + g_)
+                    EL[o + i] = np.float32(dn * e0 + PD[o + i])
+                    ELF[o + i] = np.float32(qn * f0 + gn1 * e0 + PG[o + i])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)

@@ -79,6 +79,7 @@ own block of post columns from sweep to synapses ("events"; one hand-over per ch
 from __future__ import annotations
 
 import math
+import operator
 import os
 import threading
 import time
@@ -111,6 +112,8 @@ METHODS = ("events", "gemm")
 #: state variable is a field there, its name here and its arithmetic in the forward kernel.
 POST_FIELDS = ("u", "i_syn", "ref", "err", "tr_err", "tr_err_flt", "avg", "het")
 PRE_FIELDS = ("tr_pre", "tr_psp")
+#: fields of the plastic connections' synapses, [pre, post] each (flatten_state keeps them flat)
+SYN_FIELDS = ("w", "el", "el_flt", "el_sum", "grad2")
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
 
@@ -162,34 +165,101 @@ def default_threads() -> int:
 
 
 def sweep_blocks(
-    ranges: list[tuple[int, int]], threads: int, slack: float = 1.2, min_width: int = 32
+    ranges: list[tuple[int, int]], threads: int, slack: float = 1.2, min_width: int = 32, bounds=()
 ) -> list[np.ndarray]:
-    """Column blocks of the "events" sweep, one array of (first, end) post columns per thread.
+    """Column blocks of the "events" sweep, one array of (first, end, lane) post columns per thread.
 
-    ``ranges`` are the post columns of the LIF groups that need the sweep (one (first, end) each).
-    A block never spans two groups: the sweep advances rows without events several at a time, and
-    which rows those are must depend on the group's own events only, so that results do not depend
-    on the number of threads. Groups wider than ``slack`` times a thread's fair share are halved
-    (down to ``min_width`` columns), then the pieces go to the least loaded thread, widest first.
-    Oxford (256 + 200 columns, two threads): one group per thread, which measured 0.72 ms per
-    2500-step chunk against 0.93 ms for two equal halves (one of which spanned both groups).
+    ``ranges`` are the *lanes* of the sweep (one (first, end) each; lane = its index): the post
+    columns of neighbouring LIF groups that need the sweep and share a delay line length, one
+    group each, or an ensemble's copies of a layer (:mod:`superspike.network.ensemble`), which are
+    swept together as one wide block. A block never spans two lanes. Lanes wider than ``slack``
+    times a thread's fair share are halved (down to ``min_width`` columns; at the group boundary
+    of ``bounds``, the groups' first columns, nearest the middle if there is one), then the pieces
+    go to the least loaded thread, widest first. Oxford (256 + 200 columns, two threads): one
+    group per thread, which measured 0.72 ms per 2500-step chunk against 0.93 ms for two equal
+    halves (one of which spanned both groups). A column's results do not depend on its block.
     """
-    pieces = [(int(a), int(b)) for a, b in ranges if b > a]
-    fair = sum(b - a for a, b in pieces) / max(threads, 1)
+    pieces = [(int(a), int(b), lane) for lane, (a, b) in enumerate(ranges) if b > a]
+    cuts = np.unique(np.asarray(bounds, np.int64))
+    fair = sum(b - a for a, b, _ in pieces) / max(threads, 1)
     while pieces:
-        a, b = max(pieces, key=lambda p: p[1] - p[0])
+        a, b, lane = max(pieces, key=lambda p: p[1] - p[0])
         if b - a <= slack * fair or b - a < 2 * min_width:
             break
-        pieces.remove((a, b))
+        pieces.remove((a, b, lane))
         m = (a + b) // 2
-        pieces += [(a, m), (m, b)]
+        inner = cuts[(cuts > a) & (cuts < b)]
+        if inner.size:
+            m = int(inner[np.argmin(np.abs(inner - m))])
+        pieces += [(a, m, lane), (m, b, lane)]
     loads = [0] * threads
-    per_thread: list[list[tuple[int, int]]] = [[] for _ in range(threads)]
-    for a, b in sorted(pieces, key=lambda p: (p[0] - p[1], p[0])):
+    per_thread: list[list[tuple[int, int, int]]] = [[] for _ in range(threads)]
+    for a, b, lane in sorted(pieces, key=lambda p: (p[0] - p[1], p[0])):
         t = loads.index(min(loads))
-        per_thread[t].append((a, b))
+        per_thread[t].append((a, b, lane))
         loads[t] += b - a
-    return [np.array(sorted(blocks), np.int64) for blocks in per_thread if blocks]
+    return [np.array(sorted(blocks), np.int64).reshape(-1, 3) for blocks in per_thread if blocks]
+
+
+def side_by_side(arrays: list[np.ndarray], rows: int | None = None) -> np.ndarray | None:
+    """One view of the arrays side by side (along the last axis) if they are neighbouring blocks
+    of one C-contiguous array, in order and with ``rows`` rows each if given; else None."""
+    if not arrays or any(a is None for a in arrays):
+        return None
+    base = arrays[0].base
+    if base is None or not base.flags.c_contiguous or base.ndim != arrays[0].ndim or base.size == 0:
+        return None
+    if rows is not None and (base.ndim != 2 or base.shape[0] != rows):
+        return None
+    item, lead = base.itemsize, base.shape[:-1]
+    c0, r = divmod(arrays[0].ctypes.data - base.ctypes.data, item)
+    if r or c0 < 0:
+        return None
+    at = c0
+    for a in arrays:
+        if (
+            a.base is not base or a.dtype != base.dtype or a.shape[:-1] != lead or a.strides != base.strides
+            or a.ctypes.data != base.ctypes.data + at * item
+        ):  # fmt: skip
+            return None
+        at += a.shape[-1]
+    return base[..., c0:at] if at <= base.shape[-1] else None
+
+
+def flatten_state(state: State, engine: FastEngine) -> None:
+    """Make each field of ``state``'s groups and plastic connections one array in ``engine``'s
+    kernel order, each group's (connection's) field a block of it (values unchanged): the
+    engine then packs and unpacks a field at once (:meth:`FastEngine._pack`), where it otherwise
+    copies group by group (for an ensemble of 100 members, several hundred small copies per
+    chunk). Fields whose arrays differ in rows are left as they are."""
+
+    def flatten(objs: list, field: str) -> None:
+        arrays = [getattr(o, field) for o in objs]
+        if not arrays or any(a is None for a in arrays) or len({a.shape[:-1] for a in arrays}) != 1:
+            return
+        base = np.concatenate(arrays, axis=-1)
+        at = 0
+        for o, a in zip(objs, arrays, strict=True):
+            setattr(o, field, base[..., at : at + a.shape[-1]])
+            at += a.shape[-1]
+
+    flatten([state.groups[n] for n in engine.group_order], "hist")
+    lif = [state.groups[n] for n in engine.lif_order]
+    for f in (*POST_FIELDS, "err_hist", "sig_line"):
+        flatten(lif, f)
+    conns = [state.conns[n] for n in engine.plastic_names]
+    for f in (*PRE_FIELDS, "psp_line"):
+        flatten(conns, f)
+    # the synapses: one flat array per field, connection by connection (the sweep's order)
+    for f in SYN_FIELDS:
+        arrays = [getattr(cs, f) for cs in conns]
+        if not arrays or any(a is None for a in arrays) or len({a.dtype for a in arrays}) != 1:
+            continue
+        base = np.concatenate([a.ravel() for a in arrays])
+        at = 0
+        for cs, a in zip(conns, arrays, strict=True):
+            setattr(cs, f, base[at : at + a.size].reshape(a.shape))
+            at += a.size
 
 
 class FastEngine(Engine):
@@ -312,8 +382,32 @@ class FastEngine(Engine):
         #: delay line length D of each connection (its post group's)
         self._c_dlen = np.array([topo.g_dlen[topo.c_post[c]] for c in range(C)], np.int64)
         lif = [g for g in self.group_cols if topo.g_lif[g]]
-        self._reg_cols = [self.group_cols[g] for g in lif if topo.g_reg[g]]
-        swept = [self.group_cols[g] for g in lif if self.into[g] or topo.g_reg[g]]
+        #: post columns of the regularised groups, neighbours merged (the regulariser's arithmetic
+        #: is per column, with the graph's constants: an ensemble's copies of a layer in one call)
+        self._reg_cols: list[tuple[int, int]] = []
+        for g in lif:
+            if topo.g_reg[g]:
+                a, b = self.group_cols[g]
+                if self._reg_cols and self._reg_cols[-1][1] == a:
+                    self._reg_cols[-1] = (self._reg_cols[-1][0], b)
+                else:
+                    self._reg_cols.append((a, b))
+        swept = [g for g in lif if self.into[g] or topo.g_reg[g]]
+        # lanes of the sweep: neighbouring swept groups with one delay line length (sweep_blocks)
+        lanes: list[list[int]] = []  # first, end column, D
+        self._group_lane = {}
+        for g in swept:
+            a, b = self.group_cols[g]
+            if lanes and lanes[-1][1] == a and lanes[-1][2] == int(topo.g_dlen[g]):
+                lanes[-1][1] = b
+            else:
+                lanes.append([a, b, int(topo.g_dlen[g])])
+            self._group_lane[g] = len(lanes) - 1
+        self._lanes = [(a, b) for a, b, _ in lanes]
+        #: lane of each connection's post group (-1: fixed, no events)
+        self._conn_lane = np.array(
+            [self._group_lane[int(topo.c_post[c])] if plastic[c] else -1 for c in range(C)], np.int64
+        )
         self.dmax = int(max(topo.g_dlen[g] for g in lif))
         self._load(self.feed.first)
         self.max_block = int(MAX_BLOCK[method] if max_block is None else max_block)
@@ -343,6 +437,9 @@ class FastEngine(Engine):
         self.full_end_products = 0
         self._buffers_n = 0
         self._scratch_bufs: dict[str, np.ndarray] = {}
+        self._spans: dict[tuple[str, str], tuple[list, np.ndarray | None]] = {}
+        self._unpacking: dict | None = None
+        self._packed: State | None = None
         P = self.NP
         self._tracker = fk.Tracker(
             np.zeros(P, np.int8), np.zeros(P, np.int64), np.zeros(P), np.zeros(P),
@@ -354,7 +451,7 @@ class FastEngine(Engine):
         # column ranges of the "gemm" error filter: one per thread
         cols = np.linspace(0, self.NQ, self.threads + 1).round().astype(int)
         self._col_ranges = [(int(a), int(b)) for a, b in pairwise(cols) if b > a]
-        self._blocks = sweep_blocks(swept, self.threads)
+        self._blocks = sweep_blocks(self._lanes, self.threads, bounds=[self.group_cols[g][0] for g in swept])
         #: wall time (s) spent in the parts of an advance, for benchmarks: the forward kernel, the
         #: backward sweep (all the sums of "events"; the error filter of "gemm"), the BLAS products
         #: ("gemm"), the per-synapse updates ("events": each thread's follows its sweep; the
@@ -502,50 +599,141 @@ class FastEngine(Engine):
     # -- the state in the flat layout --------------------------------------------------------
     def _pack(self, state: State) -> fk.FwdState:
         """The state as the forward kernel takes it (copies, but the target ring and window
-        state, which the kernel advances in place)."""
+        state, which the kernel advances in place). A field whose arrays are neighbouring
+        blocks of one array in kernel order (an ensemble's state, :func:`flatten_state`) is
+        copied at once."""
         g_off, R = self.topo.g_off, self.R
         f32 = np.float32
-        HIST = np.empty((R, self.N), np.int8)
-        for g, name in enumerate(self.group_order):
-            HIST[:, g_off[g] : g_off[g + 1]] = state.groups[name].hist
+        groups = [state.groups[name] for name in self.group_order]
         lif = [state.groups[name] for name in self.lif_order]
-        post = {f: np.concatenate([getattr(gs, f) for gs in lif]) for f in POST_FIELDS}
-        SIGL = np.zeros((self.dmax, self.NQ), f32)
-        for gs, (_, (a, b)) in zip(lif, self._lif_cols(), strict=True):
-            SIGL[: gs.sig_line.shape[0], a:b] = gs.sig_line
         conns = [state.conns[name] for name in self.plastic_names]
-        pre = {f: np.concatenate([getattr(cs, f) for cs in conns]) if conns else np.zeros(0, f32) for f in PRE_FIELDS}
-        PSPL = np.zeros((self.dmax, self.NP), f32)
-        for cs, (p0, p1) in zip(conns, self._pre_segments(), strict=True):
-            PSPL[: cs.psp_line.shape[0], p0:p1] = cs.psp_line
+        span = self._span("hist", groups, "hist", R)
+        if span is not None:
+            HIST = span.copy()
+        else:
+            HIST = np.empty((R, self.N), np.int8)
+            for g, gs in enumerate(groups):
+                HIST[:, g_off[g] : g_off[g + 1]] = gs.hist
+        post = {}
+        for f in POST_FIELDS:
+            span = self._span("post", lif, f)
+            post[f] = span.copy() if span is not None else np.concatenate([getattr(gs, f) for gs in lif])
+        span = self._span("post", lif, "sig_line", self.dmax)
+        if span is not None:
+            SIGL = span.copy()
+        else:
+            SIGL = np.zeros((self.dmax, self.NQ), f32)
+            for gs, (_, (a, b)) in zip(lif, self._lif_cols(), strict=True):
+                SIGL[: gs.sig_line.shape[0], a:b] = gs.sig_line
+        span = self._span("post", lif, "err_hist", R)
+        ERRH = span.copy() if span is not None else np.concatenate([gs.err_hist for gs in lif], axis=1)
+        pre = {}
+        for f in PRE_FIELDS:
+            span = self._span("pre", conns, f)
+            if span is not None:
+                pre[f] = span.copy()
+            else:
+                pre[f] = np.concatenate([getattr(cs, f) for cs in conns]) if conns else np.zeros(0, f32)
+        span = self._span("pre", conns, "psp_line", self.dmax)
+        if span is not None:
+            PSPL = span.copy()
+        else:
+            PSPL = np.zeros((self.dmax, self.NP), f32)
+            for cs, (p0, p1) in zip(conns, self._pre_segments(), strict=True):
+                PSPL[: cs.psp_line.shape[0], p0:p1] = cs.psp_line
         SPK = self._scratch("spk", R * self.N, np.int64).reshape(R, self.N)
         SPKN = np.zeros(R, np.int64)
         SPKO = np.zeros((R, len(g_off)), np.int64)
         st = fk.FwdState(
             hist=HIST, target_hist=state.target_hist, window_state=state.window_state,
-            spk=SPK, spkn=SPKN, spko=SPKO, **post,
-            err_hist=np.concatenate([gs.err_hist for gs in lif], axis=1),
-            sig_line=SIGL, **pre, psp_line=PSPL,
+            spk=SPK, spkn=SPKN, spko=SPKO, **post, err_hist=ERRH, sig_line=SIGL, **pre, psp_line=PSPL,
         )  # fmt: skip
         fk.rebuild_spike_lists(st, g_off)
+        self._packed = state
         return st
 
     def _unpack(self, st: fk.FwdState, state: State) -> None:
-        """Copy the flat state back into ``state``'s groups and connections."""
-        g_off = self.topo.g_off
-        for g, name in enumerate(self.group_order):
-            state.groups[name].hist[...] = st.hist[:, g_off[g] : g_off[g + 1]]
-        for name, (a, b) in self._lif_cols():
-            gs = state.groups[name]
-            for f in POST_FIELDS:
-                getattr(gs, f)[...] = getattr(st, f)[a:b]
-            gs.err_hist[...] = st.err_hist[:, a:b]
-            gs.sig_line[...] = st.sig_line[: gs.sig_line.shape[0], a:b]
-        for name, (p0, p1) in zip(self.plastic_names, self._pre_segments(), strict=True):
-            cs = state.conns[name]
-            for f in PRE_FIELDS:
-                getattr(cs, f)[...] = getattr(st, f)[p0:p1]
-            cs.psp_line[...] = st.psp_line[: cs.psp_line.shape[0], p0:p1]
+        """Copy the flat state back into ``state``'s groups and connections (a field of
+        neighbouring blocks of one array at once, as in :meth:`_pack`; the spans it found, if it
+        packed this state: its arrays cannot have changed, the kernels ran on the copies)."""
+        if self._packed is state:
+            self._unpacking = {key: span for key, (_, span) in self._spans.items()}
+        try:
+            self._unpack_fields(st, state)
+        finally:
+            self._unpacking = None
+            self._packed = None
+
+    def _unpack_fields(self, st: fk.FwdState, state: State) -> None:
+        g_off, R = self.topo.g_off, self.R
+        groups = [state.groups[name] for name in self.group_order]
+        lif = [state.groups[name] for name in self.lif_order]
+        conns = [state.conns[name] for name in self.plastic_names]
+        span = self._span("hist", groups, "hist", R)
+        if span is not None:
+            span[...] = st.hist
+        else:
+            for g, gs in enumerate(groups):
+                gs.hist[...] = st.hist[:, g_off[g] : g_off[g + 1]]
+        cols = [c for _, c in self._lif_cols()]
+        for f, rows in [(f, None) for f in POST_FIELDS] + [("err_hist", R), ("sig_line", self.dmax)]:
+            span = self._span("post", lif, f, rows)
+            if span is not None:
+                span[...] = getattr(st, f)
+                continue
+            for gs, (a, b) in zip(lif, cols, strict=True):
+                x = getattr(gs, f)
+                x[...] = getattr(st, f)[a:b] if rows is None else getattr(st, f)[: x.shape[0], a:b]
+        segs = self._pre_segments()
+        for f, rows in [(f, None) for f in PRE_FIELDS] + [("psp_line", self.dmax)]:
+            span = self._span("pre", conns, f, rows)
+            if span is not None:
+                span[...] = getattr(st, f)
+                continue
+            for cs, (p0, p1) in zip(conns, segs, strict=True):
+                x = getattr(cs, f)
+                x[...] = getattr(st, f)[p0:p1] if rows is None else getattr(st, f)[: x.shape[0], p0:p1]
+
+    def _flat_synapses(self, state: State) -> fk.Synapses | None:
+        """The plastic connections' el, el_flt, el_sum and w as flat arrays, connection c's at
+        ``moff[c]`` (as :func:`flatten_state` leaves them), or None if they are not laid out so."""
+        conns = [state.conns[name] for name in self.plastic_names]
+        out = []
+        for f in ("el", "el_flt", "el_sum", "w"):
+            arrays = list(map(operator.attrgetter(f), conns))
+            hit = self._spans.get(("syn", f))
+            if hit is not None and len(hit[0]) == len(arrays) and all(map(operator.is_, hit[0], arrays)):
+                flat = hit[1]
+            else:
+                flat = None
+                base = arrays[0].base if arrays else None
+                if base is not None and base.ndim == 1 and base.flags.c_contiguous and base.dtype == np.float32:
+                    offs = [int(self.moff[c]) for c in range(len(self.conn_names)) if self.topo.c_plastic[c]]
+                    if all(
+                        a.base is base and a.flags.c_contiguous and a.ctypes.data == base.ctypes.data + 4 * o
+                        for a, o in zip(arrays, offs, strict=True)
+                    ):
+                        flat = base[: int(self.moff[-1])]
+                self._spans[("syn", f)] = (arrays, flat)
+            if flat is None:
+                return None
+            out.append(flat)
+        return fk.Synapses(*out)
+
+    def _span(self, space: str, objs: list, field: str, rows: int | None = None) -> np.ndarray | None:
+        """The arrays ``field`` of ``objs`` (groups or connections in kernel order) as one view, if
+        they are neighbouring blocks (along the last axis, ``rows`` rows each if given) of one
+        array, else None. Remembered for the same arrays (checked by identity, cheap)."""
+        key = (space, field)
+        if self._unpacking is not None:  # _unpack of the state _pack just packed: its spans
+            return self._unpacking.get(key)
+        arrays = list(map(operator.attrgetter(field), objs))
+        hit = self._spans.get(key)
+        if hit is not None and len(hit[0]) == len(arrays) and all(map(operator.is_, hit[0], arrays)):
+            return hit[1]
+        span = side_by_side(arrays, rows)
+        self._spans[key] = (arrays, span)
+        return span
 
     def _lif_cols(self) -> list[tuple[str, tuple[int, int]]]:
         """(name, post columns) of each LIF group in kernel order."""
@@ -638,14 +826,15 @@ class FastEngine(Engine):
     def _plasticity_job(self, fn, args: tuple, cols, reg: tuple | None, synapses=(), timed=None) -> None:
         """One thread's share of a chunk's plasticity: ``fn(*args)`` (the sweep, or the error
         filter of "gemm"), then the regulariser of the regularised post columns among ``cols``
-        ((first, end) ranges), then ``synapses`` (args of synapse_update, for the same columns);
+        ((first, end) ranges), then ``synapses`` ((kernel, args) pairs: synapse_update per
+        connection, or synapse_block for all of them, for the same columns);
         the time of that last part is added to ``timed[0]`` if given. The kernels release the
         GIL."""
         fn(*args)
         if reg is not None:
             fp_control = fk.get_fp_control()
             try:
-                for a, b in cols:
+                for a, b, *_ in cols:
                     for ra, rb in self._reg_cols:
                         lo, hi = max(int(a), ra), min(int(b), rb)
                         if hi > lo:
@@ -653,8 +842,8 @@ class FastEngine(Engine):
             finally:  # it flushes denormals, like the forward kernel
                 fk.set_fp_control(fp_control)
         t = time.perf_counter()
-        for job in synapses:
-            fk.synapse_update(*job)
+        for syn_fn, job in synapses:
+            syn_fn(*job)
         if timed is not None:
             timed[0] += time.perf_counter() - t
 
@@ -664,11 +853,12 @@ class FastEngine(Engine):
         thread (the pass needs only the block's own columns of the sums). Returns the wall time
         and the calling thread's time in the per-synapse pass."""
         ta = time.perf_counter()
-        C = len(self.conn_names)
-        # events of each connection, in order of rows (the kernel writes them in time order)
+        # events of each lane (sweep), in order of rows, each connection's in the order the
+        # kernel wrote them (time order)
         conn = np.searchsorted(self.poff, ev.j[:nev], side="right") - 1
-        order = np.argsort(conn, kind="stable")
-        bounds = np.searchsorted(conn[order], np.arange(C + 1))
+        key = self._conn_lane[conn] * (n + 1) + ev.r[:nev]
+        order = np.argsort(key, kind="stable")
+        bounds = np.searchsorted(key[order], np.arange(len(self._lanes) + 1) * (n + 1))
         evs = fk.Events(
             ev.r[:nev][order], ev.j[:nev][order], ev.a[:nev][order], ev.b[:nev][order],
             bounds[:-1].copy(), bounds[1:].copy(),
@@ -682,17 +872,25 @@ class FastEngine(Engine):
         sums = fk.Sums(M, PD, PG, np.empty(self.NQ), np.empty(self.NQ))
         timed = [0.0]
         jobs = []
+        flat = self._flat_synapses(state)
         for t, blk in enumerate(self._blocks):
             syn = []
-            for a, b in blk:  # a block lies within one group (sweep_blocks)
+            if flat is not None:  # every connection into the block at once
+                syn.append((fk.synapse_block, (flat, sums, RS, *coef, blk, self.topo, self.layout)))
+                blk_syn = ()
+            else:
+                blk_syn = blk
+            for a, b, _ in blk_syn:  # a block lies within one lane of groups (sweep_blocks)
                 g = int(np.searchsorted(self.topo.g_off, a + self.nin, side="right")) - 1
-                qa = self.group_cols[g][0]
-                for c in self.into[g]:
-                    mpp = tuple(T[self.moff[c] : self.moff[c + 1]].reshape(-1, self.group_cols[g][1] - qa)
-                                for T in (M, PD, PG))  # fmt: skip
-                    npre = int(self.poff[c + 1] - self.poff[c])
-                    syn.append(self._synapse_job(state, c, mpp, sums.alpha, sums.beta, RS, coef, (0, npre),
-                                                 (int(a) - qa, int(b) - qa)))  # fmt: skip
+                while g < len(self.group_order) and self.group_cols[g][0] < b:
+                    qa, qb = self.group_cols[g]
+                    for c in self.into[g]:
+                        mpp = tuple(T[self.moff[c] : self.moff[c + 1]].reshape(-1, qb - qa) for T in (M, PD, PG))
+                        npre = int(self.poff[c + 1] - self.poff[c])
+                        cols = (max(int(a), qa) - qa, min(int(b), qb) - qa)
+                        job = self._synapse_job(state, c, mpp, sums.alpha, sums.beta, RS, coef, (0, npre), cols)
+                        syn.append((fk.synapse_update, job))
+                    g += 1
             args = (rec, n, self._sk, tab, blk, self.topo, self.layout, evs, sums, XL)
             jobs.append((fk.sweep, args, blk, reg, syn, timed if t == 0 else None))
         self._run(self._plasticity_job, jobs)

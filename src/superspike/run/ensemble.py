@@ -22,6 +22,7 @@ common time run alone afterwards (in their own thread, as :func:`train` would ru
 from __future__ import annotations
 
 import json
+import operator
 import signal
 import threading
 from collections import Counter
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from superspike.engine import State, get_engine
+from superspike.engine.fast import flatten_state, side_by_side
 from superspike.engine.state import all_finite
 from superspike.errors import ConfigError, SimulationError
 from superspike.network import Network
@@ -217,9 +219,11 @@ class _Coordinator:
         clock = self.joined[ks[0]][4].clock
         self.state = State(clock, groups, conns, np.concatenate(th, axis=1), np.concatenate(ws))
         self.engine = get_engine("fast")(ens.network, ens.task, **self.engine_options)
+        flatten_state(self.state, self.engine)  # each field one array: packed at once per chunk
         for m, k in enumerate(ks):
             net, task, optimizer, epsilon, _ = self.joined[k]
             self.members[k] = _Member(self, m, net, task, optimizer, epsilon)
+        self._flat_prepare()
 
     # -- the barrier --------------------------------------------------------------------------
     def step(self, k: int, asked: list[tuple[int, bool, float]]) -> list:
@@ -267,18 +271,102 @@ class _Coordinator:
             next_update = -(-start // U) * U
             stop = min(end, next_update + 1)
             result = engine.advance(state, stop - start)
-            bad = set() if state.is_finite() else {k for k in reqs if not self.members[k].finite()}
+            finite = self._flat_finite()
+            if finite is None:
+                finite = state.is_finite()
+            bad = set() if finite else {k for k in reqs if not self.members[k].finite()}
             update = stop - 1 == next_update
+            count = next_update // U + 1  # updates of grad2 so far, as in Simulation
+            done = update and not bad and self._update_all(reqs, i, U, learning, count)
             for k in reqs:
                 mem = self.members[k]
                 problem = "state" if k in bad else None
                 if update and problem is None:
-                    for conn in mem.plastic:
-                        count = next_update // U + 1  # updates of grad2 so far, as in Simulation
-                        mem.optimizer.step(conn.w, conn.el_sum, conn.grad2, U, reqs[k][i][2], learning, count)
-                    if not all(np.isfinite(c.w).all() for c in mem.plastic):
+                    if not done:
+                        for conn in mem.plastic:
+                            mem.optimizer.step(conn.w, conn.el_sum, conn.grad2, U, reqs[k][i][2], learning, count)
+                    if done is not True and not all(np.isfinite(c.w).all() for c in mem.plastic):
                         problem = "weights"
                 self.results[k].append((start, stop, result.spikes, problem))
+
+    # -- every member at once, on the flat state (engine.fast.flatten_state) --------------------
+    def _flat_prepare(self) -> None:
+        """What the batched optimiser step and finiteness test need: the flat arrays of the
+        combined state, which member owns each synapse, and one optimiser that stands for all
+        (None if the members' optimisers differ in kind or settings, or the state is not flat)."""
+        st, eng = self.state, self.engine
+        lif = [st.groups[n] for n in eng.lif_order]
+        plastic = [st.conns[n] for n in eng.plastic_names]
+        fixed = [c for name, c in st.conns.items() if name not in set(eng.plastic_names)]
+        self._flat_views = {f: side_by_side([getattr(g, f) for g in lif]) for f in ("u", "i_syn")}
+        self._flat_views.update({f: _whole([getattr(c, f) for c in plastic]) for f in ("w", "el_sum", "grad2")})
+        self._flat_fixed = [c.w for c in fixed]
+        self._flat_arrays = [getattr(o, f) for o in lif for f in ("u", "i_syn")]
+        self._flat_arrays += [getattr(c, f) for c in plastic for f in ("w", "el_sum", "grad2")]
+        owner = {member_prefix(m): m for m in range(len(self.members))}
+        who = [owner[name[: name.index(".") + 1]] for name in eng.plastic_names]
+        self._flat_owner = np.repeat(np.array(who, np.int64), [c.w.size for c in plastic])
+        opts = [mem.optimizer for mem in self.members.values()]
+        self._flat_opt = opts[0] if opts and all(_alike(o, opts[0]) for o in opts) else None
+
+    def _flat_ok(self) -> bool:
+        """Whether the flat views still cover the state's arrays (nothing replaced them)."""
+        st, eng = self.state, self.engine
+        now = [getattr(st.groups[n], f) for n in eng.lif_order for f in ("u", "i_syn")]
+        now += [getattr(st.conns[n], f) for n in eng.plastic_names for f in ("w", "el_sum", "grad2")]
+        return len(now) == len(self._flat_arrays) and all(map(operator.is_, now, self._flat_arrays))
+
+    def _flat_finite(self) -> bool | None:
+        """state.is_finite() on the flat arrays (None if they are not flat)."""
+        v = self._flat_views
+        if any(v[f] is None for f in ("u", "i_syn", "w")) or not self._flat_ok():
+            return None
+        return bool(
+            np.isfinite(v["u"]).all() and np.isfinite(v["i_syn"]).all() and np.isfinite(v["w"]).all()
+            and all(np.isfinite(w).all() for w in self._flat_fixed)
+        )  # fmt: skip
+
+    def _update_all(self, reqs: dict[int, list], i: int, U: int, learning: bool, count: int) -> bool | str:
+        """Every member's optimiser step in one call on the flat arrays, each synapse with its
+        member's eta (the same float32 arithmetic per element as member by member). Only when
+        every member takes part and their optimisers are alike; returns False if not done, True
+        if done and all weights are finite, "check" if some member's are not (test each)."""
+        v = self._flat_views
+        if (
+            self._flat_opt is None or len(reqs) != len(self.members) or any(v[f] is None for f in ("w", "el_sum", "grad2"))
+            or not self._flat_ok()
+        ):  # fmt: skip
+            return False
+        etas = np.zeros(len(self.members), np.float32)
+        for k in reqs:
+            etas[self.index[k]] = np.float32(reqs[k][i][2])
+        self._flat_opt.step(v["w"], v["el_sum"], v["grad2"], U, etas[self._flat_owner], learning, count)
+        return True if np.isfinite(v["w"]).all() else "check"
+
+
+def _alike(a: Optimizer, b: Optimizer) -> bool:
+    """Same kind of optimiser with the same settings (plain values)."""
+    if type(a) is not type(b) or vars(a).keys() != vars(b).keys():
+        return False
+    try:
+        return all(bool(vars(a)[k] == vars(b)[k]) for k in vars(a))
+    except (TypeError, ValueError):  # an array setting: not compared
+        return False
+
+
+def _whole(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """The flat array the (reshaped) ``arrays`` are consecutive pieces of, in order, or None."""
+    if not arrays or arrays[0].base is None:
+        return None
+    base = arrays[0].base
+    if base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    at = base.ctypes.data
+    for a in arrays:
+        if a.base is not base or not a.flags.c_contiguous or a.ctypes.data != at:
+            return None
+        at += a.nbytes
+    return base if at == base.ctypes.data + base.nbytes else None
 
 
 class _Member(Controls):
@@ -345,25 +433,37 @@ class _Member(Controls):
             self.sync()
 
     def sync(self) -> None:
-        """Simulate the steps asked for, together with the other members; call the monitors."""
+        """Simulate the steps asked for, together with the other members; call the monitors once
+        with the spikes of all the calls (the monitors append what they are given: the same files
+        and counts as call by call, with far fewer calls)."""
         if not self._pending:
             return
         asked, self._pending = self._pending, []
+        done: list[tuple[int, int, dict]] = []
+        try:
+            for start, stop, spikes, problem in self.coord.step(self._k, asked):
+                if problem == "state":
+                    raise SimulationError(f"numerical blow-up (NaN or infinite state) at t = {stop * self.dt:.4f} s")
+                done.append((start, stop, spikes))
+                if problem == "weights":
+                    raise SimulationError(f"numerical blow-up (NaN or infinite weights) at t = {stop * self.dt:.4f} s")
+        finally:
+            if self.monitors and done:
+                self._feed(done)
+
+    def _feed(self, done: list[tuple[int, int, dict]]) -> None:
+        """The monitors, once for the steps of ``done`` (start, stop, combined spikes per call)."""
         spec = self.network.spec
         p = self.prefix
-        lif = [g.name for g in spec.lif_groups]
-        for start, stop, spikes, problem in self.coord.step(self._k, asked):
-            if problem == "state":
-                raise SimulationError(f"numerical blow-up (NaN or infinite state) at t = {stop * self.dt:.4f} s")
-            if self.monitors:
-                sp = split_input(spec, *self.feed.input_events(start, stop))
-                sp.update({name: spikes[p + name] for name in lif})
-                sp = {name: sp[name] for name in self.names}
-                tgt = self.feed.target_events(start, stop)
-                for mon in self.monitors:
-                    mon(start, stop, sp, tgt)
-            if problem == "weights":
-                raise SimulationError(f"numerical blow-up (NaN or infinite weights) at t = {stop * self.dt:.4f} s")
+        start, stop = done[0][0], done[-1][1]
+        sp = split_input(spec, *self.feed.input_events(start, stop))
+        for g in spec.lif_groups:
+            parts = [spikes[p + g.name] for _, _, spikes in done]
+            sp[g.name] = parts[0] if len(parts) == 1 else tuple(np.concatenate(x) for x in zip(*parts, strict=True))
+        sp = {name: sp[name] for name in self.names}
+        tgt = self.feed.target_events(start, stop)
+        for mon in self.monitors:
+            mon(start, stop, sp, tgt)
 
     def cost(self) -> float:
         self.sync()
