@@ -73,7 +73,10 @@ Runs with the same cache state are bit-identical.
 
 The forward kernel is serial (one step depends on the last); the sweep, the regulariser and the
 per-synapse updates run in a small thread pool (the kernels release the GIL), each thread on its
-own block of post columns from sweep to synapses ("events"; one hand-over per chunk).
+own block of post columns from sweep to synapses ("events"; one hand-over per chunk). With two or
+more threads, the chunks of one advance are pipelined ("events"): the forward kernel does not
+read the rule's state, so while it runs chunk c + 1, chunk c's plasticity runs in a worker
+thread (:meth:`FastEngine._advance_pipelined`; same results bit for bit).
 """
 
 from __future__ import annotations
@@ -200,7 +203,8 @@ class FastEngine(Engine):
     trace states exactly; el, el_flt and el_sum to float32 rounding). ``method`` picks how the
     sums over time are formed ("events" or "gemm", see the module docstring). The forward
     kernel is serial; the per-chunk sweeps and synapse updates run in ``threads`` threads
-    (default: :func:`default_threads`).
+    (default: :func:`default_threads`), overlapping the next chunk's forward kernel if
+    ``pipeline`` (default: with "events" and two or more threads).
     """
 
     name = "fast"
@@ -365,7 +369,8 @@ class FastEngine(Engine):
         #: backward sweep (all the sums of "events"; the error filter of "gemm"), the BLAS products
         #: ("gemm"), the per-synapse updates ("events": each thread's follows its sweep; the
         #: calling thread's is counted here, the rest of that step under "sweep"), and the rest
-        #: (packing the state, Python)
+        #: (packing the state, Python). Pipelined, plasticity that overlaps the forward kernel is
+        #: not counted: "sweep" holds the waits for the worker and the last chunk's sweep
         self.timing = {"forward": 0.0, "sweep": 0.0, "products": 0.0, "synapses": 0.0, "other": 0.0}
         #: floating-point operations of the "gemm" products
         self.flops = 0.0
