@@ -888,7 +888,6 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
                         RUN_T[j] = t
                 MPREV[j] = m
 
-
     _ldmxcsr(fp_saved)
     return rec_n, (-1 if overflow else ev_n)
 
