@@ -439,6 +439,41 @@ def test_thread_count_does_not_change_results(kind: str) -> None:
             np.testing.assert_array_equal(x, ref[name], err_msg=name)
 
 
+@pytest.mark.parametrize("kind", ["chain", "graph"])
+def test_pipelined_schedule_equals_serial(kind: str) -> None:
+    """The pipelined schedule (a chunk's plasticity in a worker while the forward kernel runs the
+    next chunk, FastEngine._advance_pipelined) gives bit for bit the serial schedule's results:
+    spikes, neuron and trace states, eligibility, el_sum and the updated weights. Short chunks, so
+    that every advance has several; the graph has a recurrent and a skip connection, the chain the
+    regulariser (its activity trace is advanced in the worker)."""
+    task = small_task(seed=5, nout=40, rate=30.0)
+    if kind == "chain":
+        net = small_network(task, hidden=(70, 40), feedback="random", regularizer=RegularizerParams())
+    else:
+        spec = NetworkSpec.chain(task.nin, (70,), task.nout, recurrent=True, regularizer=RegularizerParams())
+        spec = spec.replace(connections=(*spec.connections, Connection("input-output", "input", "output")))
+        net = Network.initialize(spec, 3, 0.3)
+    engines = [FastEngine(net, task, threads=2, max_block=700, pipeline=p) for p in (False, True)]
+    assert FastEngine(net, task, threads=2).pipeline and not FastEngine(net, task, threads=1).pipeline
+    calls = []
+    engines[1]._advance_pipelined = lambda *a, f=engines[1]._advance_pipelined: calls.append(1) or f(*a)
+    states = [State.initial(net) for _ in engines]
+    opt = _optimizer(net.spec)
+    for n in _cuts("run", 3 * UPDATE + 1):
+        out = [e.advance(st, n) for e, st in zip(engines, states, strict=True)]
+        for name, (t, i) in out[0].spikes.items():
+            np.testing.assert_array_equal(out[1].spikes[name][0], t)
+            np.testing.assert_array_equal(out[1].spikes[name][1], i)
+        for st in states:
+            if (st.clock - 1) % UPDATE == 0:
+                _update(opt, st, net.spec)
+    assert len(calls) >= 3  # the advances of whole update intervals went through the pipeline
+    ref = states[0].to_arrays()
+    assert all(not np.allclose(states[0].conns[n].w, w0) for n, w0 in net.weights.items())
+    for name, x in states[1].to_arrays().items():
+        np.testing.assert_array_equal(x, ref[name], err_msg=name)
+
+
 def test_engines_interchangeable_mid_run() -> None:
     task = small_task(seed=3)
     net = GRAPHS["recurrent-random-reg-delay"]()

@@ -342,20 +342,41 @@ def _group_starts(SPK, n, SPKO, r, g_off):
 #    holding arrays costs reference counting on each use. ---------------------------------------
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _lif(U, I, REF, H, oh, o, n, lc):
-    # SPEC 1, the reference's order: membrane, threshold/refractoriness, current decay; the neurons
-    # at post index o and ring offset oh, with their group's constants lc (see forward)
+@njit(cache=True, error_model="numpy")
+def _post_pass(U, I, REF, H, oh, ERR, TRE, TREF, AVG, S, L, ol, E, orow, o, n, lc, tc, sc):
+    # one pass over the neurons at post index o (one run of LIF groups, see forward) doing, per
+    # neuron and in the reference's order: SPEC 1 (membrane, threshold/refractoriness, current
+    # decay; spikes into H at ring offset oh), step 1 (error traces from the previous step's err),
+    # step 2 (squared-error average), 4a (record the delayed sigma' into S at row offset orow,
+    # push sigma'(U) into the delay line L at ol) and 4d's factor (E at orow). The per-neuron
+    # float32 operations are those of the separate passes they replace; each neuron's depend on
+    # nothing else. lc: LIF constants, tc = (k_rise, k_decay, dec_avg, dt, err_cut), sc =
+    # (linear, threshold, beta, u_cut). Called, not inlined: inlined into the kernel, LLVM does not
+    # vectorise a loop over this many arrays (it does as a function of its own; one call per run
+    # and step costs less than the four passes it replaces)
     k_mem, u_rest, thr, dec_syn, ref_steps = lc
-    oh, o = U64(oh), U64(o)
+    k_rise, k_decay, dec_avg, dt, err_cut = tc
+    linear, sthr, beta, u_cut = sc
+    oh, ol, orow, o = U64(oh), U64(ol), U64(orow), U64(o)
     for q in range(U64(n)):
-        uq = U[o + q] + k_mem * ((u_rest - U[o + q]) + I[o + q])
-        r = REF[o + q]
+        j = o + q
+        u = U[j]
+        uq = u + k_mem * ((u_rest - u) + I[j])
+        r = REF[j]
         sp = (r == 0) & (uq > thr)
-        U[o + q] = u_rest if (sp | (r > 0)) else uq
-        REF[o + q] = ref_steps if sp else (r - 1 if r > 0 else r)
-        I[o + q] = I[o + q] * dec_syn
+        un = u_rest if (sp | (r > 0)) else uq
+        U[j] = un
+        REF[j] = ref_steps if sp else (r - 1 if r > 0 else r)
+        I[j] = I[j] * dec_syn
         H[oh + q] = 1 if sp else 0
+        te = TRE[j] + k_rise * (ERR[j] - TRE[j])
+        TRE[j] = te
+        tf = TREF[j] + k_decay * (te - TREF[j])
+        TREF[j] = tf
+        AVG[j] = AVG[j] * dec_avg + dt * tf * tf
+        S[orow + j] = L[ol + j]
+        L[ol + j] = np.float32(1.0) if linear else surrogate(un, sthr, beta, u_cut)
+        E[orow + j] = tf if abs(tf) >= err_cut else np.float32(0.0)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -390,19 +411,6 @@ def _add_row_scaled(A, oa, W, ow, n, v):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _err_traces(ERR, TRE, TREF, n, k_rise, k_decay):
-    for q in range(U64(n)):
-        TRE[q] = TRE[q] + k_rise * (ERR[q] - TRE[q])
-        TREF[q] = TREF[q] + k_decay * (TRE[q] - TREF[q])
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _avg(AVG, TREF, n, dec_avg, dt):
-    for q in range(U64(n)):
-        AVG[q] = AVG[q] * dec_avg + dt * TREF[q] * TREF[q]
-
-
-@njit(cache=True, error_model="numpy", inline="always")
 def _out_err(ERR, oe, TG, ot, H, oh, n):
     oe, ot, oh = U64(oe), U64(ot), U64(oh)
     for i in range(U64(n)):
@@ -424,17 +432,6 @@ def _copy_f(A, o, B, n):
     o = U64(o)
     for i in range(U64(n)):
         A[o + i] = B[i]
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _sig_line(S, os, L, ol, U, o, n, sc):
-    # 4a for one LIF group: record the delayed sigma', push sigma'(U); sc = (linear, threshold,
-    # beta, u_cut)
-    linear, thr, beta, u_cut = sc
-    os, ol, o = U64(os), U64(ol), U64(o)
-    for q in range(U64(n)):
-        S[os + q] = L[ol + q]
-        L[ol + q] = np.float32(1.0) if linear else surrogate(U[o + q], thr, beta, u_cut)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -483,14 +480,6 @@ def _max_nonneg(Ai, o, n):
         v = Ai[o + j]
         m = v if v > m else m
     return m
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _err_row(E, oe, TREF, n, err_cut):
-    oe = U64(oe)
-    for q in range(U64(n)):
-        v = TREF[q]
-        E[oe + q] = v if abs(v) >= err_cut else np.float32(0.0)
 
 
 @njit(cache=True, error_model="numpy")
@@ -583,7 +572,7 @@ def regulariser(rec, nrec, ch, rc, nin, het, rs, i0, i1):
     _ldmxcsr(fp_saved)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
     """Forward dynamics of ``ch.n`` steps with fixed weights; record the per-neuron series.
 
@@ -656,6 +645,7 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
     pc = (dec_rise, k_decay, psp_cut)
     k_mem, u_rest, thr, dec_syn, ref_steps = nc.k_mem, nc.u_rest, nc.thr, nc.dec_syn, nc.ref_steps
     linear, beta, u_cut = rc.linear, rc.beta, rc.u_cut
+    tc = (k_rise, k_decay, dec_avg, dt, err_cut)
 
     # events: trace state at the chunk start, or a cut-off stretch that is already running.
     # NET (z~, z at the time NET_T) is the state whose free decay the events emitted so far add
@@ -734,10 +724,17 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
             TGH[slot, tg_ids[e]] += 1
 
         # -- neuron groups (SPEC 1), each LIF group with its own constants ---------------------
-        for r in range(lif_runs.shape[0]):  # runs of LIF groups with equal constants
+        # one pass per run of LIF groups with equal constants: the neurons (SPEC 1), and per
+        # neuron also plasticity steps 1 (error traces, err from the previous step) and 2
+        # (squared-error average), 4a (the delay line of sigma'; record the delayed one) and
+        # 4d's factor (record the error of active posts); see _post_pass
+        for r in range(lif_runs.shape[0]):
             q0, li = lif_runs[r, 0], lif_runs[r, 2]
             lc = (k_mem[li], u_rest[li], thr[li], dec_syn[li], ref_steps[li])
-            _lif(U, I, REF, Hf, hs + nin + q0, q0, lif_runs[r, 1] - q0, lc)
+            sc = (linear, thr[li], beta, u_cut)
+            pos = t % lif_runs[r, 3]
+            _post_pass(U, I, REF, Hf, hs + nin + q0, ERR, TRE, TREF, AVG, Sf, SIGLf, pos * NQ, Ef, k * NQ, q0,
+                       lif_runs[r, 1] - q0, lc, tc, sc)  # fmt: skip
         if _any_i8(Hf, hs + nin, NQ):
             # the spiking neurons, ascending; 32 at a time skipped when none spiked (a scalar
             # scan of every neuron cost a quarter of the step on the Oxford network)
@@ -767,12 +764,6 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
                 j = SPK[dslot, e]
                 for _ in range(HIST[dslot, j]):
                     _add_row(I, q0, WF, woff[c] + (j - a) * npost, npost)
-
-        # -- plasticity step 1: error traces (z: in the presynaptic pass below) ------------------
-        _err_traces(ERR, TRE, TREF, NQ, k_rise, k_decay)  # err from the previous step
-
-        # -- 2. squared-error average -------------------------------------------------------------
-        _avg(AVG, TREF, NQ, dec_avg, dt)
 
         # -- 3. errors ----------------------------------------------------------------------------
         if has_win:
@@ -825,11 +816,6 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
         _copy_f(ERRHf, slot * NQ, ERR, NQ)
 
         # -- 4a. delay lines; record the delayed series; presynaptic events ------------------------
-        for r in range(lif_runs.shape[0]):
-            q0, li = lif_runs[r, 0], lif_runs[r, 2]
-            pos = t % lif_runs[r, 3]
-            sc = (linear, thr[li], beta, u_cut)
-            _sig_line(Sf, k * NQ + q0, SIGLf, pos * NQ + q0, U, q0, lif_runs[r, 1] - q0, sc)
         if rec_x:
             for c in range(C):
                 if c_plastic[c] == 0:
@@ -931,9 +917,6 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
                         RUN_ZT[j] = av
                         RUN_T[j] = t
                 MPREV[j] = m
-
-        # -- 4d (the per-neuron factor): error of active posts ----------------------------------
-        _err_row(Ef, k * NQ, TREF, NQ, err_cut)
 
     _ldmxcsr(fp_saved)
     return rec_n, (-1 if overflow else ev_n)

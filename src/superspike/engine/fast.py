@@ -73,7 +73,10 @@ Runs with the same cache state are bit-identical.
 
 The forward kernel is serial (one step depends on the last); the sweep, the regulariser and the
 per-synapse updates run in a small thread pool (the kernels release the GIL), each thread on its
-own block of post columns from sweep to synapses ("events"; one hand-over per chunk).
+own block of post columns from sweep to synapses ("events"; one hand-over per chunk). With two or
+more threads, the chunks of one advance are pipelined ("events"): the forward kernel does not
+read the rule's state, so while it runs chunk c + 1, chunk c's plasticity runs in a worker
+thread (:meth:`FastEngine._advance_pipelined`; same results bit for bit).
 """
 
 from __future__ import annotations
@@ -270,7 +273,8 @@ class FastEngine(Engine):
     trace states exactly; el, el_flt and el_sum to float32 rounding). ``method`` picks how the
     sums over time are formed ("events" or "gemm", see the module docstring). The forward
     kernel is serial; the per-chunk sweeps and synapse updates run in ``threads`` threads
-    (default: :func:`default_threads`).
+    (default: :func:`default_threads`), overlapping the next chunk's forward kernel if
+    ``pipeline`` (default: with "events" and two or more threads).
     """
 
     name = "fast"
@@ -284,6 +288,7 @@ class FastEngine(Engine):
         max_block: int | None = None,
         tol: float = KERNEL_TOL,
         threads: int | None = None,
+        pipeline: bool | None = None,
     ) -> None:
         super().__init__(network, task)
         if method not in METHODS:
@@ -452,11 +457,17 @@ class FastEngine(Engine):
         cols = np.linspace(0, self.NQ, self.threads + 1).round().astype(int)
         self._col_ranges = [(int(a), int(b)) for a, b in pairwise(cols) if b > a]
         self._blocks = sweep_blocks(self._lanes, self.threads, bounds=[self.group_cols[g][0] for g in swept])
+        #: run the plasticity of a chunk in a worker thread while the forward kernel runs the next
+        #: chunk of the same advance ("events", two or more threads; see _advance_pipelined)
+        self.pipeline = (method == "events" and self.threads > 1) if pipeline is None else bool(pipeline)
+        if self.pipeline and (method != "events" or self.threads < 2):
+            raise ValueError("pipeline needs method 'events' and at least two threads")
         #: wall time (s) spent in the parts of an advance, for benchmarks: the forward kernel, the
         #: backward sweep (all the sums of "events"; the error filter of "gemm"), the BLAS products
         #: ("gemm"), the per-synapse updates ("events": each thread's follows its sweep; the
         #: calling thread's is counted here, the rest of that step under "sweep"), and the rest
-        #: (packing the state, Python)
+        #: (packing the state, Python). Pipelined, plasticity that overlaps the forward kernel is
+        #: not counted: "sweep" holds the waits for the worker and the last chunk's sweep
         self.timing = {"forward": 0.0, "sweep": 0.0, "products": 0.0, "synapses": 0.0, "other": 0.0}
         #: floating-point operations of the "gemm" products
         self.flops = 0.0
@@ -500,6 +511,9 @@ class FastEngine(Engine):
         C = len(self.conn_names)
         self.S = np.empty((n, self.NQ), f32)
         self.E = np.empty((n, self.NQ), f32)
+        #: the pipelined schedule's second set of S, E (one chunk's are read by the sweep while
+        #: the forward kernel writes the next chunk's)
+        self._SE2 = (np.empty((n, self.NQ), f32), np.empty((n, self.NQ), f32)) if self.pipeline else None
         if self.method == "gemm":
             self.X = np.empty((n, self.NP), f32)
             self.YD = np.empty((min(n, self.wd), self.NQ), f32)
@@ -538,7 +552,11 @@ class FastEngine(Engine):
         # becomes 2501 + 2500, not 2500 + 2500 + 1)
         k = -(-n_steps // self.max_block)
         self._pack_weights(state)
-        parts = [self._advance_block(state, n_steps // k + (1 if c < n_steps % k else 0)) for c in range(k)]
+        sizes = [n_steps // k + (1 if c < n_steps % k else 0) for c in range(k)]
+        if self.pipeline and k > 1:
+            parts = self._advance_pipelined(state, sizes)
+        else:
+            parts = [self._advance_block(state, n) for n in sizes]
         if len(parts) == 1:
             t, i = parts[0]
         else:
@@ -745,11 +763,86 @@ class FastEngine(Engine):
         return [(int(poff[c]), int(poff[c + 1])) for c in range(len(self.conn_names)) if self.topo.c_plastic[c]]
 
     def _advance_block(self, state: State, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """One chunk of n steps: pack the state, the forward kernel, the chunk's plasticity in all
+        threads, unpack. Returns the chunk's spikes (step, global index)."""
         t_start = time.perf_counter()
-        gemm = self.method == "gemm"
         self._ensure_buffers(max(n, min(self.max_block, 5000)))
-        t0 = state.clock
         st = self._pack(state)
+        fw = self._forward_block(st, state.clock, n, 0)
+        self._forward_run(st, fw)
+        t_back, t_prod, t_syn = self._plasticity_block(state, st, fw)
+        self._unpack(st, state)
+        t4 = time.perf_counter()
+        state.clock += n
+        tm = self.timing
+        tm["forward"] += fw["time"]
+        tm["sweep"] += t_back
+        tm["products"] += t_prod
+        tm["synapses"] += t_syn
+        tm["other"] += (t4 - t_start) - fw["time"] - t_back - t_prod - t_syn
+        return fw["rec"].rec_t[: fw["nrec"]].copy(), fw["rec"].rec_i[: fw["nrec"]].copy()
+
+    def _advance_pipelined(self, state: State, sizes: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Chunks of one advance (fixed weights) with the plasticity of each chunk overlapping the
+        forward kernel of the next: the forward kernel does not read the rule's state, so chunk
+        c + 1's forward pass runs here while chunk c's sweep, regulariser and synapse updates run
+        in one worker thread, all column blocks in turn (those of the last chunk in all threads).
+        Chunks alternate between two sets of buffers. The chunks, the kernels and each block's
+        arithmetic are those of the serial schedule (:meth:`_advance_block`), and the rule's
+        state is updated chunk by chunk in the same order, so the results are bit for bit the
+        same. The state is packed once and unpacked at the end (the regulariser advances the
+        packed activity trace, chunk after chunk, in the worker). In ``timing``, "sweep" counts
+        only the waits for the worker and the last chunk's plasticity."""
+        t_start = time.perf_counter()
+        self._ensure_buffers(max(max(sizes), min(self.max_block, 5000)))
+        st = self._pack(state)
+        pool = _pool(self.threads - 1)
+        pending = None
+        out = []
+        tm = self.timing
+        t_fwd = t_wait = t_back = t_syn = 0.0
+        t0 = state.clock
+        fw = self._forward_block(st, t0, sizes[0], 0)
+        try:
+            self._forward_run(st, fw)
+            for c in range(len(sizes)):
+                # chunk c has run the forward kernel
+                t_fwd += fw["time"]
+                out.append((fw["rec"].rec_t[: fw["nrec"]].copy(), fw["rec"].rec_i[: fw["nrec"]].copy()))
+                t0 += sizes[c]
+                t = time.perf_counter()
+                if pending is not None:
+                    f, pending = pending, None
+                    f.result()
+                t_wait += time.perf_counter() - t
+                if c == len(sizes) - 1:
+                    t_back, _, t_syn = self._plasticity_block(state, st, fw)
+                    break
+                # the next chunk's setup (Python) before the worker starts (its Python parts
+                # would hold up this thread's): then the kernel, which releases the GIL
+                nxt = self._forward_block(st, t0, sizes[c + 1], (c + 1) % 2)
+                pending = pool.submit(self._plasticity_block, state, st, fw, True)
+                fw = nxt
+                self._forward_run(st, fw)
+        finally:
+            if pending is not None:  # an error in the forward kernel: let the worker finish first
+                pending.result()
+        self._unpack(st, state)
+        state.clock = t0
+        t_end = time.perf_counter()
+        tm["forward"] += t_fwd
+        tm["sweep"] += t_wait + t_back
+        tm["synapses"] += t_syn
+        tm["other"] += (t_end - t_start) - t_fwd - t_wait - t_back - t_syn
+        return out
+
+    def _forward_block(self, st: fk.FwdState, t0: int, n: int, buf: int) -> dict:
+        """A chunk of steps t0 .. t0 + n - 1 of the packed state ``st``, to be recorded into buffer
+        set ``buf`` (0, or 1: the pipelined schedule's second), for :meth:`_forward_run`: the
+        chunk, the record, the event buffers, the delay-line rows of x (read from ``st`` now)."""
+        gemm = self.method == "gemm"
+        tag = "" if buf == 0 else "2"
+        S, E = (self.S, self.E) if buf == 0 else self._SE2
         Dn = min(n, self.dmax)
         XL = np.zeros((Dn, self.NP))  # rows k < D: x from the delay line (pushed in the previous chunk)
         if not gemm:
@@ -757,62 +850,65 @@ class FastEngine(Engine):
         refr = int(self.neurons.ref_steps.min())
         cap = self.NQ * (n // (refr + 1) + 1)
         rec = fk.Record(
-            self.S, self.E, self.X, self.XMAX, self.SMAX,
-            self._scratch("rec_t", cap, np.int64), self._scratch("rec_i", cap, np.int64),
+            S, E, self.X, self.XMAX, self.SMAX,
+            self._scratch("rec_t" + tag, cap, np.int64), self._scratch("rec_i" + tag, cap, np.int64),
         )  # fmt: skip
         ecap = 1 if gemm else self._event_capacity(t0, n)
         none = np.zeros(0, np.int64)
         ev = fk.Events(
-            self._scratch("evr", ecap, np.int64), self._scratch("evj", ecap, np.int64),
-            self._scratch("eva", ecap, np.float64), self._scratch("evb", ecap, np.float64), none, none,
+            self._scratch("evr" + tag, ecap, np.int64), self._scratch("evj" + tag, ecap, np.int64),
+            self._scratch("eva" + tag, ecap, np.float64), self._scratch("evb" + tag, ecap, np.float64), none, none,
         )  # fmt: skip
         chunk = fk.Chunk(t0, n, gemm, n - min(n, self.wd))
+        return {"chunk": chunk, "rec": rec, "ev": ev, "XL": XL}
+
+    def _forward_run(self, st: fk.FwdState, fw: dict) -> None:
+        """The forward kernel over the chunk ``fw`` of :meth:`_forward_block`; adds to ``fw`` the
+        spikes and events recorded (``nrec``, ``nev``) and the kernel's wall time."""
         wts = fk.Weights(self._WF, self.FF)
         t1 = time.perf_counter()
         fp_control = fk.get_fp_control()
         try:
             nrec, nev = fk.forward(
-                chunk, self.consts, self.neurons, self.topo, self.layout, self._inputs, wts, st, rec, ev, self._tracker
-            )
+                fw["chunk"], self.consts, self.neurons, self.topo, self.layout, self._inputs, wts, st, fw["rec"],
+                fw["ev"], self._tracker,
+            )  # fmt: skip
         finally:  # the kernel flushes denormals (see _fast_kernels); never leak that setting
             fk.set_fp_control(fp_control)
         if nev < 0:
             raise RuntimeError("fast engine: event buffer too small (please report)")
-        t2 = time.perf_counter()
-        # -- plasticity over the chunk (SPEC 5) -------------------------------------------------
-        # the regulariser (SPEC 2.3) runs with the sweep, in its threads: rho h^a summed into RS
-        # for the posts of regularised groups, h advanced by the chunk's own spikes
+        fw.update(nrec=nrec, nev=nev, time=time.perf_counter() - t1)
+
+    def _plasticity_block(self, state: State, st: fk.FwdState, fw: dict, one_thread: bool = False):
+        """The plasticity of a chunk recorded by :meth:`_forward_block` (SPEC 5): the sums over the
+        chunk, the regulariser (SPEC 2.3: rho h^a summed into RS for the posts of regularised
+        groups, h advanced in ``st`` by the chunk's own spikes), the per-synapse updates of
+        ``state``'s connections. In all threads, or in the calling thread only (``one_thread``,
+        "events": all column blocks in turn). Returns the wall times of the sums, of the
+        products ("gemm") and of the calling thread's synapse updates."""
+        rec, nrec, chunk = fw["rec"], fw["nrec"], fw["chunk"]
+        n = chunk.n
         RS = np.zeros(self.NQ, np.float64)
         reg = (rec, nrec, chunk, self.consts, self.nin, st.het, RS) if self._reg_cols else None
         coef = (self.dec_rise**n, self.q**n, float(self._G[n - 1]))  # d^n, q^n, G(n-1)
-        if gemm:
-            terms, alpha, beta, t_back, t_prod = self._plasticity_gemm(n, reg)
-            t3 = time.perf_counter()
-            jobs = []
-            single = len(self.plastic_names) == 1
-            for c in terms:
-                name = self.conn_names[c]
-                npre = state.conns[name].el.shape[0]
-                parts = max(1, min(self.threads, npre // 16)) if single else 1
-                edges = np.linspace(0, npre, parts + 1).round().astype(int)
-                cols = self.group_cols[int(self.topo.c_post[c])]
-                for r in pairwise(edges):
-                    jobs.append(self._synapse_job(state, c, terms[c], alpha, beta, RS, coef, r, (0, cols[1] - cols[0])))
-            self._run(fk.synapse_update, jobs)
-            t_syn = time.perf_counter() - t3
-        else:
-            t_back, t_syn = self._plasticity_events(state, rec, n, nev, ev, XL, reg, RS, coef)
-            t_prod = 0.0
-        self._unpack(st, state)
-        t4 = time.perf_counter()
-        state.clock += n
-        tm = self.timing
-        tm["forward"] += t2 - t1
-        tm["sweep"] += t_back
-        tm["products"] += t_prod
-        tm["synapses"] += t_syn
-        tm["other"] += (t4 - t_start) - (t2 - t1) - t_back - t_prod - t_syn
-        return rec.rec_t[:nrec].copy(), rec.rec_i[:nrec].copy()
+        if self.method == "events":
+            t_back, t_syn = self._plasticity_events(state, rec, n, fw["nev"], fw["ev"], fw["XL"], reg, RS, coef,
+                                                    one_thread)  # fmt: skip
+            return t_back, 0.0, t_syn
+        terms, alpha, beta, t_back, t_prod = self._plasticity_gemm(n, reg)
+        t3 = time.perf_counter()
+        jobs = []
+        single = len(self.plastic_names) == 1
+        for c in terms:
+            name = self.conn_names[c]
+            npre = state.conns[name].el.shape[0]
+            parts = max(1, min(self.threads, npre // 16)) if single else 1
+            edges = np.linspace(0, npre, parts + 1).round().astype(int)
+            cols = self.group_cols[int(self.topo.c_post[c])]
+            for r in pairwise(edges):
+                jobs.append(self._synapse_job(state, c, terms[c], alpha, beta, RS, coef, r, (0, cols[1] - cols[0])))
+        self._run(fk.synapse_update, jobs)
+        return t_back, t_prod, time.perf_counter() - t3
 
     def _synapse_job(self, state: State, c: int, mpp, alpha, beta, RS, coef, rows, cols) -> tuple:
         """Arguments of :func:`~superspike.engine._fast_kernels.synapse_update` for plastic
@@ -848,10 +944,11 @@ class FastEngine(Engine):
             timed[0] += time.perf_counter() - t
 
     # -- the sums over the chunk, "events" ------------------------------------------------------
-    def _plasticity_events(self, state, rec, n, nev, ev, XL, reg, RS, coef) -> tuple[float, float]:
+    def _plasticity_events(self, state, rec, n, nev, ev, XL, reg, RS, coef, one_thread=False) -> tuple[float, float]:
         """The sweep and regulariser, then the per-synapse pass, of each column block in its
-        thread (the pass needs only the block's own columns of the sums). Returns the wall time
-        and the calling thread's time in the per-synapse pass."""
+        thread (the pass needs only the block's own columns of the sums), or of all blocks in
+        turn in the calling thread (``one_thread``). Returns the wall time and the calling
+        thread's time in the per-synapse pass."""
         ta = time.perf_counter()
         # events of each lane (sweep), in order of rows, each connection's in the order the
         # kernel wrote them (time order)
@@ -893,7 +990,11 @@ class FastEngine(Engine):
                     g += 1
             args = (rec, n, self._sk, tab, blk, self.topo, self.layout, evs, sums, XL)
             jobs.append((fk.sweep, args, blk, reg, syn, timed if t == 0 else None))
-        self._run(self._plasticity_job, jobs)
+        if one_thread:
+            for job in jobs:
+                self._plasticity_job(*job)
+        else:
+            self._run(self._plasticity_job, jobs)
         tb = time.perf_counter()
         return tb - ta - timed[0], timed[0]
 
