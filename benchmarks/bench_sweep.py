@@ -13,9 +13,10 @@ directories written, as the sweep writes them), then the same points through
 largest weight difference between the two (every connection of every point; 0 means bit for
 bit), the CPU seconds of both (the sweep's in all its processes: a figure that another job
 on the machine changes less than the wall times) and the machine's load before and after;
-``--plain`` also times the sweep without ensembles. ``--profile M`` instead advances one ensemble of M symmetric Fig. 4 members for 20
-simulated seconds in this process (its state flat, as in a sweep) and prints where the
-engine's time goes; ``--threads 1`` as in a sweep worker on 2 CPUs.
+``--plain`` also times the sweep without ensembles. ``--profile M`` instead advances one
+ensemble of M symmetric Fig. 4 members for 20 simulated seconds in this process (its state
+flat, as in a sweep) and prints where the engine's time goes; ``--threads 1`` as in a sweep
+worker on 2 CPUs.
 """
 
 from __future__ import annotations

@@ -398,7 +398,8 @@ def test_sweep_blocks_split_lanes_at_group_boundaries() -> None:
     assert pieces == [(0, 200, 0), (200, 400, 0), (400, 500, 1)]
     # no boundary inside: the middle
     assert sorted(tuple(int(v) for v in p) for blk in sweep_blocks([(0, 600)], 2, bounds=[0]) for p in blk) == [
-        (0, 300, 0), (300, 600, 0)
+        (0, 300, 0),
+        (300, 600, 0),
     ]
 
 

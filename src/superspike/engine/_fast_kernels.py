@@ -684,8 +684,13 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
         if g_lif_index[g] < 0:
             continue
         q0, ng, tg = g_off[g] - nin, g_off[g + 1] - g_off[g], g_target[g]
-        if n_er > 0 and ER[n_er - 1, 0] + ER[n_er - 1, 1] == q0 and (
-            (tg < 0 and ER[n_er - 1, 2] < 0) or (tg >= 0 and ER[n_er - 1, 2] >= 0 and ER[n_er - 1, 2] + ER[n_er - 1, 1] == tg)
+        if (
+            n_er > 0
+            and ER[n_er - 1, 0] + ER[n_er - 1, 1] == q0
+            and (
+                (tg < 0 and ER[n_er - 1, 2] < 0)
+                or (tg >= 0 and ER[n_er - 1, 2] >= 0 and ER[n_er - 1, 2] + ER[n_er - 1, 1] == tg)
+            )
         ):
             ER[n_er - 1, 1] += ng
         else:

@@ -87,8 +87,9 @@ def max_members(cfg: RunConfig, limit: int = DEFAULT_MAX_MEMBERS) -> int:
         c.burn_in, c.block_duration, c.blocks, r.task.grid, r.spec.neuron.dt, c.eta, c.lr_drop_block, c.lr_drop_factor
     )
     est = estimate(r.spec, sched, len(r.task.input.times), out=False)
-    # the engine's per-chunk series (S, E: 8 bytes per post neuron and step, 2500 steps) and events
-    per = est.network_memory + 8 * 2500 * sum(g.n for g in r.spec.lif_groups) + 64 * r.spec.nin * 64
+    # the engine's per-chunk series (S, E: 8 bytes per post neuron and step, 2500 steps; two sets
+    # when it pipelines its chunks) and events
+    per = est.network_memory + 2 * 8 * 2500 * sum(g.n for g in r.spec.lif_groups) + 64 * r.spec.nin * 64
     return max(1, min(limit, available_memory() // 4 // max(per, 1)))
 
 
@@ -332,10 +333,8 @@ class _Coordinator:
         every member takes part and their optimisers are alike; returns False if not done, True
         if done and all weights are finite, "check" if some member's are not (test each)."""
         v = self._flat_views
-        if (
-            self._flat_opt is None or len(reqs) != len(self.members) or any(v[f] is None for f in ("w", "el_sum", "grad2"))
-            or not self._flat_ok()
-        ):  # fmt: skip
+        flat = all(v[f] is not None for f in ("w", "el_sum", "grad2"))
+        if self._flat_opt is None or len(reqs) != len(self.members) or not flat or not self._flat_ok():
             return False
         etas = np.zeros(len(self.members), np.float32)
         for k in reqs:
