@@ -413,17 +413,23 @@ def test_default_threads_respect_a_fair_share(monkeypatch: pytest.MonkeyPatch) -
     assert FastEngine(small_network(task), task).threads == 1
 
 
+def _chain_or_graph(kind: str, task) -> Network:
+    """A 2-hidden-layer chain with random feedback and the regulariser ("chain"), or a recurrent
+    hidden group with a skip connection from input to output ("graph"): two plastic connections
+    into each of its groups."""
+    if kind == "chain":
+        return small_network(task, hidden=(70, 40), feedback="random", regularizer=RegularizerParams())
+    spec = NetworkSpec.chain(task.nin, (70,), task.nout, recurrent=True, regularizer=RegularizerParams())
+    spec = spec.replace(connections=(*spec.connections, Connection("input-output", "input", "output")))
+    return Network.initialize(spec, 3, 0.3)
+
+
 @pytest.mark.parametrize("kind", ["chain", "graph"])
 def test_thread_count_does_not_change_results(kind: str) -> None:
     """Columns are swept in blocks per thread; the results must not depend on how many. The graph
     has two plastic connections into each of its groups (recurrence, a skip connection)."""
     task = small_task(seed=4, nout=40, rate=30.0)
-    if kind == "chain":
-        net = small_network(task, hidden=(70, 40), feedback="random", regularizer=RegularizerParams())
-    else:
-        spec = NetworkSpec.chain(task.nin, (70,), task.nout, recurrent=True, regularizer=RegularizerParams())
-        spec = spec.replace(connections=(*spec.connections, Connection("input-output", "input", "output")))
-        net = Network.initialize(spec, 3, 0.3)
+    net = _chain_or_graph(kind, task)
     engines = [FastEngine(net, task, threads=t) for t in (1, 2, 3)]
     assert [len(e._blocks) for e in engines] == [1, 2, 3]
     states = [State.initial(net) for _ in engines]
@@ -448,12 +454,7 @@ def test_pipelined_schedule_equals_serial(kind: str) -> None:
     that every advance has several; the graph has a recurrent and a skip connection, the chain the
     regulariser (its activity trace is advanced in the worker)."""
     task = small_task(seed=5, nout=40, rate=30.0)
-    if kind == "chain":
-        net = small_network(task, hidden=(70, 40), feedback="random", regularizer=RegularizerParams())
-    else:
-        spec = NetworkSpec.chain(task.nin, (70,), task.nout, recurrent=True, regularizer=RegularizerParams())
-        spec = spec.replace(connections=(*spec.connections, Connection("input-output", "input", "output")))
-        net = Network.initialize(spec, 3, 0.3)
+    net = _chain_or_graph(kind, task)
     engines = [FastEngine(net, task, threads=2, max_block=700, pipeline=p) for p in (False, True)]
     assert FastEngine(net, task, threads=2).pipeline and not FastEngine(net, task, threads=1).pipeline
     calls = []
