@@ -14,7 +14,10 @@ and output groups) are checked alike, with both methods of forming the sums.
 from __future__ import annotations
 
 import math
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -637,3 +640,35 @@ def test_sweep_rows_give_the_same_bits_however_rows_are_grouped() -> None:
     assert np.abs(one).max() > 0
     for pattern in ([4], [2], [0], [4, 1, 2, 1, 1, 4, 0]):
         np.testing.assert_array_equal(run(pattern), one, err_msg=str(pattern))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_the_pipelined_engine() -> None:
+    """A child forked after the parent used the thread pool (as the fault-injection tests fork)
+    gets pools of its own: the parent's threads do not exist in it, and work given to the
+    parent's pool would never be done."""
+    task = small_task(seed=5, nout=40, rate=30.0)
+    net = _chain_or_graph("chain", task)
+    engine = FastEngine(net, task, threads=2, max_block=700)
+    assert engine.pipeline
+    engine.advance(State.initial(net), 3000)  # the pool exists now, its threads running
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            child = FastEngine(net, task, threads=2, max_block=700)
+            child.advance(State.initial(net), 3000)
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 120
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in the engine's thread pool")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(status) == 0
