@@ -27,6 +27,20 @@ from superspike.task.raster import MAX_INFERRED_GROUP, load_raster
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
+#: defines peak_kib() in a child program: its own peak memory in KiB (VmHWM in /proc/self/status,
+#: ru_maxrss where there is none). ru_maxrss alone would count the pytest process the child was
+#: forked from, which Linux keeps across exec: a bound could fail for the parent's memory, and a
+#: growth measured from it could not fail at all.
+PEAK_KIB = """
+def peak_kib():
+    import resource
+    from pathlib import Path
+    status = Path("/proc/self/status")
+    text = status.read_text() if status.exists() else ""
+    hwm = [line.split()[1] for line in text.splitlines() if line.startswith("VmHWM:")]
+    return int(hwm[0]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
+
 
 def write_ras(path: Path, lines: list[str]) -> Path:
     path.write_text("".join(f"{line}\n" for line in lines))
@@ -105,14 +119,14 @@ def test_disk_estimate_against_the_free_space(monkeypatch: pytest.MonkeyPatch, t
 
 def _measured(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], float, int]:
     """Run the CLI in a fresh interpreter; its wall time and peak RSS (KiB)."""
-    code = textwrap.dedent(
+    code = PEAK_KIB + textwrap.dedent(
         """
-        import resource, sys
+        import sys
         from superspike.cli import main
         try:
             main(sys.argv[1:])
         finally:
-            print("peak", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stdout)
+            print("peak", peak_kib(), file=sys.stdout)
         """
     )
     t0 = time.perf_counter()
@@ -265,13 +279,12 @@ def test_a_100_mb_ras_is_read_in_under_500_mb(tmp_path: Path) -> None:
             text = "".join(f"{a:.6f} {b}\n" for a, b in zip(t.tolist(), i.tolist(), strict=True))
             fh.write(text)
             written += len(text)
-    code = textwrap.dedent(
+    code = PEAK_KIB + textwrap.dedent(
         f"""
-        import resource
         from superspike.task.raster import check_grid, load_raster
         raster, _, _ = load_raster({str(path)!r}, None, role="input")
         check_grid(raster, 100.0, 1e-4)
-        print(len(raster.times), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        print(len(raster.times), peak_kib())
         """
     )
     proc = subprocess.run(
@@ -371,13 +384,12 @@ def test_a_window_of_a_large_spike_file_is_read_in_small_memory(tmp_path: Path) 
             rec[:, 0] = np.arange(lo, lo + 5_000_000) // 4
             rec[:, 1] = 7
             rec.tofile(fh)
-    code = textwrap.dedent(
+    code = PEAK_KIB + textwrap.dedent(
         f"""
-        import resource
         from superspike.io.spk import read_spk_window
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        base = peak_kib()
         s, i = read_spk_window({str(path)!r}, 3_000_000, 3_010_000)
-        print(len(s), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
+        print(len(s), peak_kib() - base)
         """
     )
     proc = subprocess.run(
