@@ -705,24 +705,21 @@ class FastEngine(Engine):
         else:
             for g, gs in enumerate(groups):
                 gs.hist[...] = st.hist[:, g_off[g] : g_off[g + 1]]
-        cols = [c for _, c in self._lif_cols()]
-        for f, rows in [(f, None) for f in POST_FIELDS] + [("err_hist", R), ("sig_line", self.dmax)]:
-            span = self._span("post", lif, f, rows)
-            if span is not None:
-                span[...] = getattr(st, f)
-                continue
-            for gs, (a, b) in zip(lif, cols, strict=True):
-                x = getattr(gs, f)
-                x[...] = getattr(st, f)[a:b] if rows is None else getattr(st, f)[: x.shape[0], a:b]
-        segs = self._pre_segments()
-        for f, rows in [(f, None) for f in PRE_FIELDS] + [("psp_line", self.dmax)]:
-            span = self._span("pre", conns, f, rows)
-            if span is not None:
-                span[...] = getattr(st, f)
-                continue
-            for cs, (p0, p1) in zip(conns, segs, strict=True):
-                x = getattr(cs, f)
-                x[...] = getattr(st, f)[p0:p1] if rows is None else getattr(st, f)[: x.shape[0], p0:p1]
+        # (space, its owners, their column ranges, fields with their rows: None for one per neuron)
+        spaces = (
+            ("post", lif, [c for _, c in self._lif_cols()],
+             [(f, None) for f in POST_FIELDS] + [("err_hist", R), ("sig_line", self.dmax)]),
+            ("pre", conns, self._pre_segments(), [(f, None) for f in PRE_FIELDS] + [("psp_line", self.dmax)]),
+        )  # fmt: skip
+        for space, owners, ranges, fields in spaces:
+            for f, rows in fields:
+                span = self._span(space, owners, f, rows)
+                if span is not None:
+                    span[...] = getattr(st, f)
+                    continue
+                for owner, (a, b) in zip(owners, ranges, strict=True):
+                    x = getattr(owner, f)
+                    x[...] = getattr(st, f)[a:b] if rows is None else getattr(st, f)[: x.shape[0], a:b]
 
     def _flat_synapses(self, state: State) -> fk.Synapses | None:
         """The plastic connections' el, el_flt, el_sum and w as flat arrays, connection c's at
