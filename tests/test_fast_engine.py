@@ -277,6 +277,23 @@ def _output_first(**kw: object) -> Network:
     )
 
 
+def _shared_two_lanes(**kw: object) -> Network:
+    """The input feeds a hidden group and the output, which a group with only fixed inputs
+    separates in the post space: both plastic connections read one presynaptic segment, whose
+    events go to two lanes of the sweep."""
+    return _graph(
+        [Group("input", 20, "input"), Group("a", 6), Group("driven", 5), Group("output", 3, target=True)],
+        [
+            Connection("input-a", "input", "a"),
+            Connection("input-driven", "input", "driven", plastic=False),
+            Connection("input-output", "input", "output", w0=0.15),
+            Connection("a-output", "a", "output"),
+            Connection("driven-output", "driven", "output", plastic=False),
+        ],
+        **kw,
+    )
+
+
 def _chain(hidden: tuple[int, ...], **kw: object) -> Network:
     return Network.initialize(NetworkSpec.chain(20, hidden, 3, **kw), 3, 0.3)
 
@@ -297,6 +314,7 @@ GRAPHS = {
     "two-inputs": _two_inputs,
     "two-inputs-dfa": lambda: _two_inputs(feedback="direct"),
     "output-declared-first": _output_first,
+    "shared-two-lanes": _shared_two_lanes,
 }
 
 
@@ -313,6 +331,35 @@ def test_graph_agrees_with_reference(name: str, method: str) -> None:
 def test_graph_agrees_with_odd_chunks(name: str) -> None:
     task = small_task(seed=1)
     _agree(GRAPHS[name](), task, cuts="odd")
+
+
+@pytest.mark.parametrize(("name", "owners", "copies", "lanes"), [
+    ("skip", ["input-hidden0", "hidden0-output"], ["input-output"], 1),
+    ("shared-two-lanes", ["input-a", "a-output"], ["input-output"], 2),
+    # the hidden group's delay line is longer than the output's: the input's segment is not shared
+    ("recurrent-random-reg-delay", ["input-hidden0", "hidden0-output", "hidden0-hidden0"], [], 1),
+])  # fmt: skip
+def test_connections_from_one_group_share_its_traces(name: str, owners: list, copies: list, lanes: int) -> None:
+    """Plastic connections from one group through delay lines of one length share a pre-space
+    segment: its traces and events are computed once, the connections' trace fields are copies,
+    and a state whose copies differ is refused."""
+    net, task = GRAPHS[name](), small_task()
+    eng = FastEngine(net, task)
+    assert eng.pre_owners == owners and eng.pre_copies == copies
+    sizes = {g.name: g.n for g in net.spec.groups}
+    pre = {c.name: c.pre for c in net.spec.connections}
+    assert eng.NP == sum(sizes[pre[c]] for c in owners)
+    assert (eng._lane_pre is not None) == (lanes > 1)
+    st = State.initial(net)
+    eng.advance(st, 700)
+    for c in copies:
+        owner = next(o for o in owners if pre[o] == pre[c])
+        for f in ("tr_pre", "tr_psp", "psp_line"):
+            a, b = getattr(st.conns[c], f), getattr(st.conns[owner], f)
+            assert np.count_nonzero(a) and np.array_equal(a, b), f"{c}: {f}"
+        st.conns[c].tr_psp[3] += np.float32(0.5)
+        with pytest.raises(ValueError, match=f"connection '{c}': its tr_psp differs"):
+            eng.advance(st, 10)
 
 
 # -- corner cases --------------------------------------------------------------------------------

@@ -5,10 +5,11 @@ Layout (:class:`Layout`): every neuron has a *global index* in kernel order (inp
 then the LIF groups, each in declaration order; :mod:`superspike.engine.base`). The *post space*
 holds the LIF neurons (post index = global index - nin): neuron state, the error state and the
 recorded series S and E, one contiguous segment per LIF group. The *pre space* holds one segment
-per plastic connection (in creation order; ``poff``): that connection's presynaptic traces z and
-z~, its delay line of z~ (the post group's length D), its cut-off flags and its events, for the
-neurons of its pre group. A group that sends several plastic connections (itself included) has a
-segment in each. Fixed connections only deliver spikes and have no segment.
+per presynaptic group and delay line length D: the presynaptic traces z and z~ of the group's
+neurons, their delay line of z~ (D rows: the post group's length), cut-off flags and events. The
+plastic connections from that group into post groups with that D all read it (``prange``: each
+connection's segment), so a group sending several such connections has its traces computed
+once. Fixed connections only deliver spikes and have no segment.
 
 The kernels take named structures: the rule's, the neurons' and the graph's (``RuleConsts``,
 ``NeuronConsts``, ``Topology`` of :mod:`superspike.engine.base`) and the NamedTuples below, whose
@@ -113,12 +114,12 @@ class Layout(NamedTuple):
     nout: int  #: output neurons (the target space)
     woff: np.ndarray  #: (C+1) offset of connection c's weights [pre, post] in ``Weights.w``
     foff: np.ndarray  #: (E) offset of edge e's feedback matrix [src, dst] in ``Weights.fb``
-    poff: np.ndarray  #: (C+1) first pre index of connection c (an empty segment if fixed)
+    prange: np.ndarray  #: (C, 2) first and end pre index of connection c's segment ((0, 0) if fixed)
     moff: np.ndarray  #: (C+1) offset of connection c's synapses in the sweep's sums (empty if fixed)
-    fl_off: np.ndarray  #: (C) offset of connection c's flags in ``Tracker.fl`` (its run's are padded to 8)
     tg_post: np.ndarray  #: (nout) post index of each target id
-    #: (runs, 5) runs of plastic connections passed over at once (engine.fast): first and end
-    #: pre index, global index of the first, delay line length D, offset of the run's flags
+    #: (runs, 5) runs of pre-space segments passed over at once (engine.fast), together the
+    #: whole pre space: first and end pre index, global index of the first, delay line length D,
+    #: offset of the run's flags in ``Tracker.fl`` (padded to 8)
     pre_runs: np.ndarray
     #: (runs, 4) runs of LIF groups with equal constants and D: first and end post column, LIF
     #: index (of the constants), D
@@ -307,15 +308,15 @@ def rebuild_spike_lists(st, g_off):
 
 
 @njit(cache=True, error_model="numpy")
-def delay_line_rows(psp_line, xl, t0, poff, dlen, psp_cut):
-    """Rows k < D of x (see :func:`sweep`): ``xl[k, pre]`` = the z~ that connection c's delay line
-    (``psp_line``, packed, D = ``dlen[c]`` rows) returns in step t0 + k, where above the PSP
+def delay_line_rows(psp_line, xl, t0, pre_runs, psp_cut):
+    """Rows k < D of x (see :func:`sweep`): ``xl[k, pre]`` = the z~ that the delay line of pre j
+    (``psp_line``, packed; D rows, ``pre_runs``) returns in step t0 + k, where above the PSP
     cut-off, else 0. Call before :func:`forward`, which overwrites those entries."""
-    for c in range(poff.shape[0] - 1):
-        D = dlen[c]
+    for run in range(pre_runs.shape[0]):
+        D = pre_runs[run, 3]
         for k in range(min(xl.shape[0], D)):
             r = (t0 + k) % D
-            for j in range(poff[c], poff[c + 1]):
+            for j in range(pre_runs[run, 0], pre_runs[run, 1]):
                 v = psp_line[r, j]
                 xl[k, j] = v if v > psp_cut else 0.0
 
@@ -598,11 +599,11 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
     dec_rise, k_rise, k_decay, dec_avg = rc.dec_rise, rc.k_rise, rc.k_decay, rc.dec_avg
     dt, psp_cut, err_cut = rc.dt, rc.psp_cut, rc.err_cut
     delay, fb_lag, mask = rc.delay, rc.fb_lag, rc.mask
-    g_off, g_lif_index, g_target, g_dlen = topo.g_off, topo.g_lif_index, topo.g_target, topo.g_dlen
+    g_off, g_lif_index, g_target = topo.g_off, topo.g_lif_index, topo.g_target
     c_pre, c_post, c_plastic = topo.c_pre, topo.c_post, topo.c_plastic
     e_src, e_dst = topo.e_src, topo.e_dst
     nin, N, NQ, NP, nout = lay.nin, lay.nglobal, lay.npost, lay.npre, lay.nout
-    woff, foff, poff, tg_post = lay.woff, lay.foff, lay.poff, lay.tg_post
+    woff, foff, prange, tg_post = lay.woff, lay.foff, lay.prange, lay.tg_post
     pre_runs, lif_runs = lay.pre_runs, lay.lif_runs
     in_ptr, in_ids, tg_ptr, tg_ids = inp.in_ptr, inp.in_ids, inp.tg_ptr, inp.tg_ids
     has_win, wo_ptr, wo_ids, wc_ptr, wc_ids = inp.has_win, inp.wo_ptr, inp.wo_ids, inp.wc_ptr, inp.wc_ids
@@ -652,9 +653,9 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
     # up to, RUN the state of a running cut-off stretch; both float64 and exact, so that the
     # events of a stretch cancel to float64 rounding (not float32's)
     if not rec_x:
-        for c in range(C):
-            row = g_dlen[c_post[c]]
-            for j in range(poff[c], poff[c + 1]):
+        for r in range(pre_runs.shape[0]):
+            row = pre_runs[r, 3]
+            for j in range(pre_runs[r, 0], pre_runs[r, 1]):
                 p = np.float64(TRZ[j])
                 z = np.float64(TRP[j])
                 NET_T[j] = t0
@@ -822,21 +823,20 @@ def forward(ch, rc, nc, topo, lay, inp, wts, st, rec, ev, trk):
 
         # -- 4a. delay lines; record the delayed series; presynaptic events ------------------------
         if rec_x:
-            for c in range(C):
-                if c_plastic[c] == 0:
-                    continue
-                gp, gq = c_pre[c], c_post[c]
-                pos = t % g_dlen[gq]
-                p0, p1 = poff[c], poff[c + 1]
-                a = g_off[gp]  # global index of the segment's first pre
+            for r in range(pre_runs.shape[0]):
+                p0, p1, a, dl = pre_runs[r, 0], pre_runs[r, 1], pre_runs[r, 2], pre_runs[r, 3]
+                pos = t % dl
                 # z (step 1, delayed spikes), delay line of z~ (4a), z~ (6) in one pass; the
                 # traces of one presynaptic neuron depend on nothing else
                 _pre_pass_x(TRP, TRZ, Hf, hd + a, PSPLf, pos * NP + p0, Xf, k * NP + p0, p0, p1 - p0, pc)
-                if k < k_old:
-                    XMAX[k, c] = _max_nonneg(Xi, k * NP + p0, p1 - p0)
-                    SMAX[k, c] = _max_nonneg(Si, k * NQ + g_off[gq] - nin, g_off[gq + 1] - g_off[gq])
+            if k < k_old:
+                for c in range(C):
+                    if c_plastic[c] != 0:
+                        p0, p1, gq = prange[c, 0], prange[c, 1], c_post[c]
+                        XMAX[k, c] = _max_nonneg(Xi, k * NP + p0, p1 - p0)
+                        SMAX[k, c] = _max_nonneg(Si, k * NQ + g_off[gq] - nin, g_off[gq + 1] - g_off[gq])
         for r in range(0 if rec_x else pre_runs.shape[0]):
-            # a run of plastic connections (engine.fast): pre j (pre space) is global index a + j - p0
+            # a run of pre-space segments (engine.fast): pre j is global index a + j - p0
             p0, p1, a, dl, fo = pre_runs[r, 0], pre_runs[r, 1], pre_runs[r, 2], pre_runs[r, 3], pre_runs[r, 4]
             pos = t % dl
             if not _pre_pass(TRP, TRZ, Hf, hd + a, PSPLf, pos * NP + p0, MPREV, FL, fo, p0, p1 - p0, pc):
@@ -972,10 +972,10 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
     Q - dk C)``. P grows by q/d per row (Q by d/q, should d exceed q); the engine keeps chunks
     short enough for float64 (:data:`P_GROWTH_LIMIT`).
 
-    An event (row r, pre j, a, b) of a plastic connection into one of the block's groups adds ``a
-    Rq(r) + b d c (Rq(r) - Rd(r))`` (= sum over k >= r of its presynaptic trace times the factor)
-    to row j of that connection's M (PD, PG), on the block's columns of its post group: the
-    column recurrences are shared by all of them (``ev``: sorted by lane, then row; lane l's are
+    An event (row r, pre j, a, b) adds ``a Rq(r) + b d c (Rq(r) - Rd(r))`` (= sum over k >= r of
+    its presynaptic trace times the factor) to row j of the M (PD, PG) of every plastic connection
+    into the block's groups that reads j's segment, on the block's columns of its post group:
+    the column recurrences are shared by all of them (``ev``: sorted by lane, then row; lane l's are
     ``[ev.lo[l], ev.hi[l])``). Rows without events of the lane are advanced up to four at a time
     (:func:`_sweep_rows`; their states are loaded and stored once): each column's arithmetic is
     the same whichever rows are grouped, so a column's results do not depend on the block it is
@@ -990,15 +990,20 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
     M, PD, PG = sums.m, sums.pd, sums.pg
     EVR, EVJ, EVA, EVB, ev_lo, ev_hi = ev.r, ev.j, ev.a, ev.b, ev.lo, ev.hi
     g_off, c_post, c_plastic, g_dlen = topo.g_off, topo.c_post, topo.c_plastic, topo.g_dlen
-    nin, poff, moff = lay.nin, lay.poff, lay.moff
+    nin, prange, moff = lay.nin, lay.prange, lay.moff
     C = c_post.shape[0]
     NQ = S.shape[1]
     Sf = S.ravel()
     Ef = E.ravel()
-    jc = np.empty(poff[C], np.int64)  # the connection of each pre index
-    for c in range(C):
-        for j in range(poff[c], poff[c + 1]):
-            jc[j] = c
+    # the segment of each pre index, named by its first connection; per block, the block's
+    # connections reading a segment are a chain: head[first connection], then chain[u]
+    jc = np.empty(lay.npre, np.int64)
+    for c in range(C - 1, -1, -1):
+        if c_plastic[c] != 0:
+            for j in range(prange[c, 0], prange[c, 1]):
+                jc[j] = c
+    head = np.full(C, -1, np.int64)
+    chain = np.empty(C, np.int64)
     cs = np.empty(C, np.int64)
     c_lo = np.empty(C, np.int64)  # per connection: the block's first and end column of its post group
     c_hi = np.empty(C, np.int64)
@@ -1023,13 +1028,17 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
                 c_hi[c] = min(i1, g_off[gc + 1] - nin)
         if nc == 0:
             continue
+        for u in range(nc - 1, -1, -1):
+            f = jc[prange[cs[u], 0]] if prange[cs[u], 1] > prange[cs[u], 0] else cs[u]
+            chain[u] = head[f]
+            head[f] = u
         col = np.zeros((10, w))
         for u in range(nc):
             c = cs[u]
             # this block's columns of the sums start at zero (here, in the block's thread)
             qa = g_off[c_post[c]] - nin
             npost = g_off[c_post[c] + 1] - g_off[c_post[c]]
-            for j in range(poff[c + 1] - poff[c]):
+            for j in range(prange[c, 1] - prange[c, 0]):
                 o = moff[c] + j * npost + (c_lo[c] - qa)
                 _zero(M, o, c_hi[c] - c_lo[c])
                 _zero(PD, o, c_hi[c] - c_lo[c])
@@ -1063,29 +1072,36 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
                     col[YG, i] = v * GK[k]
                 for u in range(nc):
                     c = cs[u]
-                    p0 = poff[c]
+                    p0 = prange[c, 0]
                     qa = g_off[c_post[c]] - nin
                     npost = g_off[c_post[c] + 1] - g_off[c_post[c]]
-                    for j in range(p0, poff[c + 1]):
+                    for j in range(p0, prange[c, 1]):
                         x = xl[k, j]
                         if x != 0.0:
                             o2 = moff[c] + (j - p0) * npost + (c_lo[c] - qa)
                             _add_x(M, PD, PG, o2, x, col, c_lo[c] - i0, c_hi[c] - c_lo[c])
             while ep >= lo and EVR[ep] == k:
-                # a Rq + bb (Rq - Rd) = A Rq - B Rd per factor, Rq and Rd of u and z as above
+                # a Rq + bb (Rq - Rd) = A Rq - B Rd per factor, Rq and Rd of u and z as above, to
+                # every connection of the block that reads the event's segment (the lane's other
+                # blocks take the others)
                 j = EVJ[ep]
-                c = jc[j]
-                gc = c_post[c]
-                if gc >= g and gc < g_end:  # the lane's other blocks take the others
-                    qa = g_off[gc] - nin
-                    npost = g_off[gc + 1] - g_off[gc]
+                u = head[jc[j]]
+                if u >= 0:
                     bb = EVB[ep] * dc
                     A = EVA[ep] + bb
                     coef = (A, -bb, A * dk, -bb * dk, cq * (A * qk + bb * dk), -A * cq * dk, -bb * cq * qk)
-                    o2 = moff[c] + (j - poff[c]) * npost + (c_lo[c] - qa)
-                    _apply_event(M, PD, PG, o2, coef, col, c_lo[c] - i0, c_hi[c] - c_lo[c])
+                    while u >= 0:
+                        c = cs[u]
+                        gc = c_post[c]
+                        qa = g_off[gc] - nin
+                        npost = g_off[gc + 1] - g_off[gc]
+                        o2 = moff[c] + (j - prange[c, 0]) * npost + (c_lo[c] - qa)
+                        _apply_event(M, PD, PG, o2, coef, col, c_lo[c] - i0, c_hi[c] - c_lo[c])
+                        u = chain[u]
                 ep -= 1
             k -= 1
+        for u in range(nc):
+            head[jc[prange[cs[u], 0]] if prange[cs[u], 1] > prange[cs[u], 0] else cs[u]] = -1
         for i in range(w):
             sums.alpha[i0 + i] = q_f * col[EQ, i]
             sums.beta[i0 + i] = cq * (q_f * col[EQ, i] - d_f * col[ED, i])
@@ -1166,7 +1182,7 @@ def synapse_block(syn, sums, rs, dn, qn, gn1, blocks, topo, lay):
     EL, ELF, ELS, W = syn.el, syn.el_flt, syn.el_sum, syn.w
     M, PD, PG, alpha, beta = sums.m, sums.pd, sums.pg, sums.alpha, sums.beta
     g_off, c_post, c_plastic = topo.g_off, topo.c_post, topo.c_plastic
-    nin, poff, moff = lay.nin, lay.poff, lay.moff
+    nin, prange, moff = lay.nin, lay.prange, lay.moff
     for b in range(blocks.shape[0]):
         i0, i1 = blocks[b, 0], blocks[b, 1]
         for c in range(c_post.shape[0]):
@@ -1178,7 +1194,7 @@ def synapse_block(syn, sums, rs, dn, qn, gn1, blocks, topo, lay):
             if hi <= lo:
                 continue
             npost = qb - qa
-            for j in range(poff[c + 1] - poff[c]):
+            for j in range(prange[c, 1] - prange[c, 0]):
                 o = moff[c] + j * npost - qa
                 for i in range(lo, hi):
                     e0 = np.float64(EL[o + i])

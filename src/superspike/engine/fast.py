@@ -53,11 +53,12 @@ the kernels exceed 1e-10 of their peak); a bound on the rest is checked and the 
 over the whole chunk if it could matter (a whole layer went quiet). About 3x slower on the
 Oxford demo and O(steps x synapses); kept as a cross-check and to measure the products.
 
-**Graphs.** Every LIF group is a block of post columns with its own neuron constants; every
-plastic connection has its own presynaptic segment (x, events), read through its post group's
-delay line. The column recurrences of a post group are shared by all plastic connections into
-it: the sweep applies the events of each to that connection's own sums (a block of columns never
-spans two groups). Fixed connections only deliver spikes.
+**Graphs.** Every LIF group is a block of post columns with its own neuron constants. Every
+presynaptic group has a presynaptic segment (traces, x, events) per delay line length D of the
+post groups its plastic connections enter, shared by those connections (MODEL.md 5.6). The
+column recurrences of a post group are shared by all plastic connections into it: the sweep
+applies each event to the own sums of every connection that reads its segment (a block of
+columns never spans two groups). Fixed connections only deliver spikes.
 
 Errors of hidden groups are per-neuron and event-driven (the output error is nonzero only at
 target and own spike events), with the reference's float32 sums (SPEC 2.2; per feedback edge, in
@@ -262,9 +263,10 @@ def flatten_state(state: State, engine: FastEngine) -> None:
     lif = [state.groups[n] for n in engine.lif_order]
     for f in (*POST_FIELDS, "err_hist", "sig_line"):
         flatten(lif, f)
+    for names in (engine.pre_owners, engine.pre_copies):  # the pre space, then the shared segments' copies
+        for f in (*PRE_FIELDS, "psp_line"):
+            flatten([state.conns[n] for n in names], f)
     conns = [state.conns[n] for n in engine.plastic_names]
-    for f in (*PRE_FIELDS, "psp_line"):
-        flatten(conns, f)
     # the synapses: one flat array per field, connection by connection (the sweep's order)
     for f in SYN_FIELDS:
         arrays = [getattr(cs, f) for cs in conns]
@@ -324,9 +326,39 @@ class FastEngine(Engine):
         plastic = [c.plastic for c in spec.connections]
         cum = np.cumsum
         woff = np.concatenate([[0], cum([a * b for a, b in zip(npre, npost, strict=True)])]).astype(np.int64)
-        self.poff = poff = np.concatenate([[0], cum([a if p else 0 for a, p in zip(npre, plastic, strict=True)])])
-        self.poff = poff = poff.astype(np.int64)
-        self.NP = int(poff[-1])  # pre space: one segment per plastic connection
+        # the pre space: one segment per presynaptic group and delay line length D (its post
+        # group's). Plastic connections from the same group read through delay lines of the same
+        # length see the same traces z, z~ and the same x (MODEL.md 5.4), so they share a segment:
+        # its traces and events are computed once (an input group feeding several groups, an
+        # ensemble's members with the same input)
+        prange = np.zeros((C, 2), np.int64)  # per connection: first and end pre index
+        seg_of: dict[tuple[int, int], int] = {}
+        #: per segment (pre-space order) the plastic connections that read it, the first owning it
+        self._seg_conns: list[list[int]] = []
+        at = 0
+        for c in range(C):
+            if not plastic[c]:
+                continue
+            key = (int(topo.c_pre[c]), int(topo.g_dlen[topo.c_post[c]]))
+            if key in seg_of:
+                first = self._seg_conns[seg_of[key]]
+                prange[c] = prange[first[0]]
+                first.append(c)
+            else:
+                seg_of[key] = len(self._seg_conns)
+                self._seg_conns.append([c])
+                prange[c] = at, at + npre[c]
+                at += npre[c]
+        self.prange = prange
+        self.NP = at
+        #: plastic connections owning a segment (pre-space order), and the others (creation order)
+        #: with the pre indices of their segments: their trace fields are copies of the owner's
+        self.pre_owners = [self.conn_names[conns[0]] for conns in self._seg_conns]
+        copies = sorted(c for conns in self._seg_conns for c in conns[1:])
+        self.pre_copies = [self.conn_names[c] for c in copies]
+        self._copy_idx = np.concatenate([np.arange(*prange[c]) for c in copies] or [np.zeros(0, np.int64)])
+        self._owner_ranges = [(int(prange[conns[0], 0]), int(prange[conns[0], 1])) for conns in self._seg_conns]
+        self._copy_ranges = [(int(prange[c, 0]), int(prange[c, 1])) for c in copies]
         sizes = [a * b if p else 0 for a, b, p in zip(npre, npost, plastic, strict=True)]
         self.moff = moff = np.concatenate([[0], cum(sizes)]).astype(np.int64)
         edges = spec.feedback_edges
@@ -342,32 +374,26 @@ class FastEngine(Engine):
             if topo.e_fix[k] >= 0:  # fixed matrices, packed once
                 b = self.fixed_feedback[int(topo.e_fix[k])]
                 self.FF[foff[k] : foff[k] + b.size] = b.ravel()
-        # per plastic connection, flags of the presynaptic neurons with something to record this
-        # step, padded to whole 8-byte words (the kernel scans them eight at a time)
-        # The forward kernel passes over *runs*: neighbouring plastic connections whose pre neurons
+        # The forward kernel passes over *runs*: neighbouring pre-space segments whose pre neurons
         # are one stretch of both the pre space and the global index, read through delay lines
         # of one length (an ensemble's copies of a layer, network/ensemble.py), and neighbouring
         # LIF groups with equal constants and delay lines. Per neuron the arithmetic is the
-        # same; only the loops are longer. Flags are padded per run.
+        # same; only the loops are longer. Each run's flags of the pre neurons with something to
+        # record in a step are padded to whole 8-byte words (the kernel scans eight at a time).
         runs: list[list[int]] = []  # p0, p1, global index of p0, D, flag offset
-        fl_off = np.zeros(C, np.int64)
-        for c in range(C):
-            if not plastic[c]:
-                continue
-            a, dl, p0 = int(g_off[topo.c_pre[c]]), int(topo.g_dlen[topo.c_post[c]]), int(poff[c])
+        for conns in self._seg_conns:
+            c = conns[0]
+            a, dl = int(g_off[topo.c_pre[c]]), int(topo.g_dlen[topo.c_post[c]])
+            p0, p1 = int(prange[c, 0]), int(prange[c, 1])
             last = runs[-1] if runs else None
             if last is not None and last[1] == p0 and last[2] + (p0 - last[0]) == a and last[3] == dl:
-                last[1] = int(poff[c + 1])
+                last[1] = p1
             else:
-                runs.append([p0, int(poff[c + 1]), a, dl, 0])
+                runs.append([p0, p1, a, dl, 0])
         fo = 0
         for r in runs:
             r[4] = fo
             fo += -(-(r[1] - r[0]) // 8) * 8
-        for c in range(C):
-            if plastic[c]:
-                r = next(r for r in runs if r[0] <= poff[c] < r[1])
-                fl_off[c] = r[4] + int(poff[c]) - r[0]
         pre_runs = np.array(runs, np.int64).reshape(-1, 5)
         nc = self.neurons
         lruns: list[list[int]] = []  # post columns q0, q1, LIF index, D
@@ -390,14 +416,12 @@ class FastEngine(Engine):
                 a = int(topo.g_target[g])
                 tg_post[a : a + gsize[g]] = np.arange(g_off[g], g_off[g + 1]) - nin
         self.layout = fk.Layout(
-            nin, self.N, self.NQ, self.NP, spec.nout, woff, foff[:-1].copy(), poff, moff, fl_off, tg_post,
-            pre_runs, lif_runs,
+            nin, self.N, self.NQ, self.NP, spec.nout, woff, foff[:-1].copy(), prange, moff, tg_post, pre_runs,
+            lif_runs,
         )  # fmt: skip
         #: post columns (first, end) of each LIF group by kernel index, and the groups' connections
         self.group_cols = {g: (int(g_off[g] - nin), int(g_off[g + 1] - nin)) for g in range(len(g_off) - 1)}
         self.into = {g: [c for c in range(C) if plastic[c] and int(topo.c_post[c]) == g] for g in self.group_cols}
-        #: delay line length D of each connection (its post group's)
-        self._c_dlen = np.array([topo.g_dlen[topo.c_post[c]] for c in range(C)], np.int64)
         lif = [g for g in self.group_cols if topo.g_lif[g]]
         #: post columns of the regularised groups, neighbours merged (the regulariser's arithmetic
         #: is per column, with the graph's constants: an ensemble's copies of a layer in one call)
@@ -421,10 +445,19 @@ class FastEngine(Engine):
                 lanes.append([a, b, int(topo.g_dlen[g])])
             self._group_lane[g] = len(lanes) - 1
         self._lanes = [(a, b) for a, b, _ in lanes]
-        #: lane of each connection's post group (-1: fixed, no events)
-        self._conn_lane = np.array(
-            [self._group_lane[int(topo.c_post[c])] if plastic[c] else -1 for c in range(C)], np.int64
-        )
+        # the lanes each pre index's events go to (those of the post groups its connections enter):
+        # the lane of each pre index if there is one per segment (the usual case), else per lane
+        # a mask of the pre indices whose events it takes (a segment's events are then repeated)
+        seg_lanes = [sorted({self._group_lane[int(topo.c_post[c])] for c in conns}) for conns in self._seg_conns]
+        self._pre_lane = np.zeros(self.NP, np.int64)
+        self._lane_pre: np.ndarray | None = None
+        if any(len(ls) > 1 for ls in seg_lanes):
+            self._lane_pre = np.zeros((len(lanes), self.NP), bool)
+        for conns, ls in zip(self._seg_conns, seg_lanes, strict=True):
+            p0, p1 = prange[conns[0]]
+            self._pre_lane[p0:p1] = ls[0]
+            if self._lane_pre is not None:
+                self._lane_pre[ls, p0:p1] = True
         self.dmax = int(max(topo.g_dlen[g] for g in lif))
         self._load(self.feed.first)
         self.max_block = int(MAX_BLOCK[method] if max_block is None else max_block)
@@ -614,10 +647,8 @@ class FastEngine(Engine):
         topo = self.topo
         ref = int(self.neurons.ref_steps.min())
         arrivals = 0
-        for c in range(len(self.conn_names)):
-            if not topo.c_plastic[c]:
-                continue
-            g = int(topo.c_pre[c])
+        for conns in self._seg_conns:  # events are emitted per pre-space segment
+            g = int(topo.c_pre[conns[0]])
             if topo.g_lif[g]:
                 arrivals += int(topo.g_off[g + 1] - topo.g_off[g]) * (n // (ref + 1) + 2)
             else:
@@ -636,7 +667,7 @@ class FastEngine(Engine):
         f32 = np.float32
         groups = [state.groups[name] for name in self.group_order]
         lif = [state.groups[name] for name in self.lif_order]
-        conns = [state.conns[name] for name in self.plastic_names]
+        owners = [state.conns[name] for name in self.pre_owners]
         span = self._span("hist", groups, "hist", R)
         if span is not None:
             HIST = span.copy()
@@ -659,18 +690,20 @@ class FastEngine(Engine):
         ERRH = span.copy() if span is not None else np.concatenate([gs.err_hist for gs in lif], axis=1)
         pre = {}
         for f in PRE_FIELDS:
-            span = self._span("pre", conns, f)
+            span = self._span("pre", owners, f)
             if span is not None:
                 pre[f] = span.copy()
             else:
-                pre[f] = np.concatenate([getattr(cs, f) for cs in conns]) if conns else np.zeros(0, f32)
-        span = self._span("pre", conns, "psp_line", self.dmax)
+                pre[f] = np.concatenate([getattr(cs, f) for cs in owners]) if owners else np.zeros(0, f32)
+        span = self._span("pre", owners, "psp_line", self.dmax)
         if span is not None:
             PSPL = span.copy()
         else:
             PSPL = np.zeros((self.dmax, self.NP), f32)
-            for cs, (p0, p1) in zip(conns, self._pre_segments(), strict=True):
+            for cs, (p0, p1) in zip(owners, self._owner_ranges, strict=True):
                 PSPL[: cs.psp_line.shape[0], p0:p1] = cs.psp_line
+        if self.pre_copies:
+            self._check_copies(state, {**pre, "psp_line": PSPL})
         SPK = self._scratch("spk", R * self.N, np.int64).reshape(R, self.N)
         SPKN = np.zeros(R, np.int64)
         SPKO = np.zeros((R, len(g_off)), np.int64)
@@ -698,7 +731,7 @@ class FastEngine(Engine):
         g_off, R = self.topo.g_off, self.R
         groups = [state.groups[name] for name in self.group_order]
         lif = [state.groups[name] for name in self.lif_order]
-        conns = [state.conns[name] for name in self.plastic_names]
+        owners = [state.conns[name] for name in self.pre_owners]
         span = self._span("hist", groups, "hist", R)
         if span is not None:
             span[...] = st.hist
@@ -709,17 +742,46 @@ class FastEngine(Engine):
         spaces = (
             ("post", lif, [c for _, c in self._lif_cols()],
              [(f, None) for f in POST_FIELDS] + [("err_hist", R), ("sig_line", self.dmax)]),
-            ("pre", conns, self._pre_segments(), [(f, None) for f in PRE_FIELDS] + [("psp_line", self.dmax)]),
+            ("pre", owners, self._owner_ranges,
+             [(f, None) for f in PRE_FIELDS] + [("psp_line", self.dmax)]),
         )  # fmt: skip
-        for space, owners, ranges, fields in spaces:
+        for space, objs, ranges, fields in spaces:
             for f, rows in fields:
-                span = self._span(space, owners, f, rows)
+                span = self._span(space, objs, f, rows)
                 if span is not None:
                     span[...] = getattr(st, f)
                     continue
-                for owner, (a, b) in zip(owners, ranges, strict=True):
-                    x = getattr(owner, f)
+                for obj, (a, b) in zip(objs, ranges, strict=True):
+                    x = getattr(obj, f)
                     x[...] = getattr(st, f)[a:b] if rows is None else getattr(st, f)[: x.shape[0], a:b]
+        if not self.pre_copies:
+            return
+        # connections sharing a segment get copies of its state
+        copies = [state.conns[name] for name in self.pre_copies]
+        for f, rows in [(f, None) for f in PRE_FIELDS] + [("psp_line", self.dmax)]:
+            span = self._span("copies", copies, f, rows)
+            if span is not None:
+                span[...] = getattr(st, f)[..., self._copy_idx]
+                continue
+            for cs, (a, b) in zip(copies, self._copy_ranges, strict=True):
+                x = getattr(cs, f)
+                x[...] = getattr(st, f)[a:b] if rows is None else getattr(st, f)[: x.shape[0], a:b]
+
+    def _check_copies(self, state: State, packed: dict[str, np.ndarray]) -> None:
+        """Connections sharing a pre-space segment must hold the same trace state (the engines
+        keep them equal; a state edited by hand may not)."""
+        copies = [state.conns[name] for name in self.pre_copies]
+        for f, x in packed.items():
+            span = self._span("copies", copies, f, self.dmax if f == "psp_line" else None)
+            if span is not None and np.array_equal(span, x[..., self._copy_idx]):
+                continue
+            for name, cs, (a, b) in zip(self.pre_copies, copies, self._copy_ranges, strict=True):
+                y = getattr(cs, f)
+                if not np.array_equal(y, x[a:b] if f != "psp_line" else x[: y.shape[0], a:b]):
+                    raise ValueError(
+                        f"connection {name!r}: its {f} differs from that of the other connections from its "
+                        "presynaptic group (they share one presynaptic trace state)"
+                    )
 
     def _flat_synapses(self, state: State) -> fk.Synapses | None:
         """The plastic connections' el, el_flt, el_sum and w as flat arrays, connection c's at
@@ -765,11 +827,6 @@ class FastEngine(Engine):
     def _lif_cols(self) -> list[tuple[str, tuple[int, int]]]:
         """(name, post columns) of each LIF group in kernel order."""
         return [(name, self.group_cols[g]) for g, name in enumerate(self.group_order) if self.topo.g_lif[g]]
-
-    def _pre_segments(self) -> list[tuple[int, int]]:
-        """Pre-space segments (first, end) of the plastic connections in creation order."""
-        poff = self.poff
-        return [(int(poff[c]), int(poff[c + 1])) for c in range(len(self.conn_names)) if self.topo.c_plastic[c]]
 
     def _advance_block(self, state: State, n: int) -> tuple[np.ndarray, np.ndarray]:
         """One chunk of n steps: pack the state, the forward kernel, the chunk's plasticity in all
@@ -855,7 +912,7 @@ class FastEngine(Engine):
         Dn = min(n, self.dmax)
         XL = np.zeros((Dn, self.NP))  # rows k < D: x from the delay line (pushed in the previous chunk)
         if not gemm:
-            fk.delay_line_rows(st.psp_line, XL, t0, self.poff, self._c_dlen, self.consts.psp_cut)
+            fk.delay_line_rows(st.psp_line, XL, t0, self.layout.pre_runs, self.consts.psp_cut)
         refr = int(self.neurons.ref_steps.min())
         cap = self.NQ * (n // (refr + 1) + 1)
         rec = fk.Record(
@@ -961,10 +1018,15 @@ class FastEngine(Engine):
         ta = time.perf_counter()
         # events of each lane (sweep), in order of rows, each connection's in the order the
         # kernel wrote them (time order)
-        conn = np.searchsorted(self.poff, ev.j[:nev], side="right") - 1
-        key = self._conn_lane[conn] * (n + 1) + ev.r[:nev]
-        order = np.argsort(key, kind="stable")
-        bounds = np.searchsorted(key[order], np.arange(len(self._lanes) + 1) * (n + 1))
+        if self._lane_pre is None:
+            key = self._pre_lane[ev.j[:nev]] * (n + 1) + ev.r[:nev]
+            order = np.argsort(key, kind="stable")
+            bounds = np.searchsorted(key[order], np.arange(len(self._lanes) + 1) * (n + 1))
+        else:  # a segment feeding several lanes: its events in each
+            by_row = np.argsort(ev.r[:nev], kind="stable")
+            parts = [by_row[self._lane_pre[lane, ev.j[by_row]]] for lane in range(len(self._lanes))]
+            order = np.concatenate(parts) if parts else by_row
+            bounds = np.concatenate([[0], np.cumsum([len(x) for x in parts])]).astype(np.int64)
         evs = fk.Events(
             ev.r[:nev][order], ev.j[:nev][order], ev.a[:nev][order], ev.b[:nev][order],
             bounds[:-1].copy(), bounds[1:].copy(),
@@ -992,7 +1054,7 @@ class FastEngine(Engine):
                     qa, qb = self.group_cols[g]
                     for c in self.into[g]:
                         mpp = tuple(T[self.moff[c] : self.moff[c + 1]].reshape(-1, qb - qa) for T in (M, PD, PG))
-                        npre = int(self.poff[c + 1] - self.poff[c])
+                        npre = int(self.prange[c, 1] - self.prange[c, 0])
                         cols = (max(int(a), qa) - qa, min(int(b), qb) - qa)
                         job = self._synapse_job(state, c, mpp, sums.alpha, sums.beta, RS, coef, (0, npre), cols)
                         syn.append((fk.synapse_update, job))
@@ -1024,7 +1086,7 @@ class FastEngine(Engine):
         terms = {}
         for c in plastic:
             a, b = self.group_cols[int(self.topo.c_post[c])]
-            p0, p1 = self.poff[c], self.poff[c + 1]
+            p0, p1 = self.prange[c]
             M = self.X[:n, p0:p1].T @ self.S[:n, a:b]
             self.flops += 2.0 * n * (p1 - p0) * (b - a)
             terms[c] = (M, *ends[c])
@@ -1041,7 +1103,7 @@ class FastEngine(Engine):
         redone over the whole chunk.
         """
         a, b = self.group_cols[int(self.topo.c_post[c])]
-        p0, p1 = self.poff[c], self.poff[c + 1]
+        p0, p1 = self.prange[c]
         out = []
         for kern, w, Y in ((self._DKr, min(n, self.wd), self.YD), (self._GKr, min(n, self.wg), self.YG)):
             Yw = Y[:w, : b - a]
