@@ -13,7 +13,8 @@ applies each member's optimiser with its own learning rate to its own connection
 each member for a blow-up; then every member feeds its monitors (files, cost tracking). A
 blow-up is reported there, without the block number a run alone adds. Every neuron and
 synapse computes what it computes alone, so the results are those of separate runs bit for bit
-(tests/test_ensemble.py).
+(tests/test_ensemble.py). Members with the same input share its groups (their states of them
+checked equal).
 
 Members resumed from checkpoints at different times cannot share steps: those not at the most
 common time run alone afterwards (in their own thread, as :func:`train` would run them).
@@ -207,18 +208,27 @@ class _Coordinator:
             return
         nets = [self.joined[k][0] for k in ks]
         tasks = [self.joined[k][1] for k in ks]
-        self.ensemble = ens = combine(nets, tasks)
+        states = [self.joined[k][4] for k in ks]
+        # members with the same input share its groups only if their states of them are equal
+        # too (at the same clock they are: the rings of the same spikes); combine checks
+        self.ensemble = ens = combine(nets, tasks, states)
         self.index = {k: m for m, k in enumerate(ks)}
-        groups, conns, th, ws = {}, {}, [], []
-        for m, k in enumerate(ks):
-            st = self.joined[k][4]
+        groups, conns = {}, {}
+        th = np.zeros((states[0].target_hist.shape[0], ens.network.spec.nout), np.int8)
+        ws = np.zeros(ens.network.spec.nout, np.int8)
+        for m, st in enumerate(states):
             p = member_prefix(m)
-            groups.update({p + n: g for n, g in st.groups.items()})
+            # a shared input group's state is its owner's (the first member to give it)
+            names = ens.group_names(m)
+            for n, g in st.groups.items():
+                groups.setdefault(names[n], g)
             conns.update({p + n: c for n, c in st.conns.items()})
-            th.append(st.target_hist)
-            ws.append(st.window_state)
-        clock = self.joined[ks[0]][4].clock
-        self.state = State(clock, groups, conns, np.concatenate(th, axis=1), np.concatenate(ws))
+            ids = ens.target_ids(m)
+            th[:, ids] = st.target_hist
+            if st.window_state.size:
+                ws[ids] = st.window_state
+        groups = {g.name: groups[g.name] for g in ens.network.spec.groups}  # the network's order
+        self.state = State(states[0].clock, groups, conns, th, ws)
         self.engine = get_engine("fast")(ens.network, ens.task, **self.engine_options)
         flatten_state(self.state, self.engine)  # each field one array: packed at once per chunk
         for m, k in enumerate(ks):
@@ -387,10 +397,11 @@ class _Member(Controls):
         self.names = [g.name for g in spec.groups]
         self.prefix = p = member_prefix(m)
         st = coord.state
-        self.groups = {g.name: st.groups[p + g.name] for g in spec.groups}
+        ens = coord.ensemble
+        #: its groups in the combined state (its input groups may be shared with other members)
+        self.groups = {name: st.groups[combined] for name, combined in ens.group_names(m).items()}
         self.conns = {c.name: st.conns[p + c.name] for c in spec.connections}
         self.plastic = [self.conns[c.name] for c in spec.plastic_connections]
-        ens = coord.ensemble
         self.targets = ens.target_ids(m)
         #: the member's task as its run reads it (cost lines, monitors)
         self.feed = Feed(task, self.dt, margin=spec.neuron.delay_steps)
