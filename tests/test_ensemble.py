@@ -240,6 +240,22 @@ def test_mixed_ensemble_equals_separate_runs(tmp_path: Path, monkeypatch: pytest
     assert not np.array_equal(ens[0].network.weights["input-hidden0"], ens[2].network.weights["input-hidden0"])
 
 
+def test_points_with_equal_input_are_grouped_together(tmp_path: Path) -> None:
+    from superspike.run.sweep import _ensemble_groups
+
+    points = [(1, 1e-3), (2, 1e-3), (1, 5e-3), (2, 5e-3), (3, 1e-3)]
+    cfgs = [RunConfig(seed=s, eta=e, **TIMING) for s, e in points]
+    assert group_points(cfgs) == [[0, 2, 1, 3, 4]]
+    assert group_points(cfgs, limit=2) == [[0, 2], [1, 3], [4]]
+    # a sweep's points (seed = input) keep their names in their groups
+    sw = sweep_from_dict(
+        {"seeds": 3, "base": {**TIMING, "hidden": [4]}, "grid": {"eta": [1e-3, 5e-3]}}, tmp_path / "s.toml"
+    )
+    groups = _ensemble_groups(list(sw.points), sw.source, 2, 1)
+    assert sorted(p.name for g in groups for p in g) == sorted(p.name for p in sw.points)
+    assert [[p.seed for p in g] for g in groups] == [[1, 1], [2, 2], [3, 3]]
+
+
 def test_incompatible_members_are_refused(files) -> None:
     with pytest.raises(ConfigError, match="ensemble"):
         train_ensemble(_configs(files, [(1, 1e-3, "symmetric"), (2, 1e-3, "random")]))
