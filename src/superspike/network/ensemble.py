@@ -89,6 +89,8 @@ def _input_owners(specs: list[NetworkSpec], tasks: list[Task], states: Sequence[
 
 
 def _same_input(j: int, k: int, specs: list[NetworkSpec], tasks: list[Task], states: Sequence[State] | None) -> bool:
+    """Whether members j and k (with the same input groups) have equal input rasters and, if
+    ``states`` are given, equal states of their input groups (every field)."""
     a, b = tasks[j].input, tasks[k].input
     if a.n != b.n or not (np.array_equal(a.times, b.times) and np.array_equal(a.ids, b.ids)):
         return False
