@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +18,21 @@ from superspike.task import Raster, Task
 #: environment variable naming the shared folder (benchmark data, recorded reference run)
 SHARED_ENV = "SUPERSPIKE_SHARED"
 REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+
+#: defines peak_kib() in a child program: its own peak memory in KiB (VmHWM in /proc/self/status,
+#: ru_maxrss where there is none). ru_maxrss alone would count the pytest process the child was
+#: forked from, which Linux keeps across exec: a bound could fail for the parent's memory, and a
+#: growth measured from it could not fail at all.
+PEAK_KIB = """
+def peak_kib():
+    import resource
+    from pathlib import Path
+    status = Path("/proc/self/status")
+    text = status.read_text() if status.exists() else ""
+    hwm = [line.split()[1] for line in text.splitlines() if line.startswith("VmHWM:")]
+    return int(hwm[0]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
 
 
 def shared_dir() -> Path | None:
@@ -84,3 +103,32 @@ def one_line_error(capsys: pytest.CaptureFixture[str], argv: list, *needles: str
     for needle in needles:
         assert needle in err, err
     return err
+
+
+def measured_cli(
+    args: list[str], cwd: Path, timeout: float = 120
+) -> tuple[subprocess.CompletedProcess[str], float, int]:
+    """Run the CLI on ``args`` in a fresh interpreter (this checkout's sources, a bare environment);
+    its wall time and its own peak RSS (KiB, :data:`PEAK_KIB`)."""
+    code = PEAK_KIB + textwrap.dedent(
+        """
+        import sys
+        from superspike.cli import main
+        try:
+            main(sys.argv[1:])
+        finally:
+            print("peak", peak_kib(), file=sys.stdout)
+        """
+    )
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+        timeout=timeout,
+    )
+    wall = time.perf_counter() - t0
+    peak = int(proc.stdout.split("peak")[-1])
+    return proc, wall, peak

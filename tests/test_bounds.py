@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import one_line_error
+from conftest import PEAK_KIB, SRC, measured_cli, one_line_error
 
 from superspike.cli import main
 from superspike.errors import ConfigError, InputFileError
@@ -24,22 +24,6 @@ from superspike.network.graph import MAX_GROUP_SIZE
 from superspike.run.budget import check_run, estimate
 from superspike.run.schedule import Schedule
 from superspike.task.raster import MAX_INFERRED_GROUP, load_raster
-
-SRC = Path(__file__).resolve().parents[1] / "src"
-
-#: defines peak_kib() in a child program: its own peak memory in KiB (VmHWM in /proc/self/status,
-#: ru_maxrss where there is none). ru_maxrss alone would count the pytest process the child was
-#: forked from, which Linux keeps across exec: a bound could fail for the parent's memory, and a
-#: growth measured from it could not fail at all.
-PEAK_KIB = """
-def peak_kib():
-    import resource
-    from pathlib import Path
-    status = Path("/proc/self/status")
-    text = status.read_text() if status.exists() else ""
-    hwm = [line.split()[1] for line in text.splitlines() if line.startswith("VmHWM:")]
-    return int(hwm[0]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-"""
 
 
 def write_ras(path: Path, lines: list[str]) -> Path:
@@ -117,36 +101,10 @@ def test_disk_estimate_against_the_free_space(monkeypatch: pytest.MonkeyPatch, t
 # -- the command line -------------------------------------------------------------------------------
 
 
-def _measured(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], float, int]:
-    """Run the CLI in a fresh interpreter; its wall time and peak RSS (KiB)."""
-    code = PEAK_KIB + textwrap.dedent(
-        """
-        import sys
-        from superspike.cli import main
-        try:
-            main(sys.argv[1:])
-        finally:
-            print("peak", peak_kib(), file=sys.stdout)
-        """
-    )
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
-        timeout=120,
-    )
-    wall = time.perf_counter() - t0
-    peak = int(proc.stdout.split("peak")[-1])
-    return proc, wall, peak
-
-
 @pytest.mark.parametrize("out", [False, True])
 def test_a_billion_blocks_is_refused_fast_and_small(tmp_path: Path, out: bool) -> None:
     args = ["train", "--blocks", "1000000000", "-q"] + (["--out", "run"] if out else [])
-    proc, wall, peak = _measured(args, tmp_path)
+    proc, wall, peak = measured_cli(args, tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: blocks: "), proc.stderr
     assert "--blocks" in proc.stderr
@@ -160,7 +118,7 @@ def test_a_billion_blocks_is_refused_fast_and_small(tmp_path: Path, out: bool) -
 
 def test_a_huge_hidden_layer_is_refused_before_its_weights(tmp_path: Path) -> None:
     # a recurrent hidden group of a million neurons: 1e12 synapses, too large for any machine
-    proc, _, peak = _measured(["train", "--hidden", "1000000", "--recurrent", "-q"], tmp_path)
+    proc, _, peak = measured_cli(["train", "--hidden", "1000000", "--recurrent", "-q"], tmp_path)
     assert proc.returncode == 2 and proc.stderr.startswith("error: network: "), proc.stderr
     assert "fewer neurons" in proc.stderr and "--allow-large" in proc.stderr
     assert peak < 400 * 1024

@@ -21,6 +21,7 @@ from conftest import small_network, small_task, small_task_files
 from superspike.engine import ReferenceEngine, State
 from superspike.engine.fast import FastEngine
 from superspike.errors import ConfigError, RunInterrupted
+from superspike.network import Network
 from superspike.network.ensemble import combine
 from superspike.outputs.rundir import read_curve_rows
 from superspike.run.config import RunConfig, resolve
@@ -94,14 +95,97 @@ def test_ensemble_members_keep_rmsprop_options(files, tmp_path: Path) -> None:
             np.testing.assert_array_equal(ens[k].network.weights[name], w, err_msg=f"member {k}: {name}")
 
 
+def _mixed() -> tuple[list, list]:
+    """Three small networks, members 0 and 2 on equal inputs (distinct objects), member 1 on another."""
+    tasks = [small_task(nin=12, nout=2, seed=s, rate=30) for s in (1, 2, 1)]
+    nets = [
+        small_network(t, hidden=(5,), seed=s, w0=0.5, feedback="random") for s, t in zip((3, 4, 5), tasks, strict=True)
+    ]
+    return nets, tasks
+
+
+def test_members_with_equal_input_share_its_groups() -> None:
+    nets, tasks = _mixed()
+    assert tasks[0].input is not tasks[2].input
+    ens = combine(nets, tasks)
+    spec = ens.network.spec
+    assert ens.input_owners == [0, 1, 0]
+    # layers stay neighbours, in member order; member 2 has no input group of its own
+    assert [g.name for g in spec.groups] == [
+        "m0.input", "m1.input", "m0.hidden0", "m1.hidden0", "m2.hidden0", "m0.output", "m1.output", "m2.output",
+    ]  # fmt: skip
+    conns = [(c.name, c.pre, c.post) for c in spec.connections]
+    assert conns[:3] == [
+        ("m0.input-hidden0", "m0.input", "m0.hidden0"),
+        ("m1.input-hidden0", "m1.input", "m1.hidden0"),
+        ("m2.input-hidden0", "m0.input", "m2.hidden0"),
+    ]
+    assert [c[0] for c in conns[3:]] == ["m0.hidden0-output", "m1.hidden0-output", "m2.hidden0-output"]
+    assert ens.group_names(2) == {"input": "m0.input", "hidden0": "m2.hidden0", "output": "m2.output"}
+    # the combined input raster holds each distinct input once, member 2 reads member 0's ids
+    assert spec.nin == ens.task.input.n == 24
+    assert len(ens.task.input.times) == len(tasks[0].input.times) + len(tasks[1].input.times)
+    np.testing.assert_array_equal(ens.input_ids(2), np.arange(12))
+    np.testing.assert_array_equal(ens.input_ids(1), 12 + np.arange(12))
+    np.testing.assert_array_equal(ens.target_ids(2), [4, 5])
+    # another input group name, or an input raster one spike apart, is not shared
+    spec = nets[2].spec
+    renamed = spec.replace(
+        groups=tuple(g if g.lif else replace(g, name="src") for g in spec.groups),
+        connections=tuple(replace(c, pre="src") if c.pre == "input" else c for c in spec.connections),
+    )
+    assert combine([*nets[:2], Network.initialize(renamed, 5, 0.5)], tasks).input_owners == [0, 1, 2]
+    times = tasks[2].input.times.copy()
+    times[3] += 1e-4
+    tasks[2] = replace(tasks[2], input=replace(tasks[2].input, times=times))
+    solo = combine(nets, tasks)
+    assert solo.input_owners == [0, 1, 2] and len(solo.network.spec.input_groups) == 3
+    assert solo.task.input.n == 36
+
+
+def test_members_share_input_only_with_equal_input_states() -> None:
+    """A state's input rings that differ from the owner's (at the same clock they should not):
+    the member keeps its own input groups, in combine and in an ensemble's coordinator."""
+    from superspike.run.ensemble import _Coordinator
+
+    nets, tasks = _mixed()
+    states = [State.initial(n) for n in nets]
+    assert combine(nets, tasks, states).input_owners == [0, 1, 0]
+    states[2].groups["input"].hist[1, 3] = 1
+    assert combine(nets, tasks, states).input_owners == [0, 1, 2]
+
+    def build(states: list[State]) -> _Coordinator:
+        coord = _Coordinator(len(nets))
+        joined: dict[int, object] = {}
+        threads = [
+            threading.Thread(target=lambda k=k: joined.setdefault(k, coord.join(k, nets[k], tasks[k], state=states[k])))
+            for k in range(len(nets))
+        ]  # fmt: skip
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert coord.error is None and len(joined) == len(nets)
+        return coord
+
+    coord = build(states)
+    assert coord.ensemble.input_owners == [0, 1, 2] and len(coord.ensemble.network.spec.input_groups) == 3
+    assert coord.state.groups["m2.input"] is states[2].groups["input"]
+    assert coord.members[2].groups["input"] is states[2].groups["input"]
+    assert coord.members[2].state.groups["input"].hist[1, 3] == 1
+    fresh = [State.initial(n) for n in nets]
+    coord = build(fresh)
+    assert coord.ensemble.input_owners == [0, 1, 0] and "m2.input" not in coord.state.groups
+    assert coord.members[2].groups["input"] is fresh[0].groups["input"]  # the owner's
+
+
 def test_engines_agree_on_an_ensemble_graph() -> None:
     """The reference engine on the combined graph gives each member's own reference run exactly,
-    and the fast engine agrees with it as on any graph."""
-    tasks = [small_task(nin=12, nout=2, seed=s, rate=30) for s in (1, 2)]
-    nets = [
-        small_network(t, hidden=(5,), seed=s, w0=0.5, feedback="random") for s, t in zip((3, 4), tasks, strict=True)
-    ]
+    also to a member that reads another's input groups, and the fast engine agrees with it as
+    on any graph."""
+    nets, tasks = _mixed()
     ens = combine(nets, tasks)
+    assert len(ens.network.spec.input_groups) == 2
     n = 3000
     ref, fast = State.initial(ens.network), State.initial(ens.network)
     ReferenceEngine(ens.network, ens.task).advance(ref, n)
@@ -112,7 +196,7 @@ def test_engines_agree_on_an_ensemble_graph() -> None:
         res = ReferenceEngine(net, task).advance(alone, n)
         spikes += sum(len(s) for s, _ in res.spikes.values())
         for name, gs in alone.groups.items():
-            g = ref.groups[f"m{m}.{name}"]
+            g = ref.groups[ens.group_names(m)[name]]
             for f in ("u", "i_syn", "err", "tr_err_flt", "avg", "hist"):
                 if getattr(gs, f) is not None:
                     np.testing.assert_array_equal(getattr(g, f), getattr(gs, f), err_msg=f"member {m} {name}.{f}")
@@ -127,6 +211,51 @@ def test_engines_agree_on_an_ensemble_graph() -> None:
     assert spikes > 10, "the members should fire"
 
 
+#: a built-in task whose seed draws the frozen input (as well as the weights and feedback)
+TIMING = dict(task="timing-hidden", hidden=(4,), burn_in=0.5, block_duration=0.5, blocks=2)
+
+
+def test_mixed_ensemble_equals_separate_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Members 0 and 2 (seed 1) share their input groups, member 1 (seed 2) has its own: every
+    member's run equals its run alone, bit for bit."""
+    import superspike.run.ensemble as run_ensemble
+
+    made = []
+
+    def spy(*args, **kw):
+        made.append(combine(*args, **kw))
+        return made[-1]
+
+    monkeypatch.setattr(run_ensemble, "combine", spy)
+    members = [(1, 5e-3, "random"), (2, 1e-2, "uniform"), (1, 1e-2, "uniform")]
+    cfgs = [RunConfig(seed=s, eta=e, feedback=f, **TIMING) for s, e, f in members]
+    ens = train_ensemble(cfgs, [tmp_path / f"e{k}" for k in range(len(cfgs))])
+    assert [e.input_owners for e in made] == [[0, 1, 0]]
+    assert len(made[0].network.spec.input_groups) == 2
+    for k, cfg in enumerate(cfgs):
+        alone = train(cfg, tmp_path / f"a{k}", quiet=True)
+        for name, w in alone.network.weights.items():
+            np.testing.assert_array_equal(ens[k].network.weights[name], w, err_msg=f"member {k}: {name}")
+        _same_run(tmp_path / f"a{k}", tmp_path / f"e{k}")
+    assert not np.array_equal(ens[0].network.weights["input-hidden0"], ens[2].network.weights["input-hidden0"])
+
+
+def test_points_with_equal_input_are_grouped_together(tmp_path: Path) -> None:
+    from superspike.run.sweep import _ensemble_groups
+
+    points = [(1, 1e-3), (2, 1e-3), (1, 5e-3), (2, 5e-3), (3, 1e-3)]
+    cfgs = [RunConfig(seed=s, eta=e, **TIMING) for s, e in points]
+    assert group_points(cfgs) == [[0, 2, 1, 3, 4]]
+    assert group_points(cfgs, limit=2) == [[0, 2], [1, 3], [4]]
+    # a sweep's points (seed = input) keep their names in their groups
+    sw = sweep_from_dict(
+        {"seeds": 3, "base": {**TIMING, "hidden": [4]}, "grid": {"eta": [1e-3, 5e-3]}}, tmp_path / "s.toml"
+    )
+    groups = _ensemble_groups(list(sw.points), sw.source, 2, 1)
+    assert sorted(p.name for g in groups for p in g) == sorted(p.name for p in sw.points)
+    assert [[p.seed for p in g] for g in groups] == [[1, 1], [2, 2], [3, 3]]
+
+
 def test_incompatible_members_are_refused(files) -> None:
     with pytest.raises(ConfigError, match="ensemble"):
         train_ensemble(_configs(files, [(1, 1e-3, "symmetric"), (2, 1e-3, "random")]))
@@ -136,7 +265,7 @@ def test_incompatible_members_are_refused(files) -> None:
     assert group_points([*cfgs, ref]) == [[0, 3], [1, 2], [4]]
     assert group_points(cfgs * 3, limit=2) == [[0, 3], [4, 7], [8, 11], [1, 2], [5, 6], [9, 10]]
     # a stream of fresh segments runs alone; combining one is refused
-    from superspike.network import Network, NetworkSpec
+    from superspike.network import NetworkSpec
     from superspike.task import get_task
 
     xor = RunConfig(task="xor", blocks=1, block_duration=1.0, burn_in=0.0)

@@ -3,50 +3,22 @@
 
 from __future__ import annotations
 
-import resource
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import small_task_files
+from conftest import measured_cli, small_task_files
 
 from superspike.io import read_spk
 from superspike.outputs.rundir import read_curve
 
 
 def _run(tmp: Path, name: str, blocks: int) -> int:
-    """Run in a child process; return the children's peak resident memory so far (kB)."""
-    out = tmp / name
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "superspike.cli",
-            "train",
-            "--input",
-            str(tmp / "in.ras"),
-            "--target",
-            str(tmp / "tg.ras"),
-            "--hidden",
-            "10",
-            "--burn-in",
-            "20",
-            "--block-duration",
-            "20",
-            "--blocks",
-            str(blocks),
-            "--eta",
-            "5e-3",
-            "--w0",
-            "0.2",
-            "--quiet",
-            "--out",
-            str(out),
-        ],
-        check=True,
-    )
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Train in a child process; return the child's own peak resident memory (KiB)."""
+    args = ["train", "--input", "in.ras", "--target", "tg.ras", "--hidden", "10", "--burn-in", "20"]
+    args += ["--block-duration", "20", "--blocks", str(blocks), "--eta", "5e-3", "--w0", "0.2", "--quiet"]
+    proc, _, peak = measured_cli([*args, "--out", name], tmp, timeout=3600)
+    assert proc.returncode == 0, proc.stderr
+    return peak
 
 
 @pytest.mark.slow
@@ -58,4 +30,4 @@ def test_ten_thousand_seconds_with_flat_memory(tmp_path: Path) -> None:
     assert curve["time_s"][-1] == 10_020 and len(curve["time_s"]) == 501
     steps, _ = read_spk(tmp_path / "long" / "output.spk", dt=1e-4)
     assert steps[-1] > 10_020 / 1e-4 - 2500, "spikes recorded to the end"
-    assert long < short + 60_000, f"peak memory grew from {short} kB (500 s) to {long} kB (10,020 s)"
+    assert long < short + 60_000, f"peak memory grew from {short} KiB (500 s) to {long} KiB (10,020 s)"

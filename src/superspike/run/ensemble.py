@@ -13,7 +13,8 @@ applies each member's optimiser with its own learning rate to its own connection
 each member for a blow-up; then every member feeds its monitors (files, cost tracking). A
 blow-up is reported there, without the block number a run alone adds. Every neuron and
 synapse computes what it computes alone, so the results are those of separate runs bit for bit
-(tests/test_ensemble.py).
+(tests/test_ensemble.py). Members with the same input share its groups (their states of them
+checked equal), and :func:`group_points` puts points with the same input next to each other.
 
 Members resumed from checkpoints at different times cannot share steps: those not at the most
 common time run alone afterwards (in their own thread, as :func:`train` would run them).
@@ -39,7 +40,7 @@ from superspike.engine.fast import flatten_state, side_by_side
 from superspike.engine.state import all_finite
 from superspike.errors import ConfigError, SimulationError
 from superspike.network import Network
-from superspike.network.ensemble import Ensemble, combine, feedback_kind, member_prefix
+from superspike.network.ensemble import Ensemble, combine, feedback_kind, input_fingerprint, member_prefix
 from superspike.optim import Optimizer, make_optimizer
 from superspike.rule.cost import reported_mse
 from superspike.run.config import RunConfig, config_to_dict, resolve
@@ -63,17 +64,23 @@ def ensemble_key(cfg: RunConfig) -> str | None:
     alone: everything in the resolved configuration but the seed, the learning rate, the
     initial weights and, among random and uniform, the feedback mode. Alone: the reference
     engine, tasks with windows of opportunity, streams, direct feedback, NIR initial graphs."""
+    return _key_and_input(cfg)[0]
+
+
+def _key_and_input(cfg: RunConfig) -> tuple[str | None, str | None]:
+    """:func:`ensemble_key` and the fingerprint of the run's input raster (None if it runs alone),
+    from one :func:`resolve`."""
     r = resolve(cfg)
     c, spec, task = r.config, r.spec, r.task
     if c.engine != "fast" or task.windows is not None or spec.feedback == "direct" or c.init_from is not None:
-        return None
+        return None, None
     if task.is_stream:
-        return None  # fresh segments: each member's stream would have to be interleaved (not combined)
+        return None, None  # fresh segments: each member's stream would have to be interleaved (not combined)
     if not (isinstance(getattr(task, "input", None), Raster) and isinstance(getattr(task, "target", None), Raster)):
-        return None  # a task that is not a fixed pair of rasters on a loop (not combined)
+        return None, None  # a task that is not a fixed pair of rasters on a loop (not combined)
     shared = config_to_dict(replace(c, seed=None, eta=None, init_weights=None))
     shared["feedback"] = feedback_kind(spec)
-    return json.dumps(shared, sort_keys=True, default=str)
+    return json.dumps(shared, sort_keys=True, default=str), input_fingerprint(task.input)
 
 
 def max_members(cfg: RunConfig, limit: int = DEFAULT_MAX_MEMBERS) -> int:
@@ -95,19 +102,27 @@ def max_members(cfg: RunConfig, limit: int = DEFAULT_MAX_MEMBERS) -> int:
 
 def group_points(configs: list[RunConfig], limit: int = DEFAULT_MAX_MEMBERS, workers: int = 1) -> list[list[int]]:
     """Indices of ``configs`` in groups that can run as ensembles (compatible, at most ``limit``
-    or what memory allows per group, in input order; groups of one run alone). Groups of a key are
-    of equal size as far as possible (202 points and a limit of 100: 68 + 67 + 67), and as many
-    as a multiple of ``workers`` if each can still have 2 members (so that every worker is busy)."""
+    or what memory allows per group; groups of one run alone). Points with the same input raster
+    are put next to each other, so that they fall into the same ensemble and share its input
+    groups (:func:`~superspike.network.ensemble.combine`): in the order in which each input first
+    appears, otherwise in input order. Groups of a key are of equal size as far as possible (202
+    points and a limit of 100: 68 + 67 + 67), and as many as a multiple of ``workers`` if each can
+    still have 2 members (so that every worker is busy)."""
     keys: dict[str, list[int]] = {}
     alone: list[list[int]] = []
+    inputs: dict[int, str | None] = {}
     for i, cfg in enumerate(configs):
-        k = ensemble_key(cfg)
+        k, inputs[i] = _key_and_input(cfg)
         if k is None:
             alone.append([i])
         else:
             keys.setdefault(k, []).append(i)
     groups: list[list[int]] = []
     for members in keys.values():
+        first: dict[str | None, int] = {}
+        for i in members:
+            first.setdefault(inputs[i], len(first))
+        members = sorted(members, key=lambda i: first[inputs[i]])  # stable: input order within an input
         cap = max_members(configs[members[0]], limit)
         parts = -(-len(members) // cap)
         if workers > 1 and parts % workers and len(members) >= 2 * workers * -(-parts // workers):
@@ -207,18 +222,27 @@ class _Coordinator:
             return
         nets = [self.joined[k][0] for k in ks]
         tasks = [self.joined[k][1] for k in ks]
-        self.ensemble = ens = combine(nets, tasks)
+        states = [self.joined[k][4] for k in ks]
+        # members with the same input share its groups only if their states of them are equal
+        # too (at the same clock they are: the rings of the same spikes); combine checks
+        self.ensemble = ens = combine(nets, tasks, states)
         self.index = {k: m for m, k in enumerate(ks)}
-        groups, conns, th, ws = {}, {}, [], []
-        for m, k in enumerate(ks):
-            st = self.joined[k][4]
+        groups, conns = {}, {}
+        th = np.zeros((states[0].target_hist.shape[0], ens.network.spec.nout), np.int8)
+        ws = np.zeros(ens.network.spec.nout, np.int8)
+        for m, st in enumerate(states):
             p = member_prefix(m)
-            groups.update({p + n: g for n, g in st.groups.items()})
+            # a shared input group's state is its owner's (the first member to give it)
+            names = ens.group_names(m)
+            for n, g in st.groups.items():
+                groups.setdefault(names[n], g)
             conns.update({p + n: c for n, c in st.conns.items()})
-            th.append(st.target_hist)
-            ws.append(st.window_state)
-        clock = self.joined[ks[0]][4].clock
-        self.state = State(clock, groups, conns, np.concatenate(th, axis=1), np.concatenate(ws))
+            ids = ens.target_ids(m)
+            th[:, ids] = st.target_hist
+            if st.window_state.size:
+                ws[ids] = st.window_state
+        groups = {g.name: groups[g.name] for g in ens.network.spec.groups}  # the network's order
+        self.state = State(states[0].clock, groups, conns, th, ws)
         self.engine = get_engine("fast")(ens.network, ens.task, **self.engine_options)
         flatten_state(self.state, self.engine)  # each field one array: packed at once per chunk
         for m, k in enumerate(ks):
@@ -387,10 +411,11 @@ class _Member(Controls):
         self.names = [g.name for g in spec.groups]
         self.prefix = p = member_prefix(m)
         st = coord.state
-        self.groups = {g.name: st.groups[p + g.name] for g in spec.groups}
+        ens = coord.ensemble
+        #: its groups in the combined state (its input groups may be shared with other members)
+        self.groups = {name: st.groups[combined] for name, combined in ens.group_names(m).items()}
         self.conns = {c.name: st.conns[p + c.name] for c in spec.connections}
         self.plastic = [self.conns[c.name] for c in spec.plastic_connections]
-        ens = coord.ensemble
         self.targets = ens.target_ids(m)
         #: the member's task as its run reads it (cost lines, monitors)
         self.feed = Feed(task, self.dt, margin=spec.neuron.delay_steps)
