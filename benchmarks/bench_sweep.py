@@ -16,7 +16,8 @@ on the machine changes less than the wall times) and the machine's load before a
 ``--plain`` also times the sweep without ensembles. ``--profile M`` instead advances one
 ensemble of M symmetric Fig. 4 members for 20 simulated seconds in this process (its state
 flat, as in a sweep) and prints where the engine's time goes; ``--threads 1`` as in a sweep
-worker on 2 CPUs.
+worker on 2 CPUs; ``--feedback random,uniform`` profiles those members instead of symmetric ones
+(points seed by seed, as a sweep groups them).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def compare(seq: Path, ens: Path, names: list[str]) -> tuple[float, int]:
     return worst, differ
 
 
-def profile(members: int, seconds: float, threads: int | None = None) -> None:
+def profile(members: int, seconds: float, threads: int | None = None, feedback: str = "symmetric") -> None:
     from superspike.engine.fast import FastEngine, flatten_state
     from superspike.network.ensemble import combine
     from superspike.run.config import config_from_dict, resolve
@@ -81,9 +82,12 @@ def profile(members: int, seconds: float, threads: int | None = None) -> None:
     from superspike.run.sweep import sweep_from_dict
     from superspike.run.train import build_network
 
-    # symmetric points: one per learning rate and seed
-    sw = sweep_from_dict(sweep_data(max(1, -(-members // len(ETAS)))), ROOT / "sweeps" / "fig4.toml")
-    pts = [p for p in sw.points if p.params["feedback"] == "symmetric"][:members]
+    # points of the given feedback modes, seed by seed (as a sweep groups them: members with one
+    # seed share their input)
+    modes = feedback.split(",")
+    per_seed = len(ETAS) * len(modes)
+    sw = sweep_from_dict(sweep_data(max(1, -(-members // per_seed))), ROOT / "sweeps" / "fig4.toml")
+    pts = sorted((p for p in sw.points if p.params["feedback"] in modes), key=lambda p: p.config["seed"])[:members]
     members = len(pts)
     nets, tasks = [], []
     for p in pts:
@@ -122,12 +126,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="sweep workers [the sweep's default]")
     ap.add_argument("--profile", type=int, metavar="M", help="profile one ensemble of M members instead")
     ap.add_argument("--threads", type=int, help="--profile: engine threads [as the engine picks; a sweep worker: 1]")
+    ap.add_argument("--feedback", default="symmetric", help="--profile: feedback modes, comma-separated [symmetric]")
     ap.add_argument("--keep", help="keep the run directories in this folder")
     ap.add_argument("--plain", action="store_true", help="also time the sweep without ensembles (--no-ensembles)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     if args.profile:
-        profile(args.profile, 20.0, args.threads)
+        profile(args.profile, 20.0, args.threads, args.feedback)
         return
     from superspike.run.config import config_from_dict
     from superspike.run.sweep import RUNS, run_sweep, sweep_from_dict

@@ -423,6 +423,8 @@ class FastEngine(Engine):
         self.group_cols = {g: (int(g_off[g] - nin), int(g_off[g + 1] - nin)) for g in range(len(g_off) - 1)}
         self.into = {g: [c for c in range(C) if plastic[c] and int(topo.c_post[c]) == g] for g in self.group_cols}
         lif = [g for g in self.group_cols if topo.g_lif[g]]
+        #: post columns (first, end) of each LIF group in kernel order
+        self._lif_col_ranges = [self.group_cols[g] for g in lif]
         #: post columns of the regularised groups, neighbours merged (the regulariser's arithmetic
         #: is per column, with the graph's constants: an ensemble's copies of a layer in one call)
         self._reg_cols: list[tuple[int, int]] = []
@@ -601,17 +603,22 @@ class FastEngine(Engine):
         if self.pipeline and k > 1:
             parts = self._advance_pipelined(state, sizes)
         else:
-            parts = [self._advance_block(state, n) for n in sizes]
+            parts = self._advance_serial(state, sizes)
         if len(parts) == 1:
             t, i = parts[0]
         else:
             t, i = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        # each group's spikes in time order: one stable sort by group, then a slice per group
         g_off = self.topo.g_off
+        gid = np.searchsorted(g_off, i, side="right") - 1
+        order = np.argsort(gid, kind="stable")
+        t, i = t[order], i[order]
+        at = np.searchsorted(gid[order], np.arange(len(g_off)))
         out = {}
         for g, name in enumerate(self.group_order):
             if self.topo.g_lif[g]:
-                m = (i >= g_off[g]) & (i < g_off[g + 1])
-                out[name] = (t[m], i[m] - g_off[g])
+                a, b = at[g], at[g + 1]
+                out[name] = (t[a:b], i[a:b] - g_off[g])
         return StepResult(out)
 
     def _pack_weights(self, state: State) -> None:
@@ -684,7 +691,7 @@ class FastEngine(Engine):
             SIGL = span.copy()
         else:
             SIGL = np.zeros((self.dmax, self.NQ), f32)
-            for gs, (_, (a, b)) in zip(lif, self._lif_cols(), strict=True):
+            for gs, (a, b) in zip(lif, self._lif_col_ranges, strict=True):
                 SIGL[: gs.sig_line.shape[0], a:b] = gs.sig_line
         span = self._span("post", lif, "err_hist", R)
         ERRH = span.copy() if span is not None else np.concatenate([gs.err_hist for gs in lif], axis=1)
@@ -740,7 +747,7 @@ class FastEngine(Engine):
                 gs.hist[...] = st.hist[:, g_off[g] : g_off[g + 1]]
         # (space, its owners, their column ranges, fields with their rows: None for one per neuron)
         spaces = (
-            ("post", lif, [c for _, c in self._lif_cols()],
+            ("post", lif, self._lif_col_ranges,
              [(f, None) for f in POST_FIELDS] + [("err_hist", R), ("sig_line", self.dmax)]),
             ("pre", owners, self._owner_ranges,
              [(f, None) for f in PRE_FIELDS] + [("psp_line", self.dmax)]),
@@ -824,29 +831,33 @@ class FastEngine(Engine):
         self._spans[key] = (arrays, span)
         return span
 
-    def _lif_cols(self) -> list[tuple[str, tuple[int, int]]]:
-        """(name, post columns) of each LIF group in kernel order."""
-        return [(name, self.group_cols[g]) for g, name in enumerate(self.group_order) if self.topo.g_lif[g]]
-
-    def _advance_block(self, state: State, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """One chunk of n steps: pack the state, the forward kernel, the chunk's plasticity in all
-        threads, unpack. Returns the chunk's spikes (step, global index)."""
+    def _advance_serial(self, state: State, sizes: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Chunks of one advance (fixed weights), one after the other: the forward kernel, then the
+        chunk's plasticity in all threads. The state is packed once and unpacked at the end (the
+        kernels advance the packed copy chunk after chunk; the synapses are the state's own).
+        Returns each chunk's spikes (step, global index)."""
         t_start = time.perf_counter()
-        self._ensure_buffers(max(n, min(self.max_block, 5000)))
+        self._ensure_buffers(max(max(sizes), min(self.max_block, 5000)))
         st = self._pack(state)
-        fw = self._forward_block(st, state.clock, n, 0)
-        self._forward_run(st, fw)
-        t_back, t_prod, t_syn = self._plasticity_block(state, st, fw)
+        t0 = state.clock
+        out = []
+        t_fwd = t_back = t_prod = t_syn = 0.0
+        for n in sizes:
+            fw = self._forward_block(st, t0, n, 0)
+            self._forward_run(st, fw)
+            back, prod, syn = self._plasticity_block(state, st, fw)
+            out.append((fw["rec"].rec_t[: fw["nrec"]].copy(), fw["rec"].rec_i[: fw["nrec"]].copy()))
+            t0 += n
+            t_fwd, t_back, t_prod, t_syn = t_fwd + fw["time"], t_back + back, t_prod + prod, t_syn + syn
         self._unpack(st, state)
-        t4 = time.perf_counter()
-        state.clock += n
+        state.clock = t0
         tm = self.timing
-        tm["forward"] += fw["time"]
+        tm["forward"] += t_fwd
         tm["sweep"] += t_back
         tm["products"] += t_prod
         tm["synapses"] += t_syn
-        tm["other"] += (t4 - t_start) - fw["time"] - t_back - t_prod - t_syn
-        return fw["rec"].rec_t[: fw["nrec"]].copy(), fw["rec"].rec_i[: fw["nrec"]].copy()
+        tm["other"] += (time.perf_counter() - t_start) - t_fwd - t_back - t_prod - t_syn
+        return out
 
     def _advance_pipelined(self, state: State, sizes: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Chunks of one advance (fixed weights) with the plasticity of each chunk overlapping the
@@ -854,7 +865,7 @@ class FastEngine(Engine):
         c + 1's forward pass runs here while chunk c's sweep, regulariser and synapse updates run
         in one worker thread, all column blocks in turn (those of the last chunk in all threads).
         Chunks alternate between two sets of buffers. The chunks, the kernels and each block's
-        arithmetic are those of the serial schedule (:meth:`_advance_block`), and the rule's
+        arithmetic are those of the serial schedule (:meth:`_advance_serial`), and the rule's
         state is updated chunk by chunk in the same order, so the results are bit for bit the
         same. The state is packed once and unpacked at the end (the regulariser advances the
         packed activity trace, chunk after chunk, in the worker). In ``timing``, "sweep" counts

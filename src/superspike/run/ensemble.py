@@ -173,6 +173,28 @@ class _Coordinator:
         self.state: State | None = None
         self.engine = None
         self.index: dict[int, int] = {}  #: member number -> position in the combined network
+        #: the members take turns running their Python (their runs' set-up, monitors, cost lines,
+        #: files): one at a time, from when it starts or the barrier lets it go until it next waits
+        #: at the barrier or ends. Unchecked, every file operation of one member's thread (it
+        #: releases the GIL) would hand the GIL to another of a hundred waiting threads and back,
+        #: a context switch each
+        self.turn = threading.Lock()
+        self._holder: int | None = None
+        self._taking: set[int] = set()  #: members that take turns (those started by run_members)
+
+    def take_turn(self, k: int, first: bool = False) -> None:
+        """Member k's thread waits for its turn (see ``turn``); ``first``: k takes turns from now on."""
+        if first:
+            self._taking.add(k)
+        if k in self._taking:
+            self.turn.acquire()
+            self._holder = k
+
+    def give_turn(self, k: int) -> None:
+        """Member k's thread gives up its turn, if it holds it."""
+        if self._holder == k:
+            self._holder = None
+            self.turn.release()
 
     # -- joining ------------------------------------------------------------------------------
     def join(self, k: int, network: Network, task: Task, engine: str = "fast", optimizer: str | Optimizer = "rmaxprop",
@@ -181,19 +203,25 @@ class _Coordinator:
         every member has joined or left."""
         if engine != "fast":
             raise ConfigError("engine", "an ensemble runs on the fast engine")
-        with self.cond:
-            self.joined[k] = (network, task, optimizer, epsilon, state if state is not None else State.initial(network))
-            self._maybe_build()
-            while not self.built and self.error is None:
-                self.cond.wait()
-            if self.error is not None:
-                raise self.error
-            if k in self.alone:
-                raise _RunAlone()
-            return self.members[k]
+        self.give_turn(k)
+        try:
+            with self.cond:
+                joined = (network, task, optimizer, epsilon, state if state is not None else State.initial(network))
+                self.joined[k] = joined
+                self._maybe_build()
+                while not self.built and self.error is None:
+                    self.cond.wait()
+                if self.error is not None:
+                    raise self.error
+                if k in self.alone:
+                    raise _RunAlone()
+                return self.members[k]
+        finally:
+            self.take_turn(k)
 
     def leave(self, k: int) -> None:
         """Member k has ended (or never joined): the others no longer wait for it."""
+        self.give_turn(k)
         with self.cond:
             self.live.discard(k)
             self.requests.pop(k, None)
@@ -254,18 +282,22 @@ class _Coordinator:
     def step(self, k: int, asked: list[tuple[int, bool, float]]) -> list:
         """Member k asks for the calls ``asked`` (steps, learning, eta) of ``run_steps`` since it
         last asked; returns what it needs for its monitors (see _advance)."""
-        with self.cond:
-            if self.error is not None:
-                raise self.error
-            self.requests[k] = asked
-            gen = self.generation
-            if set(self.requests) >= self.live:
-                self._advance()
-            while self.generation == gen and self.error is None:
-                self.cond.wait()
-            if self.error is not None:
-                raise self.error
-            return self.results.pop(k)
+        self.give_turn(k)
+        try:
+            with self.cond:
+                if self.error is not None:
+                    raise self.error
+                self.requests[k] = asked
+                gen = self.generation
+                if set(self.requests) >= self.live:
+                    self._advance()
+                while self.generation == gen and self.error is None:
+                    self.cond.wait()
+                if self.error is not None:
+                    raise self.error
+                return self.results.pop(k)
+        finally:
+            self.take_turn(k)
 
     def _advance(self) -> None:
         """Advance the combined network by the steps every running member asked for (called with
@@ -545,6 +577,7 @@ def run_members(
 
     def body(k: int) -> None:
         trainer = member_trainer(coord, k, checkpoint_wall)
+        coord.take_turn(k, first=True)
         try:
             out[k] = jobs[k](trainer)
         except BaseException as exc:  # returned to the caller
