@@ -391,3 +391,31 @@ def test_batched_paths_equal_separate_runs(files, tmp_path: Path, monkeypatch: p
         for name, w in alone.network.weights.items():
             np.testing.assert_array_equal(ens[k].network.weights[name], w, err_msg=f"member {k}: {name}")
         _same_run(tmp_path / f"a{k}", tmp_path / f"e{k}")
+
+
+def test_members_take_turns_running_their_python(files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between two meetings one member at a time runs its own Python (monitors, cost lines,
+    files): a member that sleeps in its monitors (releasing the GIL) keeps the others out."""
+    from superspike.run.ensemble import _Member
+
+    feed = _Member._feed
+    inside, most, calls = [0], [0], [0]
+    lock = threading.Lock()
+
+    def slow_feed(self, done):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            calls[0] += 1
+        time.sleep(0.005)
+        try:
+            return feed(self, done)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(_Member, "_feed", slow_feed)
+    cfgs = _configs(files, [(1, 1e-3, "random"), (2, 5e-3, "uniform"), (3, 1e-2, "random")])
+    train_ensemble(cfgs, [tmp_path / f"e{k}" for k in range(len(cfgs))])
+    assert calls[0] >= 3 * 4, calls
+    assert most[0] == 1, f"{most[0]} members ran their monitors at once"

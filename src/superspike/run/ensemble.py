@@ -11,7 +11,8 @@ per cost line), it waits until every member still running has asked for the same
 all run the same schedule); the last one to ask advances the combined network call by call,
 applies each member's optimiser with its own learning rate to its own connections, and checks
 each member for a blow-up; then every member feeds its monitors (files, cost tracking). A
-blow-up is reported there, without the block number a run alone adds. Every neuron and
+blow-up is reported there, without the block number a run alone adds. The members' threads
+take turns running their own Python (one at a time, between two meetings). Every neuron and
 synapse computes what it computes alone, so the results are those of separate runs bit for bit
 (tests/test_ensemble.py). Members with the same input share its groups (their states of them
 checked equal), and :func:`group_points` puts points with the same input next to each other.
