@@ -995,13 +995,18 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
     NQ = S.shape[1]
     Sf = S.ravel()
     Ef = E.ravel()
-    # the segment of each pre index, named by its first connection; per block, the block's
-    # connections reading a segment are a chain: head[first connection], then chain[u]
+    # the segment of each pre index (jc) and of each connection (cf), named by its first
+    # connection; per block, the block's connections reading a segment are a chain:
+    # head[segment], then chain[u]
     jc = np.empty(lay.npre, np.int64)
     for c in range(C - 1, -1, -1):
         if c_plastic[c] != 0:
             for j in range(prange[c, 0], prange[c, 1]):
                 jc[j] = c
+    cf = np.arange(C)
+    for c in range(C):
+        if prange[c, 1] > prange[c, 0]:
+            cf[c] = jc[prange[c, 0]]
     head = np.full(C, -1, np.int64)
     chain = np.empty(C, np.int64)
     cs = np.empty(C, np.int64)
@@ -1029,9 +1034,8 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
         if nc == 0:
             continue
         for u in range(nc - 1, -1, -1):
-            f = jc[prange[cs[u], 0]] if prange[cs[u], 1] > prange[cs[u], 0] else cs[u]
-            chain[u] = head[f]
-            head[f] = u
+            chain[u] = head[cf[cs[u]]]
+            head[cf[cs[u]]] = u
         col = np.zeros((10, w))
         for u in range(nc):
             c = cs[u]
@@ -1101,7 +1105,7 @@ def sweep(rec, n, sk, tab, blocks, topo, lay, ev, sums, xl):
                 ep -= 1
             k -= 1
         for u in range(nc):
-            head[jc[prange[cs[u], 0]] if prange[cs[u], 1] > prange[cs[u], 0] else cs[u]] = -1
+            head[cf[cs[u]]] = -1
         for i in range(w):
             sums.alpha[i0 + i] = q_f * col[EQ, i]
             sums.beta[i0 + i] = cq * (q_f * col[EQ, i] - d_f * col[ED, i])

@@ -745,34 +745,28 @@ class FastEngine(Engine):
         else:
             for g, gs in enumerate(groups):
                 gs.hist[...] = st.hist[:, g_off[g] : g_off[g + 1]]
-        # (space, its owners, their column ranges, fields with their rows: None for one per neuron)
+        # (space, its owners, their column ranges, fields with their rows: None for one per neuron,
+        # the columns a span of them takes: None for all); connections sharing a pre-space
+        # segment with an owner get copies of its state
+        pre_fields = [(f, None) for f in PRE_FIELDS] + [("psp_line", self.dmax)]
         spaces = (
             ("post", lif, self._lif_col_ranges,
-             [(f, None) for f in POST_FIELDS] + [("err_hist", R), ("sig_line", self.dmax)]),
-            ("pre", owners, self._owner_ranges,
-             [(f, None) for f in PRE_FIELDS] + [("psp_line", self.dmax)]),
+             [(f, None) for f in POST_FIELDS] + [("err_hist", R), ("sig_line", self.dmax)], None),
+            ("pre", owners, self._owner_ranges, pre_fields, None),
+            ("copies", [state.conns[name] for name in self.pre_copies], self._copy_ranges, pre_fields,
+             self._copy_idx),
         )  # fmt: skip
-        for space, objs, ranges, fields in spaces:
+        for space, objs, ranges, fields, take in spaces:
+            if not objs:
+                continue
             for f, rows in fields:
                 span = self._span(space, objs, f, rows)
                 if span is not None:
-                    span[...] = getattr(st, f)
+                    span[...] = getattr(st, f) if take is None else getattr(st, f)[..., take]
                     continue
                 for obj, (a, b) in zip(objs, ranges, strict=True):
                     x = getattr(obj, f)
                     x[...] = getattr(st, f)[a:b] if rows is None else getattr(st, f)[: x.shape[0], a:b]
-        if not self.pre_copies:
-            return
-        # connections sharing a segment get copies of its state
-        copies = [state.conns[name] for name in self.pre_copies]
-        for f, rows in [(f, None) for f in PRE_FIELDS] + [("psp_line", self.dmax)]:
-            span = self._span("copies", copies, f, rows)
-            if span is not None:
-                span[...] = getattr(st, f)[..., self._copy_idx]
-                continue
-            for cs, (a, b) in zip(copies, self._copy_ranges, strict=True):
-                x = getattr(cs, f)
-                x[...] = getattr(st, f)[a:b] if rows is None else getattr(st, f)[: x.shape[0], a:b]
 
     def _check_copies(self, state: State, packed: dict[str, np.ndarray]) -> None:
         """Connections sharing a pre-space segment must hold the same trace state (the engines
