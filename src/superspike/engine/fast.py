@@ -686,13 +686,7 @@ class FastEngine(Engine):
         for f in POST_FIELDS:
             span = self._span("post", lif, f)
             post[f] = span.copy() if span is not None else np.concatenate([getattr(gs, f) for gs in lif])
-        span = self._span("post", lif, "sig_line", self.dmax)
-        if span is not None:
-            SIGL = span.copy()
-        else:
-            SIGL = np.zeros((self.dmax, self.NQ), f32)
-            for gs, (a, b) in zip(lif, self._lif_col_ranges, strict=True):
-                SIGL[: gs.sig_line.shape[0], a:b] = gs.sig_line
+        SIGL = self._pack_line("post", lif, "sig_line", self._lif_col_ranges, self.NQ)
         span = self._span("post", lif, "err_hist", R)
         ERRH = span.copy() if span is not None else np.concatenate([gs.err_hist for gs in lif], axis=1)
         pre = {}
@@ -702,13 +696,7 @@ class FastEngine(Engine):
                 pre[f] = span.copy()
             else:
                 pre[f] = np.concatenate([getattr(cs, f) for cs in owners]) if owners else np.zeros(0, f32)
-        span = self._span("pre", owners, "psp_line", self.dmax)
-        if span is not None:
-            PSPL = span.copy()
-        else:
-            PSPL = np.zeros((self.dmax, self.NP), f32)
-            for cs, (p0, p1) in zip(owners, self._owner_ranges, strict=True):
-                PSPL[: cs.psp_line.shape[0], p0:p1] = cs.psp_line
+        PSPL = self._pack_line("pre", owners, "psp_line", self._owner_ranges, self.NP)
         if self.pre_copies:
             self._check_copies(state, {**pre, "psp_line": PSPL})
         SPK = self._scratch("spk", R * self.N, np.int64).reshape(R, self.N)
@@ -721,6 +709,18 @@ class FastEngine(Engine):
         fk.rebuild_spike_lists(st, g_off)
         self._packed = state
         return st
+
+    def _pack_line(self, space: str, objs: list, field: str, ranges: list[tuple[int, int]], width: int) -> np.ndarray:
+        """A delay line field (``sig_line`` of the LIF groups, ``psp_line`` of the pre-space
+        owners) as one (Dmax, width) array, each object's D rows in its column range."""
+        span = self._span(space, objs, field, self.dmax)
+        if span is not None:
+            return span.copy()
+        out = np.zeros((self.dmax, width), np.float32)
+        for obj, (a, b) in zip(objs, ranges, strict=True):
+            line = getattr(obj, field)
+            out[: line.shape[0], a:b] = line
+        return out
 
     def _unpack(self, st: fk.FwdState, state: State) -> None:
         """Copy the flat state back into ``state``'s groups and connections (a field of
